@@ -1,0 +1,49 @@
+"""The ``crm-upsell`` command: one clear line and an exit code for every error, no tracebacks."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+import typer
+
+from crm_upsell_connector.errors import ConnectorError
+from crm_upsell_connector.http.redact import scrub
+
+INTERNAL_ERROR = 70
+INTERRUPTED = 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns (and, as a script, exits with) the exit code."""
+    from crm_upsell_connector.cli.app import app
+
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="crm-upsell", standalone_mode=False)
+    except ConnectorError as exc:
+        print(f"error: {scrub(exc.one_line())}", file=sys.stderr)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        print("aborted", file=sys.stderr)
+        return INTERRUPTED
+    except click.ClickException as exc:
+        print(f"error: {exc.format_message()}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: progress up to the last committed page is kept", file=sys.stderr)
+        return INTERRUPTED
+    except Exception as exc:
+        logging.getLogger("crm_upsell_connector").debug("internal error", exc_info=True)
+        print(
+            f"internal error: {type(exc).__name__}: {scrub(str(exc))[:300]} "
+            "(please report it; run with -v to see the traceback)",
+            file=sys.stderr,
+        )
+        return INTERNAL_ERROR
+    return int(result) if isinstance(result, int) else 0
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""What the CLI prints: tables on a terminal, plain lines when piped, JSON on request."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from crm_upsell_connector.apply import ApplyReport
+from crm_upsell_connector.models import CheckResult
+from crm_upsell_connector.rules.result import Recommendation
+from crm_upsell_connector.sync import SyncReport
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+@contextmanager
+def progress_bar(label: str, enabled: bool | None = None) -> Iterator[Callable[[str, int], None]]:
+    """A callback ``(what, n)`` that advances live bars on a terminal and does nothing otherwise."""
+    if enabled is None:
+        enabled = err_console.is_terminal
+    if not enabled:
+        yield lambda _what, _n: None
+        return
+    bars = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    )
+    tasks: dict[str, Any] = {}
+
+    def advance(what: str, n: int) -> None:
+        if what not in tasks:
+            tasks[what] = bars.add_task(f"{label} {what}", total=None)
+        bars.advance(tasks[what], n)
+
+    with bars:
+        yield advance
+
+
+def sync_table(report: SyncReport) -> None:
+    table = Table(title="Synced", show_edge=False)
+    for col in ("stream", "mode", "records", "deleted", "pages"):
+        table.add_column(col, justify="right" if col in ("records", "deleted", "pages") else "left")
+    for s in report.streams.values():
+        table.add_row(s.stream, s.mode, str(s.records), str(s.deleted), str(s.pages))
+    table.add_row("total", "", str(report.records), str(report.deleted), "")
+    console.print(table)
+
+
+def segment_counts(recs: Sequence[Recommendation]) -> None:
+    counts = Counter(r.segment for r in recs)
+    proposals = sum(1 for r in recs if r.proposal is not None and r.blocked_by is None)
+    blocked = Counter(r.blocked_by for r in recs if r.blocked_by)
+    console.print(f"Scored {len(recs)} account(s); {proposals} with a proposal.")
+    table = Table(title="Segments", show_edge=False)
+    table.add_column("segment")
+    table.add_column("accounts", justify="right")
+    for segment, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        table.add_row(segment, str(n))
+    console.print(table)
+    if blocked:
+        console.print(
+            "Held back by guardrails: " + ", ".join(f"{name} {n}" for name, n in sorted(blocked.items()))
+        )
+
+
+def top_proposals(recs: Sequence[Recommendation], limit: int = 10) -> None:
+    ranked = sorted(
+        (r for r in recs if r.proposal is not None and r.blocked_by is None),
+        key=lambda r: (-(r.proposal.uplift if r.proposal else 0.0), -r.score, r.account_id),
+    )[:limit]
+    table = Table(title=f"Top {len(ranked)} proposals", show_edge=False, show_lines=False)
+    for col in ("account", "score", "product", "uplift/yr", "reason"):
+        table.add_column(col, justify="right" if col in ("score", "uplift/yr") else "left", overflow="fold")
+    for r in ranked:
+        assert r.proposal is not None
+        table.add_row(
+            f"{r.account_name} ({r.account_id})",
+            f"{r.score:.0f}",
+            f"{r.proposal.product_name} [{r.proposal.kind}]",
+            f"{r.proposal.uplift:,.0f}",
+            r.reason,
+        )
+    console.print(table)
+
+
+def apply_summary(report: ApplyReport) -> None:
+    console.print(
+        f"Applied: {report.updated} account(s) updated, {report.tasks_created} task(s) created"
+        + (f", {report.recovered} write(s) recovered from an interrupted run" if report.recovered else "")
+        + (f", {len(report.failed)} failed" if report.failed else "")
+        + "."
+    )
+    for kind, ref, reason in report.failed[:20]:
+        console.print(f"  failed {kind} {ref}: {reason}")
+    if len(report.failed) > 20:
+        console.print(f"  ... and {len(report.failed) - 20} more; they are retried on the next run")
+
+
+def check_results(results: Sequence[CheckResult]) -> None:
+    for r in results:
+        mark = "ok  " if r.ok else "FAIL"
+        console.print(f"{mark} {r.item}" + (f": {r.detail}" if r.detail else ""))

@@ -1,0 +1,148 @@
+"""The interface every CRM connector implements, and how the core finds connectors.
+
+The core never imports a connector package: connectors register a :class:`ConnectorPlugin` in the
+entry-point group ``crm_upsell_connector.connectors`` and the core loads them from there.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic import BaseModel
+
+from crm_upsell_connector.http.settings import HttpSettings
+from crm_upsell_connector.models import (
+    CheckResult,
+    FieldSpec,
+    FieldUpdate,
+    Page,
+    Stream,
+    TaskDraft,
+    WriteResult,
+)
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
+
+    from crm_upsell_connector.sandbox.scenario import Scenario
+    from crm_upsell_connector.sandbox.server import SandboxOptions
+    from crm_upsell_connector.secrets import SecretResolver
+
+ENTRY_POINT_GROUP = "crm_upsell_connector.connectors"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ConnectorContext:
+    """What the core tells a connector when it creates one."""
+
+    connection: str
+    #: CRM field names on accounts the configuration maps into features (read them, no others).
+    account_fields: tuple[str, ...] = ()
+    http: HttpSettings = field(default_factory=lambda: HttpSettings())
+
+
+@dataclass
+class CallStats:
+    """API calls made by one connector instance, for reports and benchmarks."""
+
+    calls: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    by_endpoint: dict[str, int] = field(default_factory=dict)
+
+
+class Connector(ABC):
+    """One live connection to one CRM account (portal, org)."""
+
+    #: connector stream name -> the canonical stream its records belong to, in the order to sync.
+    streams: Mapping[str, Stream]
+
+    @property
+    @abstractmethod
+    def stats(self) -> CallStats:
+        """Calls made so far."""
+
+    @abstractmethod
+    async def check(self) -> list[CheckResult]:
+        """Verify credentials, permissions and that the product's fields exist."""
+
+    @abstractmethod
+    def read(self, stream: str, since: datetime | None, resume: str | None = None) -> AsyncIterator[Page]:
+        """Pages of records changed at or after ``since`` (everything when ``since`` is None).
+
+        ``resume`` continues a full read that was interrupted (the ``resume`` of the last page
+        committed). Each page's ``watermark`` is the modification stamp up to which the stream is
+        known to be read completely.
+        """
+
+    @abstractmethod
+    def read_deleted(self, stream: str, since: datetime | None) -> AsyncIterator[Page]:
+        """Pages whose ``deleted_ids`` list records archived or deleted in the CRM."""
+
+    @abstractmethod
+    async def ensure_fields(self, specs: Sequence[FieldSpec]) -> list[str]:
+        """Create the product's fields where missing; return the names created. Idempotent."""
+
+    @abstractmethod
+    async def update_accounts(self, updates: Sequence[FieldUpdate]) -> list[WriteResult]:
+        """Write product fields on accounts; one result per update (``ref`` = account id)."""
+
+    @abstractmethod
+    async def create_tasks(self, drafts: Sequence[TaskDraft]) -> list[WriteResult]:
+        """Create follow-up tasks; one result per draft (``ref`` = the draft's key)."""
+
+    @abstractmethod
+    async def find_tasks(self, keys: Sequence[str]) -> dict[str, str]:
+        """The CRM ids of tasks this product created, by key (for recovery after a crash)."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release connections."""
+
+    async def __aenter__(self) -> Connector:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class ConnectorPlugin(Protocol):
+    """What a connector package registers under the entry-point group."""
+
+    name: str
+    title: str
+    #: pydantic model of the CRM-specific settings in a connection's config section.
+    settings_model: type[BaseModel]
+
+    def create(self, settings: BaseModel, secrets: SecretResolver, context: ConnectorContext) -> Connector:
+        """A connector for one connection; may resolve secrets, never logs them."""
+
+    def sandbox_app(self, scenario: Scenario, options: SandboxOptions) -> ASGIApp:
+        """The ASGI app emulating this CRM, seeded from the shared scenario."""
+
+    def sandbox_settings(self, base_url: str, options: SandboxOptions) -> dict[str, Any]:
+        """Settings (and secret references) that point a connection at a running sandbox."""
+
+    def sandbox_secrets(self, options: SandboxOptions) -> dict[str, str]:
+        """Environment variables holding the sandbox's credentials (name -> value)."""
+
+
+def load_plugins() -> dict[str, ConnectorPlugin]:
+    """Every connector that loads; one that fails to load is logged and skipped."""
+    plugins: dict[str, ConnectorPlugin] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            obj = ep.load()
+            plugin: ConnectorPlugin = obj() if isinstance(obj, type) else obj
+        except Exception as exc:  # a broken third-party package must not take the CLI down
+            log.warning("connector %r failed to load and is skipped: %s", ep.name, exc)
+            continue
+        plugins[ep.name] = plugin
+    return plugins

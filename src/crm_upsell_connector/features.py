@@ -1,0 +1,548 @@
+"""Per-account features computed by SQL aggregates in the store, the inputs of the rule engine.
+
+A handful of ``GROUP BY account`` queries (accounts, contacts, deals, line items, activities, task
+keys) produce one flat dict per account whose names and types are listed in the feature schema.
+The work scales with the database: no per-account query, and the same SQLAlchemy Core runs on
+SQLite and PostgreSQL.
+
+Conventions every rule can rely on:
+
+- numbers are Python floats (CEL does not mix int and double);
+- counts and sums over a synced table are real zeros when nothing matched (``meetings_90d == 0.0``);
+- recencies, tenure and mapped account fields are ``None`` when the data is missing, never zero;
+- activities dated after ``now`` (scheduled meetings, due dates) are ignored, so that a run "as of"
+  a date is reproducible; tasks are not engagement and are left out of activity counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, Protocol
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from crm_upsell_connector.store import schema
+
+FeatureType = Literal["number", "string", "bool", "list", "map"]
+MappedType = Literal["number", "string", "bool", "date"]
+
+ACTIVITY_KINDS: tuple[str, ...] = ("call", "meeting", "email", "note")
+WINDOWS: tuple[int, ...] = (30, 90, 365)
+DEFAULT_COMPLAINT_KEYWORDS: tuple[str, ...] = ("complaint", "cancel", "クレーム", "解約")
+DEFAULT_RENEWAL_KEYWORDS: tuple[str, ...] = ("renewal", "renew", "更新")
+_TRUE = frozenset({"true", "yes", "y", "1", "on", "t"})
+_FALSE = frozenset({"false", "no", "n", "0", "off", "f"})
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One feature: its CEL-facing type and what it means, in a line."""
+
+    type: FeatureType
+    description: str
+
+
+class MappedField(BaseModel):
+    """A CRM account field mapped in as a feature (its raw string is converted to ``type``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: str = Field(min_length=1, description="the field's name in the canonical account's fields")
+    type: MappedType = "string"
+    description: str = ""
+
+
+class DerivedFeature(BaseModel):
+    """A feature computed by the rule engine from other features with a CEL expression."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    expr: str = Field(min_length=1)
+    type: Literal["number", "string", "bool"] = "number"
+    description: str = ""
+
+
+class FeaturesConfig(BaseModel):
+    """The ``[features]`` section: mapped account fields, derived features and keyword lists."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fields: dict[str, MappedField] = Field(default_factory=dict)
+    derived: dict[str, DerivedFeature] = Field(default_factory=dict)
+    complaint_keywords: list[str] = Field(default_factory=lambda: list(DEFAULT_COMPLAINT_KEYWORDS))
+    renewal_keywords: list[str] = Field(default_factory=lambda: list(DEFAULT_RENEWAL_KEYWORDS))
+
+    @field_validator("fields", "derived")
+    @classmethod
+    def _names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name in value:
+            if not name.isidentifier() or name.startswith("_"):
+                raise ValueError(f"feature name {name!r} must be a plain identifier (letters, digits, _)")
+            if name in FEATURE_SCHEMA:
+                raise ValueError(f"feature name {name!r} is already a built-in feature")
+        return value
+
+
+class CatalogueItem(Protocol):
+    """What features need from a catalogue product (``rules.config.ProductConfig`` fits)."""
+
+    @property
+    def sku(self) -> str: ...
+
+    @property
+    def family(self) -> str: ...
+
+    @property
+    def tier(self) -> int: ...
+
+
+def _build_base_schema() -> dict[str, FeatureSpec]:
+    s: dict[str, FeatureSpec] = {
+        "account_id": FeatureSpec("string", "the account's CRM id"),
+        "account_name": FeatureSpec("string", "the account's name"),
+        "owner_id": FeatureSpec("string", "the account owner's CRM id"),
+        "lifecycle_stage": FeatureSpec("string", "the account's lifecycle stage in the CRM"),
+        "industry": FeatureSpec("string", "the account's industry"),
+        "tenure_days": FeatureSpec("number", "days since the account was created"),
+        "contacts": FeatureSpec("number", "number of contacts on the account"),
+        "days_since_last_activity": FeatureSpec("number", "days since the last call, meeting, email or note"),
+        "days_since_last_inbound": FeatureSpec("number", "days since the customer last called or wrote"),
+        "days_since_last_meeting": FeatureSpec("number", "days since the last meeting"),
+    }
+    for window in WINDOWS:
+        s[f"activities_{window}d"] = FeatureSpec(
+            "number", f"calls, meetings, emails and notes in the last {window} days"
+        )
+        s[f"inbound_{window}d"] = FeatureSpec("number", f"inbound calls and emails in the last {window} days")
+        for kind in ACTIVITY_KINDS:
+            s[f"{kind}s_{window}d"] = FeatureSpec("number", f"{kind}s in the last {window} days")
+    s.update(
+        {
+            "complaints_30d": FeatureSpec("number", "complaints in the last 30 days"),
+            "complaints_90d": FeatureSpec("number", "complaints in the last 90 days"),
+            "days_since_last_complaint": FeatureSpec("number", "days since the last complaint"),
+            "deals_won": FeatureSpec("number", "deals won, ever"),
+            "deals_won_365d": FeatureSpec("number", "deals won in the last 365 days"),
+            "deals_lost_365d": FeatureSpec("number", "deals lost in the last 365 days"),
+            "renewals_won": FeatureSpec("number", "won deals whose name says renewal"),
+            "revenue_won_365d": FeatureSpec("number", "revenue of deals won in the last 365 days"),
+            "revenue_won_total": FeatureSpec("number", "revenue of all deals won"),
+            "days_since_last_purchase": FeatureSpec("number", "days since the last deal was won"),
+            "days_since_first_purchase": FeatureSpec("number", "days since the first deal was won"),
+            "open_deals": FeatureSpec("number", "open deals"),
+            "open_deal_amount": FeatureSpec("number", "total amount of open deals"),
+            "open_deal_skus": FeatureSpec("list", "SKUs on open deals"),
+            "open_deal_families": FeatureSpec("list", "catalogue families on open deals"),
+            "owned_skus": FeatureSpec("list", "SKUs the account owns (on its latest won deals)"),
+            "owned_families": FeatureSpec("list", "catalogue families the account owns"),
+            "owned_products": FeatureSpec("map", "family -> the SKU owned in that family"),
+            "owned_tiers": FeatureSpec("map", "family -> the tier owned in that family"),
+            "owned_quantity": FeatureSpec("map", "family -> quantity (seats, units) owned"),
+            "products_owned": FeatureSpec("number", "number of distinct catalogue products owned"),
+            "open_upsell_tasks": FeatureSpec("number", "open tasks this product created"),
+            "days_since_last_proposal": FeatureSpec("number", "days since this product last proposed"),
+        }
+    )
+    return s
+
+
+# The built-in features; ``feature_schema(config)`` adds the mapped and derived ones.
+FEATURE_SCHEMA: dict[str, FeatureSpec] = _build_base_schema()
+
+
+def feature_schema(config: FeaturesConfig) -> dict[str, FeatureSpec]:
+    """Every feature name a rule can use: built-in, mapped account fields, then derived ones."""
+    result = dict(FEATURE_SCHEMA)
+    for name, mapped in config.fields.items():
+        kind: FeatureType = "number" if mapped.type == "date" else mapped.type
+        what = mapped.description or (
+            f"days since the CRM field {mapped.field!r}"
+            if mapped.type == "date"
+            else f"the CRM field {mapped.field!r}"
+        )
+        result[name] = FeatureSpec(kind, what)
+    for name, derived in config.derived.items():
+        result[name] = FeatureSpec(derived.type, derived.description or f"computed: {derived.expr}")
+    return result
+
+
+# ---- conversions ------------------------------------------------------------------------------
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    # SQLite hands back naive datetimes; the store writes UTC.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _days(now: datetime, then: datetime | None) -> float | None:
+    then = _aware(then)
+    if then is None:
+        return None
+    return round((now - then).total_seconds() / 86400.0, 3)
+
+
+def _to_number(raw: Any) -> float | None:
+    if raw is None or isinstance(raw, bool):
+        return None
+    if isinstance(raw, int | float):
+        return float(raw)
+    text = str(raw).strip().replace(",", "")
+    if not text:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if number == number and abs(number) != float("inf") else None
+
+
+def _to_bool(raw: Any) -> bool | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    return None
+
+
+def _to_date_days(raw: Any, now: datetime) -> float | None:
+    if raw is None:
+        return None
+    text = str(raw).strip()
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return _days(now, value)
+
+
+def convert_mapped(raw: Any, type_: MappedType, now: datetime) -> Any:
+    """A raw CRM field value as the feature type; unparseable or empty is ``None``."""
+    if type_ == "number":
+        return _to_number(raw)
+    if type_ == "bool":
+        return _to_bool(raw)
+    if type_ == "date":
+        return _to_date_days(raw, now)
+    if raw is None:
+        return None
+    text = str(raw)
+    return text if text.strip() else None
+
+
+# ---- SQL --------------------------------------------------------------------------------------
+
+
+def _count_if(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
+    return sa.func.sum(sa.case((condition, 1), else_=0))
+
+
+def _sum_if(condition: sa.ColumnElement[bool], value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    return sa.func.sum(sa.case((condition, value), else_=0.0))
+
+
+def _max_if(condition: sa.ColumnElement[bool], value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    return sa.func.max(sa.case((condition, value), else_=sa.null()))
+
+
+def _keyword_match(column: sa.ColumnElement[str], keywords: Sequence[str]) -> sa.ColumnElement[bool]:
+    parts = [sa.func.lower(column).contains(k.lower(), autoescape=True) for k in keywords if k]
+    return sa.or_(*parts) if parts else sa.false()
+
+
+def _account_rows(conn: sa.Connection, connection: str, config: FeaturesConfig) -> list[sa.Row[Any]]:
+    a = schema.accounts
+    mapped = [a.c.fields[m.field].as_string().label(f"f_{i}") for i, m in enumerate(config.fields.values())]
+    query = (
+        sa.select(a.c.id, a.c.name, a.c.owner_id, a.c.lifecycle_stage, a.c.industry, a.c.created_at, *mapped)
+        .where(a.c.connection == connection)
+        .order_by(a.c.id)
+    )
+    return list(conn.execute(query))
+
+
+def _contact_counts(conn: sa.Connection, connection: str) -> dict[str, int]:
+    c = schema.contacts
+    query = (
+        sa.select(c.c.account_id, sa.func.count())
+        .where(c.c.connection == connection, c.c.account_id.is_not(None))
+        .group_by(c.c.account_id)
+    )
+    return {row[0]: int(row[1]) for row in conn.execute(query)}
+
+
+def _activity_aggregates(
+    conn: sa.Connection, connection: str, now: datetime, config: FeaturesConfig
+) -> dict[str, Any]:
+    act = schema.activities
+    con = schema.contacts
+    # An activity logged on a contact only still belongs to the contact's account.
+    account = sa.func.coalesce(act.c.account_id, con.c.account_id).label("account")
+    when = act.c.occurred_at
+    engagement = sa.and_(act.c.kind != "task", when.is_not(None), when <= now)
+    inbound = sa.and_(engagement, act.c.direction == "inbound", act.c.kind.in_(("call", "email")))
+    complaint = sa.and_(
+        engagement,
+        sa.or_(
+            sa.func.lower(sa.func.coalesce(act.c.outcome, "")) == "complaint",
+            sa.and_(
+                sa.func.coalesce(act.c.direction, "") != "outbound",
+                _keyword_match(act.c.subject, config.complaint_keywords),
+            ),
+        ),
+    )
+    columns: list[sa.ColumnElement[Any]] = [account]
+    for window in WINDOWS:
+        cut = now - timedelta(days=window)
+        recent = when >= cut
+        columns.append(_count_if(sa.and_(engagement, recent)).label(f"activities_{window}d"))
+        columns.append(_count_if(sa.and_(inbound, recent)).label(f"inbound_{window}d"))
+        for kind in ACTIVITY_KINDS:
+            columns.append(
+                _count_if(sa.and_(engagement, recent, act.c.kind == kind)).label(f"{kind}s_{window}d")
+            )
+    columns += [
+        _count_if(sa.and_(complaint, when >= now - timedelta(days=30))).label("complaints_30d"),
+        _count_if(sa.and_(complaint, when >= now - timedelta(days=90))).label("complaints_90d"),
+        _max_if(complaint, when).label("last_complaint"),
+        _max_if(engagement, when).label("last_activity"),
+        _max_if(inbound, when).label("last_inbound"),
+        _max_if(sa.and_(engagement, act.c.kind == "meeting"), when).label("last_meeting"),
+        _count_if(
+            sa.and_(
+                act.c.upsell_key.is_not(None),
+                act.c.kind == "task",
+                sa.func.coalesce(act.c.status, "open") != "done",
+            )
+        ).label("open_upsell_tasks"),
+        _max_if(act.c.upsell_key.is_not(None), sa.func.coalesce(when, act.c.updated_at)).label(
+            "last_proposal"
+        ),
+    ]
+    query = (
+        sa.select(*columns)
+        .select_from(
+            act.outerjoin(
+                con,
+                sa.and_(
+                    act.c.account_id.is_(None),
+                    con.c.connection == act.c.connection,
+                    con.c.id == act.c.contact_id,
+                ),
+            )
+        )
+        .where(act.c.connection == connection)
+        .group_by(account)
+    )
+    result: dict[str, Any] = {}
+    for row in conn.execute(query):
+        if row.account is not None:
+            result[row.account] = row
+    return result
+
+
+def _last_task_keys(conn: sa.Connection, connection: str) -> dict[str, datetime]:
+    t = schema.task_keys
+    query = (
+        sa.select(t.c.account_id, sa.func.max(t.c.created_at))
+        .where(t.c.connection == connection)
+        .group_by(t.c.account_id)
+    )
+    return {row[0]: row[1] for row in conn.execute(query) if row[1] is not None}
+
+
+def _deal_aggregates(
+    conn: sa.Connection, connection: str, now: datetime, config: FeaturesConfig
+) -> dict[str, Any]:
+    d = schema.deals
+    won = d.c.is_won == sa.true()
+    closed_at = sa.func.coalesce(d.c.close_date, d.c.updated_at)
+    cut = now - timedelta(days=365)
+    amount = sa.func.coalesce(d.c.amount, 0.0)
+    is_open = d.c.is_closed == sa.false()
+    query = (
+        sa.select(
+            d.c.account_id,
+            _count_if(won).label("deals_won"),
+            _count_if(sa.and_(won, closed_at >= cut)).label("deals_won_365d"),
+            _count_if(sa.and_(d.c.is_closed == sa.true(), ~won, closed_at >= cut)).label("deals_lost_365d"),
+            _count_if(sa.and_(won, _keyword_match(d.c.name, config.renewal_keywords))).label("renewals_won"),
+            _sum_if(sa.and_(won, closed_at >= cut), amount).label("revenue_won_365d"),
+            _sum_if(won, amount).label("revenue_won_total"),
+            _max_if(won, closed_at).label("last_won"),
+            sa.func.min(sa.case((won, closed_at), else_=sa.null())).label("first_won"),
+            _count_if(is_open).label("open_deals"),
+            _sum_if(is_open, amount).label("open_deal_amount"),
+        )
+        .where(d.c.connection == connection, d.c.account_id.is_not(None))
+        .group_by(d.c.account_id)
+    )
+    return {row.account_id: row for row in conn.execute(query)}
+
+
+@dataclass
+class _Holdings:
+    owned: dict[str, tuple[datetime, int, str, float]]  # family -> (date, tier, sku, quantity)
+    owned_skus: set[str]
+    open_skus: set[str]
+    open_families: set[str]
+
+
+def _line_item_holdings(
+    conn: sa.Connection, connection: str, catalogue: Mapping[str, CatalogueItem]
+) -> dict[str, _Holdings]:
+    li, d, p = schema.line_items, schema.deals, schema.products
+    sku = sa.func.coalesce(li.c.sku, p.c.sku).label("sku")
+    deal_date = sa.func.coalesce(d.c.close_date, d.c.updated_at).label("deal_date")
+    query = (
+        sa.select(
+            d.c.account_id,
+            sku,
+            d.c.is_won,
+            d.c.is_closed,
+            deal_date,
+            sa.func.sum(li.c.quantity).label("quantity"),
+        )
+        .select_from(
+            li.join(d, sa.and_(d.c.connection == li.c.connection, d.c.id == li.c.deal_id)).outerjoin(
+                p, sa.and_(p.c.connection == li.c.connection, p.c.id == li.c.product_id)
+            )
+        )
+        .where(
+            li.c.connection == connection,
+            d.c.account_id.is_not(None),
+            sa.or_(d.c.is_won == sa.true(), d.c.is_closed == sa.false()),
+        )
+        .group_by(d.c.account_id, sku, d.c.is_won, d.c.is_closed, deal_date)
+    )
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    holdings: dict[str, _Holdings] = {}
+    for row in conn.execute(query):
+        if row.sku is None:
+            continue
+        h = holdings.get(row.account_id)
+        if h is None:
+            h = holdings[row.account_id] = _Holdings({}, set(), set(), set())
+        item = catalogue.get(row.sku)
+        if not row.is_won:
+            h.open_skus.add(row.sku)
+            if item is not None:
+                h.open_families.add(item.family)
+            continue
+        h.owned_skus.add(row.sku)
+        if item is None:
+            continue
+        # The latest won deal in a family is the current subscription; on the same day, the top tier.
+        candidate = (_aware(row.deal_date) or epoch, item.tier, row.sku, float(row.quantity or 0.0))
+        current = h.owned.get(item.family)
+        if current is None or candidate[:2] > current[:2]:
+            h.owned[item.family] = candidate
+        elif candidate[:3] == current[:3]:
+            h.owned[item.family] = (*current[:3], current[3] + candidate[3])
+    return holdings
+
+
+def _num(value: Any) -> float:
+    return float(value) if value is not None else 0.0
+
+
+def compute_features(
+    conn: sa.Connection,
+    connection: str,
+    now: datetime,
+    config: FeaturesConfig,
+    catalogue: Iterable[CatalogueItem],
+) -> list[dict[str, Any]]:
+    """One feature dict per account of ``connection`` (sorted by account id), as of ``now``.
+
+    The keys are exactly ``feature_schema(config)`` minus the derived features, which the rule
+    engine adds. ``now`` must be timezone-aware.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must carry a timezone")
+    now = now.astimezone(UTC)
+    by_sku = {item.sku: item for item in catalogue}
+    accounts = _account_rows(conn, connection, config)
+    contacts = _contact_counts(conn, connection)
+    activities = _activity_aggregates(conn, connection, now, config)
+    deals = _deal_aggregates(conn, connection, now, config)
+    holdings = _line_item_holdings(conn, connection, by_sku)
+    task_keys = _last_task_keys(conn, connection)
+    mapped = list(config.fields.items())
+    count_names = [name for window in WINDOWS for name in (f"activities_{window}d", f"inbound_{window}d")] + [
+        f"{kind}s_{window}d" for window in WINDOWS for kind in ACTIVITY_KINDS
+    ]
+
+    out: list[dict[str, Any]] = []
+    for row in accounts:
+        account_id: str = row.id
+        f: dict[str, Any] = {
+            "account_id": account_id,
+            "account_name": row.name or "",
+            "owner_id": row.owner_id,
+            "lifecycle_stage": row.lifecycle_stage,
+            "industry": row.industry,
+            "tenure_days": _days(now, row.created_at),
+            "contacts": float(contacts.get(account_id, 0)),
+        }
+        act = activities.get(account_id)
+        for name in count_names:
+            f[name] = _num(getattr(act, name)) if act is not None else 0.0
+        f["complaints_30d"] = _num(act.complaints_30d) if act is not None else 0.0
+        f["complaints_90d"] = _num(act.complaints_90d) if act is not None else 0.0
+        f["days_since_last_complaint"] = _days(now, act.last_complaint) if act is not None else None
+        f["days_since_last_activity"] = _days(now, act.last_activity) if act is not None else None
+        f["days_since_last_inbound"] = _days(now, act.last_inbound) if act is not None else None
+        f["days_since_last_meeting"] = _days(now, act.last_meeting) if act is not None else None
+        f["open_upsell_tasks"] = _num(act.open_upsell_tasks) if act is not None else 0.0
+        last_proposal = [
+            t
+            for t in (
+                _aware(act.last_proposal) if act is not None else None,
+                _aware(task_keys.get(account_id)),
+            )
+            if t is not None
+        ]
+        f["days_since_last_proposal"] = _days(now, max(last_proposal)) if last_proposal else None
+
+        deal = deals.get(account_id)
+        for name in (
+            "deals_won",
+            "deals_won_365d",
+            "deals_lost_365d",
+            "renewals_won",
+            "revenue_won_365d",
+            "revenue_won_total",
+            "open_deals",
+            "open_deal_amount",
+        ):
+            f[name] = _num(getattr(deal, name)) if deal is not None else 0.0
+        f["days_since_last_purchase"] = _days(now, deal.last_won) if deal is not None else None
+        f["days_since_first_purchase"] = _days(now, deal.first_won) if deal is not None else None
+
+        h = holdings.get(account_id)
+        owned = h.owned if h is not None else {}
+        f["owned_skus"] = sorted(h.owned_skus) if h is not None else []
+        f["owned_families"] = sorted(owned)
+        f["owned_products"] = {fam: v[2] for fam, v in sorted(owned.items())}
+        f["owned_tiers"] = {fam: float(v[1]) for fam, v in sorted(owned.items())}
+        f["owned_quantity"] = {fam: v[3] for fam, v in sorted(owned.items())}
+        f["products_owned"] = float(len(owned))
+        f["open_deal_skus"] = sorted(h.open_skus) if h is not None else []
+        f["open_deal_families"] = sorted(h.open_families) if h is not None else []
+
+        for i, (name, spec) in enumerate(mapped):
+            f[name] = convert_mapped(row[6 + i], spec.type, now)
+        out.append(f)
+    return out

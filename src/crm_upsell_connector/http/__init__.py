@@ -1,0 +1,1 @@
+"""One place for HTTP: client, rate limits, retries, auth flows and redaction."""

@@ -1,0 +1,219 @@
+"""Canonical records: the one shape every connector reads into and writes from.
+
+Every record keeps its CRM id and its ``updated_at``; anything CRM-specific goes into ``extra``.
+Timestamps are timezone-aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class Stream(StrEnum):
+    """The canonical streams; each has a store table of its own."""
+
+    ACCOUNTS = "accounts"
+    CONTACTS = "contacts"
+    DEALS = "deals"
+    LINE_ITEMS = "line_items"
+    PRODUCTS = "products"
+    OWNERS = "owners"
+    ACTIVITIES = "activities"
+
+
+class ActivityKind(StrEnum):
+    CALL = "call"
+    MEETING = "meeting"
+    EMAIL = "email"
+    NOTE = "note"
+    TASK = "task"
+
+
+class Record(BaseModel):
+    """Base of every canonical record."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    stream: ClassVar[Stream]
+
+    id: str = Field(min_length=1, max_length=255)
+    updated_at: datetime
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("updated_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("updated_at must carry a timezone")
+        return value
+
+
+class Account(Record):
+    stream = Stream.ACCOUNTS
+    name: str = ""
+    owner_id: str | None = None
+    domain: str | None = None
+    industry: str | None = None
+    lifecycle_stage: str | None = None
+    created_at: datetime | None = None
+    # Account fields the configuration maps in (seats, usage, NPS, onboarding stage...), raw as the CRM holds them.
+    fields: dict[str, str | None] = Field(default_factory=dict)
+    # The values of this product's own fields as the CRM shows them now (what plan diffs against).
+    product_fields: dict[str, str | None] = Field(default_factory=dict)
+
+
+class Contact(Record):
+    stream = Stream.CONTACTS
+    account_id: str | None = None
+    email: str | None = None
+    name: str = ""
+    lifecycle_stage: str | None = None
+    created_at: datetime | None = None
+
+
+class Deal(Record):
+    stream = Stream.DEALS
+    account_id: str | None = None
+    owner_id: str | None = None
+    name: str = ""
+    stage: str | None = None
+    is_closed: bool = False
+    is_won: bool = False
+    amount: float | None = None
+    currency: str | None = None
+    close_date: datetime | None = None
+    created_at: datetime | None = None
+
+
+class LineItem(Record):
+    """A product on a deal; on a won deal, something the account owns."""
+
+    stream = Stream.LINE_ITEMS
+    deal_id: str | None = None
+    product_id: str | None = None
+    sku: str | None = None
+    name: str = ""
+    quantity: float = 1.0
+    unit_price: float | None = None
+    amount: float | None = None
+    billing_period: str | None = None
+
+
+class Product(Record):
+    stream = Stream.PRODUCTS
+    sku: str | None = None
+    name: str = ""
+    unit_price: float | None = None
+
+
+class Owner(Record):
+    stream = Stream.OWNERS
+    email: str | None = None
+    name: str = ""
+    active: bool = True
+
+
+class Activity(Record):
+    stream = Stream.ACTIVITIES
+    kind: ActivityKind
+    account_id: str | None = None
+    contact_id: str | None = None
+    owner_id: str | None = None
+    occurred_at: datetime | None = None
+    direction: Literal["inbound", "outbound"] | None = None
+    outcome: str | None = None
+    subject: str = ""
+    status: str | None = None  # tasks: "open" or "done"
+    upsell_key: str | None = None  # set on the tasks this product created
+
+
+RECORD_TYPES: dict[Stream, type[Record]] = {
+    Stream.ACCOUNTS: Account,
+    Stream.CONTACTS: Contact,
+    Stream.DEALS: Deal,
+    Stream.LINE_ITEMS: LineItem,
+    Stream.PRODUCTS: Product,
+    Stream.OWNERS: Owner,
+    Stream.ACTIVITIES: Activity,
+}
+
+
+class Page(BaseModel):
+    """One page read from the CRM for one connector stream.
+
+    ``resume`` is an opaque token the connector can continue from after a crash (a full sync's
+    paging position); ``deleted_ids`` lists records the CRM reports archived or deleted.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    stream: str
+    records: list[Record] = Field(default_factory=list)
+    deleted_ids: list[str] = Field(default_factory=list)
+    resume: str | None = None
+    # The newest modification stamp this page proves has been read completely (for the cursor).
+    watermark: datetime | None = None
+
+
+# ---- write side -------------------------------------------------------------------------------
+
+
+class FieldSpec(BaseModel):
+    """A field this product writes on accounts (or tasks), created by ``setup``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    label: str
+    type: Literal["number", "string", "text", "datetime", "enumeration"]
+    description: str = ""
+    object: Literal["account", "task"] = "account"
+    options: tuple[str, ...] = ()
+
+
+class FieldUpdate(BaseModel):
+    """Set product fields on one account; values are already rendered as the CRM stores them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    account_id: str
+    values: dict[str, str]
+
+
+class TaskDraft(BaseModel):
+    """A follow-up task for the account owner; ``key`` makes it recognisable and idempotent."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    account_id: str
+    owner_id: str | None
+    subject: str
+    body: str
+    due: date
+    priority: Literal["high", "medium", "low"] = "medium"
+
+
+class WriteResult(BaseModel):
+    """The outcome of one record in a batch write."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ref: str  # account id for updates, task key for creations
+    ok: bool
+    crm_id: str | None = None
+    error: str | None = None
+    retriable: bool = True
+
+
+class CheckResult(BaseModel):
+    """What ``check`` found: one line per item, ok or not."""
+
+    model_config = ConfigDict(frozen=True)
+
+    item: str
+    ok: bool
+    detail: str = ""

@@ -1,0 +1,483 @@
+"""The whole rule pass: features -> score -> segment -> tags -> proposal -> guardrails -> reason.
+
+For every account, in account-id order:
+
+1. derived features (``[features.derived]``) are added to the account's features;
+2. each loyalty factor is evaluated and normalised over the whole base; the score is the weighted
+   sum, 0-100;
+3. the utilization expression and the score place the account in the segment matrix;
+4. tag conditions are tested (they can read ``score``, ``segment``...);
+5. every upgrade, cross-sell and retention rule is tested (they can also read ``tags``); of those
+   that match and apply (an upgrade needs a higher tier in a family the account owns, a cross-sell
+   a family it does not own, a retention product a lower tier or another family), the candidate
+   with the lowest ``priority`` number wins, ties going to upgrades, then cross-sells, then
+   retention, then to the order in the file;
+6. guardrails: every blocking condition, the cooldown after the last proposal, the open upsell
+   task limit and the open deal check; the first that fires and applies to the candidate's kind
+   blocks it. With no candidate, the first that fires is still reported as ``blocked_by``;
+7. the per-owner weekly cap, across all accounts, in a fixed order: highest ``uplift x score``
+   first, ties by account id; proposals beyond the cap are blocked by ``owner_weekly_cap``.
+
+Expected uplift (yearly revenue change)::
+
+    uplift = quantity x (annual(target) - annual(current))
+    annual(p) = p.unit_price x 12 if p.period == "month" else p.unit_price   ("year", "once")
+
+``current`` is the product owned in the target's family (none, so 0, for a cross-sell);
+``quantity`` is, for a ``per_seat`` target, the rule's ``quantity`` expression if it has one and
+gives a positive number, else the quantity owned in that family, else 1; for other products 1.
+A downsell therefore has a negative uplift (the revenue given up to keep the customer), and a
+retention rule without a product has 0.
+
+Same inputs, same output: nothing here depends on dict order, time or randomness.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from crm_upsell_connector.rules.config import (
+    KINDS,
+    CompiledRule,
+    ProductConfig,
+    RulesConfig,
+)
+from crm_upsell_connector.rules.result import (
+    KIND_LABELS,
+    FactorContribution,
+    Proposal,
+    Recommendation,
+    TraceEntry,
+    format_value,
+)
+from crm_upsell_connector.rules.scoring import Normaliser, points
+from crm_upsell_connector.rules.segments import place
+
+OWNER_CAP = "owner_weekly_cap"
+NO_OWNER = ""
+
+
+@dataclass
+class _Candidate:
+    rule: CompiledRule
+    product: ProductConfig | None
+    uplift: float
+    quantity: float
+
+    @property
+    def family(self) -> str | None:
+        return self.product.family if self.product is not None else None
+
+
+@dataclass
+class _Draft:
+    context: dict[str, Any]
+    score: float
+    factors: list[FactorContribution]
+    segment: str
+    tags: list[str]
+    candidate: _Candidate | None
+    blocked_by: str | None
+    block_reason: str | None
+    block_names: tuple[str, ...]
+    trace: list[TraceEntry] = field(default_factory=list)
+
+
+class RuleEngine:
+    """Evaluates a compiled ``RulesConfig`` over the features of a customer base."""
+
+    def __init__(self, rules: RulesConfig) -> None:
+        self.rules = rules
+        self.compiled = rules.compiled
+
+    def evaluate(
+        self,
+        features: Sequence[Mapping[str, Any]],
+        now: datetime,
+        *,
+        owner_open_tasks_this_week: Mapping[str, int] | None = None,
+    ) -> list[Recommendation]:
+        """One recommendation per account, sorted by account id.
+
+        ``features`` are ``compute_features`` rows; the whole base must be passed at once, since
+        percentile factors rank an account against the others. ``now`` is the as-of time the
+        features were computed for. ``owner_open_tasks_this_week`` counts the upsell tasks each
+        owner already got this week (key ``""`` for accounts without an owner).
+        """
+        del now  # features are already relative to it; kept so callers state the as-of time
+        contexts = sorted((dict(f) for f in features), key=lambda c: str(c["account_id"]))
+        for context in contexts:
+            for name, expression in self.compiled.derived:
+                context[name] = expression.evaluate(context).value
+
+        factor_outcomes = [
+            [expression.evaluate(context) for context in contexts] for _, expression in self.compiled.factors
+        ]
+        normalisers = [
+            Normaliser(factor, [o.value for o in outcomes])
+            for (factor, _), outcomes in zip(self.compiled.factors, factor_outcomes, strict=True)
+        ]
+        total_weight = sum(factor.weight for factor, _ in self.compiled.factors)
+
+        drafts = []
+        for i, context in enumerate(contexts):
+            contributions = []
+            for (factor, _), outcomes, normaliser in zip(
+                self.compiled.factors, factor_outcomes, normalisers, strict=True
+            ):
+                outcome = outcomes[i]
+                normalised = normaliser(outcome.value)
+                contributions.append(
+                    FactorContribution.model_construct(
+                        name=factor.name,
+                        value=outcome.value,
+                        normalised=None if normalised is None else round(normalised, 4),
+                        weight=factor.weight,
+                        points=round(points(factor, normalised, total_weight), 2),
+                        error=outcome.error,
+                    )
+                )
+            score = round(sum(c.points for c in contributions), 1)
+            drafts.append(self._account(context, score, contributions))
+
+        self._apply_owner_cap(drafts, owner_open_tasks_this_week or {})
+        return [self._recommendation(d) for d in drafts]
+
+    # ---- one account ---------------------------------------------------------------------------
+
+    def _account(self, context: dict[str, Any], score: float, factors: list[FactorContribution]) -> _Draft:
+        compiled = self.compiled
+        segments = self.rules.segments
+        utilization = compiled.utilization.evaluate(context).value if compiled.utilization else None
+        placement = place(segments, score, utilization)
+        context.update(
+            score=score,
+            utilization=utilization,
+            segment=placement.segment,
+            loyalty_band=placement.loyalty_band,
+            utilization_band=placement.utilization_band,
+        )
+        trace: list[TraceEntry] = []
+        tags: list[str] = []
+        for name, expression in compiled.tags:
+            value, error = expression.test(context)
+            trace.append(
+                TraceEntry.model_construct(kind="tag", name=name, value=value, error=error, detail=None)
+            )
+            if value:
+                tags.append(name)
+        context["tags"] = tags
+
+        best: _Candidate | None = None
+        best_key: tuple[int, int, int] | None = None
+        for rule in compiled.rules:
+            value, error = rule.when.test(context)
+            detail = None
+            if value:
+                candidate, why_not = self._candidate(rule, context)
+                if candidate is None:
+                    detail = f"not applicable: {why_not}"
+                else:
+                    product = candidate.product
+                    detail = f"candidate: {product.sku if product else 'retention call'}"
+                    key = (rule.config.priority, KINDS.index(rule.kind), rule.index)
+                    if best_key is None or key < best_key:
+                        best, best_key = candidate, key
+            trace.append(
+                TraceEntry.model_construct(
+                    kind="rule", name=rule.config.name, value=value, error=error, detail=detail
+                )
+            )
+
+        blocked_by, block_reason, block_names = self._guardrails(context, best, trace)
+        return _Draft(
+            context=context,
+            score=score,
+            factors=factors,
+            segment=placement.segment,
+            tags=tags,
+            candidate=best,
+            blocked_by=blocked_by,
+            block_reason=block_reason,
+            block_names=block_names,
+            trace=trace,
+        )
+
+    def _candidate(self, rule: CompiledRule, context: Mapping[str, Any]) -> tuple[_Candidate | None, str]:
+        compiled = self.compiled
+        owned_tiers: Mapping[str, float] = context.get("owned_tiers") or {}
+        config = rule.config
+        sku = getattr(config, "product", None)
+        product = compiled.products[sku] if sku else None
+        if rule.kind == "upgrade":
+            family = product.family if product else getattr(config, "family", None)
+            assert family is not None
+            owned = owned_tiers.get(family)
+            if owned is None:
+                return None, f"does not own a {family} product"
+            if product is None:
+                product = next((p for p in compiled.families[family] if p.tier > owned), None)
+                if product is None:
+                    return None, f"already on the top {family} tier"
+            elif product.tier <= owned:
+                return None, f"already owns {family} tier {format_value(owned)}"
+        elif rule.kind == "cross_sell":
+            assert product is not None
+            if product.family in owned_tiers:
+                return None, f"already owns a {product.family} product"
+        elif product is not None:
+            owned = owned_tiers.get(product.family)
+            if owned is not None and product.tier >= owned:
+                return None, f"{product.sku} is not below the {product.family} tier owned"
+        if product is None:
+            return _Candidate(rule, None, 0.0, 0.0), ""
+        quantity = self._quantity(rule, product, context)
+        current = self._owned_product(product.family, context)
+        current_annual = current.unit_price * current.periods_per_year if current else 0.0
+        uplift = quantity * (product.unit_price * product.periods_per_year - current_annual)
+        return _Candidate(rule, product, round(uplift, 2), quantity), ""
+
+    def _quantity(self, rule: CompiledRule, product: ProductConfig, context: Mapping[str, Any]) -> float:
+        if not product.per_seat:
+            return 1.0
+        if rule.quantity is not None:
+            value = rule.quantity.evaluate(context).value
+            if isinstance(value, float) and value > 0:
+                return value
+        owned_quantity: Mapping[str, float] = context.get("owned_quantity") or {}
+        owned = owned_quantity.get(product.family)
+        return owned if owned is not None and owned > 0 else 1.0
+
+    def _owned_product(self, family: str, context: Mapping[str, Any]) -> ProductConfig | None:
+        owned_products: Mapping[str, str] = context.get("owned_products") or {}
+        sku = owned_products.get(family)
+        if sku is not None and sku in self.compiled.products:
+            return self.compiled.products[sku]
+        tier = (context.get("owned_tiers") or {}).get(family)
+        members = self.compiled.families.get(family, [])
+        return next((p for p in members if p.tier == tier), None)
+
+    def _guardrails(
+        self, context: Mapping[str, Any], candidate: _Candidate | None, trace: list[TraceEntry]
+    ) -> tuple[str | None, str | None, tuple[str, ...]]:
+        """Trace every guardrail; return the one that blocks (name, reason, names of its facts)."""
+        guards = self.rules.guardrails
+        kind = candidate.rule.kind if candidate else None
+        fired: list[tuple[str, str, tuple[str, ...], bool]] = []  # name, reason, facts, applies
+
+        for guard, expression in self.compiled.guardrails:
+            value, error = expression.test(context)
+            trace.append(
+                TraceEntry.model_construct(
+                    kind="guardrail", name=guard.name, value=value, error=error, detail=None
+                )
+            )
+            if value:
+                applies = kind is None or kind in guard.kinds
+                fired.append(
+                    (guard.name, guard.reason or guard.name.replace("_", " "), expression.names, applies)
+                )
+
+        last = context.get("days_since_last_proposal")
+        cooling = last is not None and last < guards.cooldown_days
+        trace.append(
+            TraceEntry.model_construct(
+                kind="guardrail",
+                name="cooldown",
+                value=cooling,
+                error=None,
+                detail=f"last proposal {format_value(last)} days ago, cooldown {format_value(guards.cooldown_days)}",
+            )
+        )
+        if cooling:
+            fired.append(
+                (
+                    "cooldown",
+                    f"proposed {format_value(last)} days ago (cooldown {format_value(guards.cooldown_days)} days)",
+                    ("days_since_last_proposal",),
+                    True,
+                )
+            )
+        open_tasks = context.get("open_upsell_tasks") or 0.0
+        busy = open_tasks >= guards.max_open_upsell_tasks
+        trace.append(
+            TraceEntry.model_construct(
+                kind="guardrail",
+                name="open_upsell_task",
+                value=busy,
+                error=None,
+                detail=f"{format_value(open_tasks)} open, at most {guards.max_open_upsell_tasks}",
+            )
+        )
+        if busy:
+            fired.append(("open_upsell_task", "an upsell task is already open", ("open_upsell_tasks",), True))
+
+        covered: bool | None = None
+        detail = "no candidate" if candidate is None else None
+        if guards.open_deal_blocks == "off":
+            detail = "off"
+        elif candidate is not None:
+            families = context.get("open_deal_families") or []
+            if guards.open_deal_blocks == "account":
+                covered = bool(context.get("open_deals"))
+                detail = f"{format_value(context.get('open_deals'))} open deals"
+            else:
+                covered = candidate.family is not None and candidate.family in families
+                detail = f"open deal families: {format_value(families)}"
+        trace.append(
+            TraceEntry.model_construct(
+                kind="guardrail", name="open_deal", value=covered, error=None, detail=detail
+            )
+        )
+        if covered:
+            fired.append(
+                (
+                    "open_deal",
+                    f"an open deal already covers {candidate.family if candidate and candidate.family else 'the account'}",
+                    ("open_deal_skus", "open_deal_families"),
+                    True,
+                )
+            )
+
+        for name, reason, names, applies in fired:
+            if applies:
+                return name, reason, names
+        return None, None, ()
+
+    def _apply_owner_cap(self, drafts: list[_Draft], already: Mapping[str, int]) -> None:
+        cap = self.rules.guardrails.max_new_tasks_per_owner_per_week
+        live = [d for d in drafts if d.candidate is not None and d.blocked_by is None]
+        live.sort(
+            key=lambda d: (
+                -(d.candidate.uplift if d.candidate else 0.0) * d.score,
+                str(d.context["account_id"]),
+            )
+        )
+        used = dict(already)
+        for d in drafts:
+            if d.candidate is None or d.blocked_by is not None:
+                d.trace.append(
+                    TraceEntry.model_construct(
+                        kind="guardrail",
+                        name=OWNER_CAP,
+                        value=None,
+                        error=None,
+                        detail="no proposal to count",
+                    )
+                )
+        for d in live:
+            owner = d.context.get("owner_id") or NO_OWNER
+            count = used.get(owner, 0)
+            over = cap is not None and count >= cap
+            d.trace.append(
+                TraceEntry.model_construct(
+                    kind="guardrail",
+                    name=OWNER_CAP,
+                    value=over,
+                    error=None,
+                    detail=f"{count} tasks for this owner this week, cap {cap if cap is not None else 'none'}",
+                )
+            )
+            if over:
+                d.blocked_by = OWNER_CAP
+                d.block_reason = f"the owner already has {count} new upsell tasks this week (cap {cap})"
+                d.block_names = ()
+            else:
+                used[owner] = count + 1
+
+    # ---- output --------------------------------------------------------------------------------
+
+    def _facts(self, context: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
+        facts: dict[str, Any] = {}
+        for name in names:
+            if name in context and name not in facts:
+                facts[name] = context[name]
+        return facts
+
+    def _recommendation(self, d: _Draft) -> Recommendation:
+        context = d.context
+        proposal: Proposal | None = None
+        candidate = d.candidate
+        if candidate is not None:
+            rule = candidate.rule
+            names = [
+                *(rule.reason.names if rule.reason else ()),
+                *rule.when.names,
+                *(rule.quantity.names if rule.quantity else ()),
+            ]
+            rule_facts = self._facts(context, names)
+            rule_text = _rule_text(rule, context, rule_facts, self.compiled.schema)
+            product = candidate.product
+            product_name = product.name if product else "retention call"
+            if d.blocked_by is None:
+                proposal = Proposal.model_construct(
+                    kind=rule.kind,
+                    product_sku=product.sku if product else None,
+                    product_name=product_name,
+                    uplift=candidate.uplift,
+                    rule=rule.config.name,
+                    offer=rule.config.offer,
+                )
+                pitch = product.pitch.strip() if product and product.pitch else ""
+                reason = f"{KIND_LABELS[rule.kind]} to {product_name}: {rule_text}."
+                if pitch:
+                    reason += f" {pitch}"
+                facts = rule_facts
+            else:
+                facts = self._facts(context, d.block_names)
+                reason = (
+                    f"No proposal: {d.block_reason}"
+                    + (f" ({_fact_list(facts, self.compiled.schema)})" if facts else "")
+                    + f". Would have proposed {product_name} by rule {rule.config.name} ({rule_text})."
+                )
+                facts = {**facts, **{k: v for k, v in rule_facts.items() if k not in facts}}
+        elif d.blocked_by is not None:
+            facts = self._facts(context, d.block_names)
+            reason = f"No proposal: {d.block_reason}" + (
+                f" ({_fact_list(facts, self.compiled.schema)})." if facts else "."
+            )
+        else:
+            facts = {}
+            reason = "No proposal: no rule matched."
+        facts = {**facts, "score": d.score, "segment": d.segment}
+        if candidate is not None and candidate.product is not None:
+            facts["quantity"] = candidate.quantity
+            facts["expected_uplift"] = candidate.uplift
+        return Recommendation.model_construct(
+            account_id=str(context["account_id"]),
+            account_name=str(context.get("account_name") or ""),
+            owner_id=context.get("owner_id"),
+            score=d.score,
+            factors=d.factors,
+            segment=d.segment,
+            tags=d.tags,
+            proposal=proposal,
+            reason=reason,
+            blocked_by=d.blocked_by,
+            facts=facts,
+            trace=d.trace,
+        )
+
+
+def _fact_list(facts: Mapping[str, Any], schema: Mapping[str, Any]) -> str:
+    parts = []
+    for name, value in facts.items():
+        spec = schema.get(name)
+        what = spec.description if spec is not None else name.replace("_", " ")
+        parts.append(f"{what}: {format_value(value)}")
+    return "; ".join(parts)
+
+
+def _rule_text(
+    rule: CompiledRule, context: Mapping[str, Any], facts: Mapping[str, Any], schema: Mapping[str, Any]
+) -> str:
+    if rule.reason is not None:
+        return (
+            rule.reason.render({n: format_value(context.get(n)) for n in rule.reason.names})
+            .strip()
+            .rstrip(".")
+        )
+    return _fact_list(facts, schema) or rule.config.name

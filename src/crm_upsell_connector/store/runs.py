@@ -1,0 +1,35 @@
+"""The runs table: one row per command that talks to a CRM, with its outcome and summary."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, insert, update
+
+from crm_upsell_connector.store.schema import runs
+
+
+def start_run(engine: Engine, connection: str, command: str) -> int:
+    with engine.begin() as conn:
+        result = conn.execute(
+            insert(runs).values(
+                connection=connection,
+                command=command,
+                started_at=datetime.now(UTC),
+                status="running",
+                summary={},
+            )
+        )
+        key = result.inserted_primary_key
+        assert key is not None
+        return int(key[0])
+
+
+def finish_run(engine: Engine, run_id: int, status: str, summary: dict[str, Any]) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            update(runs)
+            .where(runs.c.id == run_id)
+            .values(finished_at=datetime.now(UTC), status=status, summary=summary)
+        )
