@@ -87,7 +87,9 @@ class Applier:
                     )
                     .values(status="superseded", updated_at=now)
                 )
-                self._insert(conn, "field_update", change.account_id, change.account_id, change.update(), run_id, now)
+                self._insert(
+                    conn, "field_update", change.account_id, change.account_id, change.update(), run_id, now
+                )
             for draft in plan.tasks:
                 known = conn.execute(
                     select(task_keys.c.key).where(
@@ -154,8 +156,14 @@ class Applier:
                     self._mark_done(conn, row.id, found[row.ref], now)
                     self._remember_task(conn, TaskDraft.model_validate(row.payload), found[row.ref], now)
                 else:
-                    conn.execute(update(outbox).where(outbox.c.id == row.id).values(status="pending", updated_at=now))
-        log.info("recovered %d write(s) left in flight by an earlier run (%d task(s) found created)", len(rows), len(found))
+                    conn.execute(
+                        update(outbox).where(outbox.c.id == row.id).values(status="pending", updated_at=now)
+                    )
+        log.info(
+            "recovered %d write(s) left in flight by an earlier run (%d task(s) found created)",
+            len(rows),
+            len(found),
+        )
         return len(rows)
 
     # ---- drain --------------------------------------------------------------------------------
@@ -188,9 +196,13 @@ class Applier:
             )
         try:
             if kind == "field_update":
-                results = await self.connector.update_accounts([FieldUpdate.model_validate(r.payload) for r in rows])
+                results = await self.connector.update_accounts(
+                    [FieldUpdate.model_validate(r.payload) for r in rows]
+                )
             else:
-                results = await self.connector.create_tasks([TaskDraft.model_validate(r.payload) for r in rows])
+                results = await self.connector.create_tasks(
+                    [TaskDraft.model_validate(r.payload) for r in rows]
+                )
         except QuotaError:
             self._reset(ids, "stopped for the API quota; sent next run")
             raise
@@ -203,7 +215,9 @@ class Applier:
             return
         self._record(kind, rows, results, report)
 
-    def _record(self, kind: str, rows: Sequence[Any], results: list[WriteResult], report: ApplyReport) -> None:
+    def _record(
+        self, kind: str, rows: Sequence[Any], results: list[WriteResult], report: ApplyReport
+    ) -> None:
         by_ref = {r.ref: r for r in results}
         now = _now()
         with self.engine.begin() as conn:
@@ -220,7 +234,9 @@ class Applier:
                     continue
                 reason = (result.error if result else None) or "the CRM returned no result for this record"
                 conn.execute(
-                    update(outbox).where(outbox.c.id == row.id).values(status="failed", error=reason, updated_at=now)
+                    update(outbox)
+                    .where(outbox.c.id == row.id)
+                    .values(status="failed", error=reason, updated_at=now)
                 )
                 report.failed.append((kind, row.ref, reason))
         if self.progress is not None:
@@ -234,7 +250,12 @@ class Applier:
             report.failed.extend(("task", r.ref, exc.one_line()) for r in rows)
             return
         results = [
-            WriteResult(ref=r.ref, ok=r.ref in found, crm_id=found.get(r.ref), error=None if r.ref in found else exc.one_line())
+            WriteResult(
+                ref=r.ref,
+                ok=r.ref in found,
+                crm_id=found.get(r.ref),
+                error=None if r.ref in found else exc.one_line(),
+            )
             for r in rows
         ]
         self._record("task", rows, results, report)
@@ -261,7 +282,9 @@ class Applier:
 
     def _mark_done(self, conn: Connection, row_id: int, crm_id: str | None, now: datetime) -> None:
         conn.execute(
-            update(outbox).where(outbox.c.id == row_id).values(status="done", crm_id=crm_id, error=None, updated_at=now)
+            update(outbox)
+            .where(outbox.c.id == row_id)
+            .values(status="done", crm_id=crm_id, error=None, updated_at=now)
         )
 
     def _remember_fields(self, conn: Connection, change: FieldUpdate) -> None:

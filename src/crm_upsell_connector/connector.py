@@ -74,12 +74,20 @@ class Connector(ABC):
         """Verify credentials, permissions and that the product's fields exist."""
 
     @abstractmethod
-    def read(self, stream: str, since: datetime | None, resume: str | None = None) -> AsyncIterator[Page]:
+    def read(
+        self,
+        stream: str,
+        since: datetime | None,
+        resume: str | None = None,
+        skip_ids: frozenset[str] = frozenset(),
+    ) -> AsyncIterator[Page]:
         """Pages of records changed at or after ``since`` (everything when ``since`` is None).
 
         ``resume`` continues a full read that was interrupted (the ``resume`` of the last page
         committed). Each page's ``watermark`` is the modification stamp up to which the stream is
-        known to be read completely.
+        known to be read completely. ``skip_ids`` are records already stored whose modification
+        stamp equals ``since``: the connector may leave them out (and spare their lookups) when the
+        CRM still reports exactly that stamp for them.
         """
 
     @abstractmethod

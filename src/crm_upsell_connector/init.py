@@ -58,7 +58,9 @@ def write_config(
 ) -> Path:
     """Write the config atomically; refuses to overwrite unless ``force``."""
     if path.exists() and not force:
-        raise ConfigError(f"{path} already exists", hint="use --force to overwrite it, or --config for another path")
+        raise ConfigError(
+            f"{path} already exists", hint="use --force to overwrite it, or --config for another path"
+        )
     text = render_config(crm=crm, name=name, token_ref=token_ref, base_url=base_url, store_url=store_url)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".config-", suffix=".toml")

@@ -95,7 +95,9 @@ class Session:
 
     # ---- steps --------------------------------------------------------------------------------
 
-    async def sync(self, connector: Connector, *, full: bool = False, progress: Progress | None = None) -> SyncReport:
+    async def sync(
+        self, connector: Connector, *, full: bool = False, progress: Progress | None = None
+    ) -> SyncReport:
         run_id = start_run(self.engine, self.name, "sync")
         try:
             report = await Syncer(
@@ -128,7 +130,9 @@ class Session:
                     ).all()
                 )
             )
-        recs = RuleEngine(rules).evaluate(rows, now, owner_open_tasks_this_week={k: v for k, v in recent.items() if k})
+        recs = RuleEngine(rules).evaluate(
+            rows, now, owner_open_tasks_this_week={k: v for k, v in recent.items() if k}
+        )
         self._save_recommendations(recs, now)
         return recs
 
@@ -150,7 +154,8 @@ class Session:
             changed = [
                 r
                 for r in rows
-                if previous.get(r["account_id"]) != (r["kind"], r["product_sku"], r["segment"], r["blocked_by"])
+                if previous.get(r["account_id"])
+                != (r["kind"], r["product_sku"], r["segment"], r["blocked_by"])
             ]
             conn.execute(delete(recommendations).where(recommendations.c.connection == self.name))
             upsert(conn, recommendations, rows)

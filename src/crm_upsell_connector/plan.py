@@ -75,7 +75,9 @@ class Plan:
                     continue
                 lines.append(f"    {name}: {_show(old)} -> {_show(new)}")
         for task in self.tasks[:limit]:
-            lines.append(f"+ task on account {task.account_id} for owner {task.owner_id or '(none)'}: {task.subject}")
+            lines.append(
+                f"+ task on account {task.account_id} for owner {task.owner_id or '(none)'}: {task.subject}"
+            )
             lines.append(f"    due {task.due.isoformat()}, priority {task.priority}, key {task.key}")
         hidden = 0 if limit is None else max(0, len(self.changes) - limit) + max(0, len(self.tasks) - limit)
         if hidden:
@@ -158,7 +160,9 @@ def build_plan(
     current = {
         row.id: (row.name, row.product_fields or {})
         for row in conn.execute(
-            select(accounts.c.id, accounts.c.name, accounts.c.product_fields).where(accounts.c.connection == connection)
+            select(accounts.c.id, accounts.c.name, accounts.c.product_fields).where(
+                accounts.c.connection == connection
+            )
         )
     }
     covered = accounts_with_open_upsell_tasks(conn, connection)
@@ -174,7 +178,9 @@ def build_plan(
         if rec.proposal is None or rec.blocked_by is not None:
             continue
         if rec.account_id in covered:
-            plan.skipped["already have an open upsell task"] = plan.skipped.get("already have an open upsell task", 0) + 1
+            plan.skipped["already have an open upsell task"] = (
+                plan.skipped.get("already have an open upsell task", 0) + 1
+            )
             continue
         rendered = render_task(rec, rules.tasks, now)
         plan.tasks.append(

@@ -55,6 +55,26 @@ class SyncReport:
         return sum(s.deleted for s in self.streams.values())
 
 
+# Enough to spare the lookups of a typical boundary; any beyond are simply read again.
+_MAX_BOUNDARY = 2000
+
+
+class _Edge:
+    """The newest modification stamp seen in a read, and the ids that carry it."""
+
+    def __init__(self) -> None:
+        self.newest: datetime | None = None
+        self.ids: set[str] = set()
+
+    def see(self, page: Page) -> None:
+        for record in page.records:
+            if self.newest is None or record.updated_at > self.newest:
+                self.newest = record.updated_at
+                self.ids = {record.id}
+            elif record.updated_at == self.newest and len(self.ids) < _MAX_BOUNDARY:
+                self.ids.add(record.id)
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -83,7 +103,8 @@ class Syncer:
         unknown = [n for n in names if n not in self.connector.streams]
         if unknown:
             raise ConfigError(
-                f"unknown stream(s): {', '.join(unknown)}", hint=f"streams: {', '.join(self.connector.streams)}"
+                f"unknown stream(s): {', '.join(unknown)}",
+                hint=f"streams: {', '.join(self.connector.streams)}",
             )
         report = SyncReport()
         gate = asyncio.Semaphore(self.settings.parallel_streams)
@@ -119,15 +140,15 @@ class Syncer:
             state.full_started_at = self.clock()
             state.records = 0
         started = state.full_started_at
-        newest: datetime | None = None
+        edge = _Edge()
         async for page in self.connector.read(state.stream, None, state.resume):
-            if page.watermark is not None:
-                newest = page.watermark if newest is None else max(newest, page.watermark)
+            edge.see(page)
             state.resume = page.resume
             self._commit_page(state, page, report)
         # Everything changed since the read began is read again next time.
         limit = started - skew
-        state.cursor = min(newest, limit) if newest is not None else limit
+        state.cursor = min(edge.newest, limit) if edge.newest is not None else limit
+        state.boundary_ids = sorted(edge.ids) if state.cursor == edge.newest else []
         state.resume = None
         state.full_started_at = None
         self._save(state)
@@ -136,9 +157,16 @@ class Syncer:
     async def _read_incremental(self, state: SyncState, skew: timedelta) -> StreamReport:
         report = StreamReport(state.stream, "incremental")
         limit = self.clock() - skew
-        async for page in self.connector.read(state.stream, state.cursor, None):
+        skip = frozenset(state.boundary_ids)
+        async for page in self.connector.read(state.stream, state.cursor, None, skip):
             if page.watermark is not None and state.cursor is not None:
-                state.cursor = max(state.cursor, min(page.watermark, limit))
+                cursor = max(state.cursor, min(page.watermark, limit))
+                at_cursor = [r.id for r in page.records if r.updated_at == cursor]
+                if cursor != state.cursor:
+                    state.boundary_ids = at_cursor[:_MAX_BOUNDARY]
+                else:
+                    state.boundary_ids = sorted(set(state.boundary_ids) | set(at_cursor))[:_MAX_BOUNDARY]
+                state.cursor = cursor
             self._commit_page(state, page, report)
         return report
 

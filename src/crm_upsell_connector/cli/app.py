@@ -29,7 +29,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 auth_app = typer.Typer(help="Store or delete secrets in the system keyring.", no_args_is_help=True)
-sandbox_app = typer.Typer(help="Run a CRM sandbox (an emulator of the CRM's API) on loopback.", no_args_is_help=True)
+sandbox_app = typer.Typer(
+    help="Run a CRM sandbox (an emulator of the CRM's API) on loopback.", no_args_is_help=True
+)
 app.add_typer(auth_app, name="auth")
 app.add_typer(sandbox_app, name="sandbox")
 
@@ -52,15 +54,22 @@ def _root(
     ctx: typer.Context,
     config: Annotated[
         Path | None,
-        typer.Option("--config", "-c", help="config file (default: $CRM_UPSELL_CONFIG or the user config dir)"),
+        typer.Option(
+            "--config", "-c", help="config file (default: $CRM_UPSELL_CONFIG or the user config dir)"
+        ),
     ] = None,
     connection: Annotated[
-        str | None, typer.Option("--connection", help="which [connections.NAME] to use when there are several")
+        str | None,
+        typer.Option("--connection", help="which [connections.NAME] to use when there are several"),
     ] = None,
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="more logging (-vv for HTTP)")] = 0,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="more logging (-vv for HTTP)")
+    ] = 0,
 ) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     if verbose < 2:
         logging.getLogger("httpx").setLevel(logging.WARNING)
     install_log_redaction()
@@ -78,13 +87,17 @@ def _session(ctx: typer.Context) -> Session:
 @app.command()
 def init(
     ctx: typer.Context,
-    crm: Annotated[str | None, typer.Option(help="hubspot (more CRMs as their connectors are installed)")] = None,
+    crm: Annotated[
+        str | None, typer.Option(help="hubspot (more CRMs as their connectors are installed)")
+    ] = None,
     name: Annotated[str, typer.Option(help="name of the connection")] = "main",
     token: Annotated[
         str | None, typer.Option(help="secret reference for the CRM token, e.g. keyring:hubspot-token")
     ] = None,
     base_url: Annotated[str | None, typer.Option(help="API base URL (a sandbox or proxy)")] = None,
-    store_url: Annotated[str | None, typer.Option(help="store URL (default: SQLite in the user data dir)")] = None,
+    store_url: Annotated[
+        str | None, typer.Option(help="store URL (default: SQLite in the user data dir)")
+    ] = None,
     force: Annotated[bool, typer.Option(help="overwrite an existing config file")] = False,
 ) -> None:
     """Write a config file from the documented example, asking for what is not given as flags."""
@@ -97,7 +110,11 @@ def init(
         crm = typer.prompt("CRM", default="hubspot") if interactive else "hubspot"
     if token is None:
         default_ref = f"keyring:{crm}-token"
-        token = typer.prompt("Secret reference for the token", default=default_ref) if interactive else default_ref
+        token = (
+            typer.prompt("Secret reference for the token", default=default_ref)
+            if interactive
+            else default_ref
+        )
     written = write_config(
         path, crm=crm, name=name, token_ref=token, base_url=base_url, store_url=store_url, force=force
     )
@@ -206,14 +223,18 @@ def score(
 
 
 @app.command()
-def explain(ctx: typer.Context, account_id: Annotated[str, typer.Argument(help="the CRM id of the account")]) -> None:
+def explain(
+    ctx: typer.Context, account_id: Annotated[str, typer.Argument(help="the CRM id of the account")]
+) -> None:
     """Show the score, every factor, rule and guardrail, and the proposal for one account."""
     from crm_upsell_connector.cli.explain import render_explanation
 
     recs = _session(ctx).score()
     match = next((r for r in recs if r.account_id == account_id), None)
     if match is None:
-        raise ConfigError(f"no account with id {account_id!r} in the store", hint="run 'crm-upsell sync' first")
+        raise ConfigError(
+            f"no account with id {account_id!r} in the store", hint="run 'crm-upsell sync' first"
+        )
     render_explanation(match)
 
 
@@ -304,5 +325,6 @@ def sandbox_serve(
     """Serve a seeded CRM sandbox until interrupted."""
     from crm_upsell_connector.demo import serve_sandbox
 
-    serve_sandbox(crm=crm, port=port, accounts=accounts, seed=seed, latency_ms=latency_ms, rate_limit=rate_limit)
-
+    serve_sandbox(
+        crm=crm, port=port, accounts=accounts, seed=seed, latency_ms=latency_ms, rate_limit=rate_limit
+    )

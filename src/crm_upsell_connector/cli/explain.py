@@ -20,7 +20,9 @@ def _fmt(value: object) -> str:
 
 def render_explanation(rec: Recommendation) -> None:
     console.print(f"Account {rec.account_name} ({rec.account_id}), owner {rec.owner_id or '(none)'}")
-    console.print(f"Loyalty score: {rec.score:.1f} / 100   segment: {rec.segment}   tags: {', '.join(rec.tags) or '-'}")
+    console.print(
+        f"Loyalty score: {rec.score:.1f} / 100   segment: {rec.segment}   tags: {', '.join(rec.tags) or '-'}"
+    )
     factors = Table(title="Score factors", show_edge=False)
     for col in ("factor", "value", "normalised", "weight", "points"):
         factors.add_column(col, justify="left" if col == "factor" else "right")
@@ -35,7 +37,9 @@ def render_explanation(rec: Recommendation) -> None:
     console.print(trace)
     if rec.proposal is not None and rec.blocked_by is None:
         p = rec.proposal
-        console.print(f"Proposal: {p.product_name} ({p.product_sku}), {p.kind}, uplift {p.uplift:,.0f}/yr, rule {p.rule}")
+        console.print(
+            f"Proposal: {p.product_name} ({p.product_sku}), {p.kind}, uplift {p.uplift:,.0f}/yr, rule {p.rule}"
+        )
     elif rec.blocked_by:
         console.print(f"No proposal: blocked by {rec.blocked_by}")
     else:

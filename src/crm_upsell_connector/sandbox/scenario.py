@@ -211,29 +211,111 @@ UPGRADE_PATH: dict[str, str] = {"CRM-STARTER": "CRM-PRO", "CRM-PRO": "CRM-ENT"}
 # ---- vocabulary ----------------------------------------------------------------------------------
 
 _NAME_A = (
-    "Acme", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Hooli", "Vandelay", "Soylent", "Cyberdyne",
-    "Tyrell", "Wonka", "Oscorp", "Aperture", "Pied Piper", "Dunder", "Nakatomi", "Bluth", "Prestige",
-    "Sterling", "Northwind", "Contoso", "Fabrikam", "Tailspin", "Litware", "Adventure", "Blue Yonder",
-    "Proseware", "Wingtip", "Alpine", "Coho", "Lucerne", "Margie", "Trey", "Woodgrove", "Fourth Coffee",
-    "Humongous", "Graphic", "Datum", "Relecloud",
+    "Acme",
+    "Globex",
+    "Initech",
+    "Umbrella",
+    "Stark",
+    "Wayne",
+    "Hooli",
+    "Vandelay",
+    "Soylent",
+    "Cyberdyne",
+    "Tyrell",
+    "Wonka",
+    "Oscorp",
+    "Aperture",
+    "Pied Piper",
+    "Dunder",
+    "Nakatomi",
+    "Bluth",
+    "Prestige",
+    "Sterling",
+    "Northwind",
+    "Contoso",
+    "Fabrikam",
+    "Tailspin",
+    "Litware",
+    "Adventure",
+    "Blue Yonder",
+    "Proseware",
+    "Wingtip",
+    "Alpine",
+    "Coho",
+    "Lucerne",
+    "Margie",
+    "Trey",
+    "Woodgrove",
+    "Fourth Coffee",
+    "Humongous",
+    "Graphic",
+    "Datum",
+    "Relecloud",
 )
 _NAME_B = (
-    "Industries", "Labs", "Systems", "Holdings", "Logistics", "Analytics", "Foods", "Health", "Partners",
-    "Group", "Software", "Retail", "Energy", "Media", "Robotics",
+    "Industries",
+    "Labs",
+    "Systems",
+    "Holdings",
+    "Logistics",
+    "Analytics",
+    "Foods",
+    "Health",
+    "Partners",
+    "Group",
+    "Software",
+    "Retail",
+    "Energy",
+    "Media",
+    "Robotics",
 )
 _CITIES = (
-    "Boston", "Denver", "Austin", "Chicago", "Seattle", "Lyon", "Berlin", "Osaka", "Leeds", "Dublin",
-    "Porto", "Oslo", "Madrid", "Toronto", "Sydney", "Perth", "Zurich", "Milan", "Kyoto", "Nagoya",
+    "Boston",
+    "Denver",
+    "Austin",
+    "Chicago",
+    "Seattle",
+    "Lyon",
+    "Berlin",
+    "Osaka",
+    "Leeds",
+    "Dublin",
+    "Porto",
+    "Oslo",
+    "Madrid",
+    "Toronto",
+    "Sydney",
+    "Perth",
+    "Zurich",
+    "Milan",
+    "Kyoto",
+    "Nagoya",
 )
 _JP_A = (
-    ("サンプル", "sample"), ("みらい", "mirai"), ("さくら", "sakura"), ("ひかり", "hikari"),
-    ("東京", "tokyo"), ("大阪", "osaka"), ("富士", "fuji"), ("青葉", "aoba"), ("ミドリ", "midori"),
-    ("アサヒ", "asahi"), ("ヤマト", "yamato"), ("ツバメ", "tsubame"),
+    ("サンプル", "sample"),
+    ("みらい", "mirai"),
+    ("さくら", "sakura"),
+    ("ひかり", "hikari"),
+    ("東京", "tokyo"),
+    ("大阪", "osaka"),
+    ("富士", "fuji"),
+    ("青葉", "aoba"),
+    ("ミドリ", "midori"),
+    ("アサヒ", "asahi"),
+    ("ヤマト", "yamato"),
+    ("ツバメ", "tsubame"),
 )
 _JP_B = (
-    ("商事", "shoji"), ("工業", "kogyo"), ("物産", "bussan"), ("システム", "system"),
-    ("テクノロジー", "tech"), ("製作所", "seisakusho"), ("食品", "foods"), ("電機", "denki"),
-    ("ホールディングス", "hd"), ("ソリューションズ", "solutions"),
+    ("商事", "shoji"),
+    ("工業", "kogyo"),
+    ("物産", "bussan"),
+    ("システム", "system"),
+    ("テクノロジー", "tech"),
+    ("製作所", "seisakusho"),
+    ("食品", "foods"),
+    ("電機", "denki"),
+    ("ホールディングス", "hd"),
+    ("ソリューションズ", "solutions"),
 )
 _QUOTED_NAMES = (
     ("O'Reilly & Daughters", "oreilly-daughters"),
@@ -242,48 +324,137 @@ _QUOTED_NAMES = (
     ('"Quoted" Ventures LLC', "quoted-ventures"),
     ("Dave's Diner Supply", "daves-diner"),
     ("Macy O'Neil Co.", "macy-oneil"),
-    ("The \"Good\" Company", "the-good-company"),
+    ('The "Good" Company', "the-good-company"),
     ("St. John's Outfitters", "st-johns-outfitters"),
 )
 _INDUSTRIES = (
-    "COMPUTER_SOFTWARE", "RETAIL", "HOSPITAL_HEALTH_CARE", "FINANCIAL_SERVICES", "MANUFACTURING",
-    "MARKETING_AND_ADVERTISING", "LOGISTICS_AND_SUPPLY_CHAIN", "EDUCATION_MANAGEMENT", "CONSTRUCTION",
-    "FOOD_BEVERAGES", "REAL_ESTATE", "TELECOMMUNICATIONS",
+    "COMPUTER_SOFTWARE",
+    "RETAIL",
+    "HOSPITAL_HEALTH_CARE",
+    "FINANCIAL_SERVICES",
+    "MANUFACTURING",
+    "MARKETING_AND_ADVERTISING",
+    "LOGISTICS_AND_SUPPLY_CHAIN",
+    "EDUCATION_MANAGEMENT",
+    "CONSTRUCTION",
+    "FOOD_BEVERAGES",
+    "REAL_ESTATE",
+    "TELECOMMUNICATIONS",
 )
 _FIRST = (
-    "Alice", "Bob", "Carol", "Dan", "Erin", "Frank", "Grace", "Heidi", "Ivan", "Judy", "Ken", "Laura",
-    "Mallory", "Niaj", "Olivia", "Peggy", "Rupert", "Sybil", "Trent", "Victor", "Walter", "Yuki", "Haruto",
-    "Sakura", "Takumi", "Aoi", "D'Arcy", "Zoë", "José", "Ngozi",
+    "Alice",
+    "Bob",
+    "Carol",
+    "Dan",
+    "Erin",
+    "Frank",
+    "Grace",
+    "Heidi",
+    "Ivan",
+    "Judy",
+    "Ken",
+    "Laura",
+    "Mallory",
+    "Niaj",
+    "Olivia",
+    "Peggy",
+    "Rupert",
+    "Sybil",
+    "Trent",
+    "Victor",
+    "Walter",
+    "Yuki",
+    "Haruto",
+    "Sakura",
+    "Takumi",
+    "Aoi",
+    "D'Arcy",
+    "Zoë",
+    "José",
+    "Ngozi",
 )
 _LAST = (
-    "Smith", "Jones", "Taylor", "Brown", "Wilson", "Evans", "Thomas", "Roberts", "Walker", "Wright",
-    "Tanaka", "Suzuki", "Sato", "Watanabe", "Ito", "O'Connor", "O'Brien", "Müller", "García", "Nguyen",
-    "Kowalski", "Okafor", "Rossi", "Dubois",
+    "Smith",
+    "Jones",
+    "Taylor",
+    "Brown",
+    "Wilson",
+    "Evans",
+    "Thomas",
+    "Roberts",
+    "Walker",
+    "Wright",
+    "Tanaka",
+    "Suzuki",
+    "Sato",
+    "Watanabe",
+    "Ito",
+    "O'Connor",
+    "O'Brien",
+    "Müller",
+    "García",
+    "Nguyen",
+    "Kowalski",
+    "Okafor",
+    "Rossi",
+    "Dubois",
 )
 _EN_MEETINGS = (
-    "Quarterly business review", "Product roadmap walkthrough", "Adoption check-in", "Admin training",
-    "Executive sponsor sync", "Renewal planning", "Integration workshop", "Success plan review",
+    "Quarterly business review",
+    "Product roadmap walkthrough",
+    "Adoption check-in",
+    "Admin training",
+    "Executive sponsor sync",
+    "Renewal planning",
+    "Integration workshop",
+    "Success plan review",
 )
 _JP_MEETINGS = ("定例打ち合わせ", "導入支援ミーティング", "活用状況の確認", "契約更新のご相談")
 _EN_INBOUND_EMAILS = (
-    "Re: Question about reports", "Re: Adding more users", "Re: Feature request", "Thanks for the training",
-    "Re: Invoice copy", "Re: API access", "Re: Next steps", "Re: Dashboard setup",
+    "Re: Question about reports",
+    "Re: Adding more users",
+    "Re: Feature request",
+    "Thanks for the training",
+    "Re: Invoice copy",
+    "Re: API access",
+    "Re: Next steps",
+    "Re: Dashboard setup",
 )
 _JP_INBOUND_EMAILS = ("Re: 追加ユーザーについて", "Re: レポート機能のご質問", "研修ありがとうございました")
 _EN_OUTBOUND_EMAILS = (
-    "Your monthly usage summary", "Webinar invitation", "Following up on our call", "New features this month",
-    "Renewal reminder", "Best practices guide",
+    "Your monthly usage summary",
+    "Webinar invitation",
+    "Following up on our call",
+    "New features this month",
+    "Renewal reminder",
+    "Best practices guide",
 )
 _CALL_TITLES = ("Check-in call", "Support follow-up", "Renewal call", "Discovery call", "Billing question")
-_CALL_OUTCOMES = ("connected", "connected", "connected", "no_answer", "left_voicemail", "busy", "wrong_number")
+_CALL_OUTCOMES = (
+    "connected",
+    "connected",
+    "connected",
+    "no_answer",
+    "left_voicemail",
+    "busy",
+    "wrong_number",
+)
 _NOTE_SUBJECTS = ("Account note", "Call summary", "Stakeholder map updated", "Usage observation")
 _TASK_SUBJECTS = (
-    "Follow up on renewal", "Send onboarding checklist", "Schedule QBR", "Share case study",
-    "Confirm billing contact", "Review open tickets",
+    "Follow up on renewal",
+    "Send onboarding checklist",
+    "Schedule QBR",
+    "Share case study",
+    "Confirm billing contact",
+    "Review open tickets",
 )
 _COMPLAINTS = (
-    "Service outage last week", "Wrong invoice amount", "Slow support response", "Data export broken",
-    "Too many unexpected price changes", "請求書の誤り",
+    "Service outage last week",
+    "Wrong invoice amount",
+    "Slow support response",
+    "Data export broken",
+    "Too many unexpected price changes",
+    "請求書の誤り",
 )
 _BODIES = (
     "Discussed current usage and goals for next quarter.",
@@ -374,8 +545,12 @@ class _Builder:
             first, last = self.person()
             slug = f"{first}.{last}".lower().replace("'", "").replace(" ", "")
             self.owners.append(
-                SOwner(key=f"owner-{i + 1:04d}", email=f"{slug}{i + 1}@sandbox-sales.example.com",
-                       first_name=first, last_name=last)
+                SOwner(
+                    key=f"owner-{i + 1:04d}",
+                    email=f"{slug}{i + 1}@sandbox-sales.example.com",
+                    first_name=first,
+                    last_name=last,
+                )
             )
 
     # -- companies
@@ -488,10 +663,20 @@ class _Builder:
         lifecycle = "evangelist" if persona in _UPGRADE_LIKE and rng.random() < 0.3 else "customer"
         self.companies.append(
             SCompany(
-                key=key, name=name, domain=domain, industry=rng.choice(_INDUSTRIES), lifecycle_stage=lifecycle,
-                owner_key=plan.owner_key, created_at=_ms_to_dt(plan.created_ms), updated_at=_ms_to_dt(updated),
-                seats_purchased=seats_purchased, seats_active=seats_active, nps_score=nps,
-                onboarding_stage=onboarding, do_not_contact=persona == "do_not_contact", persona=persona,
+                key=key,
+                name=name,
+                domain=domain,
+                industry=rng.choice(_INDUSTRIES),
+                lifecycle_stage=lifecycle,
+                owner_key=plan.owner_key,
+                created_at=_ms_to_dt(plan.created_ms),
+                updated_at=_ms_to_dt(updated),
+                seats_purchased=seats_purchased,
+                seats_active=seats_active,
+                nps_score=nps,
+                onboarding_stage=onboarding,
+                do_not_contact=persona == "do_not_contact",
+                persona=persona,
             )
         )
 
@@ -508,9 +693,16 @@ class _Builder:
             local = f"{first}.{last}".lower().replace("'", "").replace(" ", "")
             stage = rng.choice(("customer", "customer", "customer", "opportunity", "salesqualifiedlead"))
             self.contacts.append(
-                SContact(key=key, company_key=company_key, email=f"{local}{self._n_contacts}@{domain}",
-                         first_name=first, last_name=last, lifecycle_stage=stage,
-                         created_at=_ms_to_dt(created), updated_at=_ms_to_dt(updated))
+                SContact(
+                    key=key,
+                    company_key=company_key,
+                    email=f"{local}{self._n_contacts}@{domain}",
+                    first_name=first,
+                    last_name=last,
+                    lifecycle_stage=stage,
+                    created_at=_ms_to_dt(created),
+                    updated_at=_ms_to_dt(updated),
+                )
             )
             keys.append(key)
         return keys
@@ -518,7 +710,13 @@ class _Builder:
     # -- deals and line items
 
     def emit_deal(
-        self, company_key: str, plan: _Plan, name: str, stage: str, close: int, created: int,
+        self,
+        company_key: str,
+        plan: _Plan,
+        name: str,
+        stage: str,
+        close: int,
+        created: int,
         items: Sequence[tuple[str, int, str]],
     ) -> None:
         rng = self.rng
@@ -537,13 +735,28 @@ class _Builder:
             amount += product.unit_price * qty * months
             self._n_items += 1
             self.line_items.append(
-                SLineItem(key=f"li-{self._n_items:07d}", deal_key=key, product_key=product.key, quantity=qty,
-                          unit_price=product.unit_price, billing_period=period, updated_at=_ms_to_dt(updated))
+                SLineItem(
+                    key=f"li-{self._n_items:07d}",
+                    deal_key=key,
+                    product_key=product.key,
+                    quantity=qty,
+                    unit_price=product.unit_price,
+                    billing_period=period,
+                    updated_at=_ms_to_dt(updated),
+                )
             )
         self.deals.append(
-            SDeal(key=key, company_key=company_key, owner_key=owner, name=name, stage=stage,
-                  amount=round(amount, 2), close_date=_ms_to_dt(close), created_at=_ms_to_dt(created),
-                  updated_at=_ms_to_dt(updated))
+            SDeal(
+                key=key,
+                company_key=company_key,
+                owner_key=owner,
+                name=name,
+                stage=stage,
+                amount=round(amount, 2),
+                close_date=_ms_to_dt(close),
+                created_at=_ms_to_dt(created),
+                updated_at=_ms_to_dt(updated),
+            )
         )
 
     def subscription(self, plan: _Plan) -> list[tuple[str, int, str]]:
@@ -570,15 +783,28 @@ class _Builder:
         for k in range(1, renewals + 1):
             r_close = close + k * term * _YEAR
             year = _ms_to_dt(r_close).year
-            self.emit_deal(company_key, plan, f"{company_name} - Renewal {year}", "closedwon", r_close,
-                           r_close - rng.randint(20, 60) * _DAY, items)
+            self.emit_deal(
+                company_key,
+                plan,
+                f"{company_name} - Renewal {year}",
+                "closedwon",
+                r_close,
+                r_close - rng.randint(20, 60) * _DAY,
+                items,
+            )
         base = 1 + renewals
         if persona == "covered":
             upgrade = UPGRADE_PATH[plan.crm_sku]
             o_created = self.now - rng.randint(5, 40) * _DAY
-            self.emit_deal(company_key, plan, f"{company_name} - Upgrade to {_BY_SKU[upgrade].name}",
-                           rng.choice(OPEN_STAGES), self.now + rng.randint(10, 60) * _DAY, o_created,
-                           [(upgrade, plan.seats, "P12M")])
+            self.emit_deal(
+                company_key,
+                plan,
+                f"{company_name} - Upgrade to {_BY_SKU[upgrade].name}",
+                rng.choice(OPEN_STAGES),
+                self.now + rng.randint(10, 60) * _DAY,
+                o_created,
+                [(upgrade, plan.seats, "P12M")],
+            )
             base += 1
         extra_mean = max(0.0, self.deals_per_account - base) * 0.8 + 0.2
         if persona == "new_customer":
@@ -590,14 +816,24 @@ class _Builder:
     def emit_extra_deal(self, company_key: str, company_name: str, plan: _Plan) -> None:
         rng, persona = self.rng, plan.persona
         owned_families = {_BY_SKU[s].family for s in plan.addons}
-        others = [s for s in ("MKT-BASIC", "MKT-PRO", "SUP-STD", "SUP-PREM", "ANL-ADDON")
-                  if _BY_SKU[s].family not in owned_families]
+        others = [
+            s
+            for s in ("MKT-BASIC", "MKT-PRO", "SUP-STD", "SUP-PREM", "ANL-ADDON")
+            if _BY_SKU[s].family not in owned_families
+        ]
         if persona in ("average", "at_risk") and rng.random() < 0.4 and others:
             sku = rng.choice(others)
             stage = rng.choice(OPEN_STAGES)
             created = self.now - rng.randint(3, 60) * _DAY
-            self.emit_deal(company_key, plan, f"{company_name} - {_BY_SKU[sku].name}", stage,
-                           self.now + rng.randint(5, 90) * _DAY, created, [(sku, 1, "P12M")])
+            self.emit_deal(
+                company_key,
+                plan,
+                f"{company_name} - {_BY_SKU[sku].name}",
+                stage,
+                self.now + rng.randint(5, 90) * _DAY,
+                created,
+                [(sku, 1, "P12M")],
+            )
             return
         # A proposal that was lost long ago: history, not a live opportunity.
         pool = [s for s in plan.addons] or ["ANL-ADDON"]
@@ -605,14 +841,29 @@ class _Builder:
         latest = self.now - (400 if persona != "dormant" else 200) * _DAY
         earliest = min(plan.created_ms, latest - _DAY)
         close = rng.randint(earliest, latest)
-        self.emit_deal(company_key, plan, f"{company_name} - {_BY_SKU[sku].name} (lost)", "closedlost", close,
-                       close - rng.randint(10, 60) * _DAY, [(sku, 1, "P12M")])
+        self.emit_deal(
+            company_key,
+            plan,
+            f"{company_name} - {_BY_SKU[sku].name} (lost)",
+            "closedlost",
+            close,
+            close - rng.randint(10, 60) * _DAY,
+            [(sku, 1, "P12M")],
+        )
 
     # -- activities
 
     def emit_activity(
-        self, company_key: str, contacts: list[str], plan: _Plan, kind: str, occurred: int, *,
-        direction: str | None = None, outcome: str | None = None, subject: str | None = None,
+        self,
+        company_key: str,
+        contacts: list[str],
+        plan: _Plan,
+        kind: str,
+        occurred: int,
+        *,
+        direction: str | None = None,
+        outcome: str | None = None,
+        subject: str | None = None,
         body: str | None = None,
     ) -> None:
         rng = self.rng
@@ -625,8 +876,13 @@ class _Builder:
             subject = subject or rng.choice(_CALL_TITLES)
         elif kind == "meeting":
             if outcome is None:
-                outcome = "scheduled" if occurred > self.now else rng.choice(
-                    ("completed", "completed", "completed", "completed", "no_show", "canceled"))
+                outcome = (
+                    "scheduled"
+                    if occurred > self.now
+                    else rng.choice(
+                        ("completed", "completed", "completed", "completed", "no_show", "canceled")
+                    )
+                )
             subject = subject or rng.choice(_JP_MEETINGS if jp else _EN_MEETINGS)
         elif kind == "email":
             direction = direction or rng.choice(("inbound", "outbound", "outbound"))
@@ -648,10 +904,20 @@ class _Builder:
         contact = rng.choice(contacts) if contacts and kind != "note" else None
         owner = plan.owner_key if rng.random() < 0.9 else rng.choice(self.owners).key
         self.activities.append(
-            SActivity(key=f"act-{self._n_acts:07d}", kind=kind, company_key=company_key, contact_key=contact,
-                      owner_key=owner, occurred_at=_ms_to_dt(occurred), direction=direction, outcome=outcome,
-                      subject=subject, body=body or rng.choice(_BODIES), status=status,
-                      updated_at=_ms_to_dt(updated))
+            SActivity(
+                key=f"act-{self._n_acts:07d}",
+                kind=kind,
+                company_key=company_key,
+                contact_key=contact,
+                owner_key=owner,
+                occurred_at=_ms_to_dt(occurred),
+                direction=direction,
+                outcome=outcome,
+                subject=subject,
+                body=body or rng.choice(_BODIES),
+                status=status,
+                updated_at=_ms_to_dt(updated),
+            )
         )
 
     def emit_activities(self, company_key: str, contacts: list[str], plan: _Plan) -> None:
@@ -675,8 +941,15 @@ class _Builder:
                 kind = rng.choice(("call", "email"))
                 topic = rng.choice(_COMPLAINTS)
                 self.emit_activity(
-                    company_key, contacts, plan, kind, recent(28), direction="inbound", outcome="complaint",
-                    subject=f"{COMPLAINT_PREFIX} {topic}", body=_COMPLAINT_BODY,
+                    company_key,
+                    contacts,
+                    plan,
+                    kind,
+                    recent(28),
+                    direction="inbound",
+                    outcome="complaint",
+                    subject=f"{COMPLAINT_PREFIX} {topic}",
+                    body=_COMPLAINT_BODY,
                 )
                 emitted += 1
             for _ in range(rng.randint(0, 4)):
@@ -684,8 +957,15 @@ class _Builder:
                 emitted += 1
         elif persona == "new_customer":
             for _ in range(rng.randint(2, 4)):
-                self.emit_activity(company_key, contacts, plan, "meeting", recent(90), outcome="completed",
-                                   subject="Onboarding kickoff" if emitted == 0 else None)
+                self.emit_activity(
+                    company_key,
+                    contacts,
+                    plan,
+                    "meeting",
+                    recent(90),
+                    outcome="completed",
+                    subject="Onboarding kickoff" if emitted == 0 else None,
+                )
                 emitted += 1
             for _ in range(rng.randint(2, 5)):
                 self.emit_activity(company_key, contacts, plan, "email", recent(90), direction="inbound")
@@ -700,8 +980,22 @@ class _Builder:
             upper = now - _HOUR
         lower = max(plan.created_ms, now - 3 * _YEAR)
         lower = min(lower, upper - _DAY)
-        kinds = ("email", "email", "email", "email", "call", "call", "call", "note", "note", "meeting",
-                 "meeting", "task", "task", "task")
+        kinds = (
+            "email",
+            "email",
+            "email",
+            "email",
+            "call",
+            "call",
+            "call",
+            "note",
+            "note",
+            "meeting",
+            "meeting",
+            "task",
+            "task",
+            "task",
+        )
         for _ in range(total - emitted):
             kind = rng.choice(kinds)
             occurred = rng.randint(lower, upper)
@@ -715,9 +1009,16 @@ class _Builder:
         self.build_owners()
         self.build_companies()
         return Scenario(
-            now=self.now_dt, seed=self.seed, owners=self.owners, products=list(PRODUCTS),
-            companies=self.companies, contacts=self.contacts, deals=self.deals, line_items=self.line_items,
-            activities=self.activities, planted=self.planted,
+            now=self.now_dt,
+            seed=self.seed,
+            owners=self.owners,
+            products=list(PRODUCTS),
+            companies=self.companies,
+            contacts=self.contacts,
+            deals=self.deals,
+            line_items=self.line_items,
+            activities=self.activities,
+            planted=self.planted,
         )
 
 
@@ -738,6 +1039,13 @@ def build_scenario(
     if at.tzinfo is None:
         raise ValueError("now must carry a timezone")
     at = at.astimezone(UTC).replace(microsecond=(at.microsecond // 1000) * 1000)
-    builder = _Builder(accounts, seed, at, contacts_per_account, deals_per_account, activities_per_account,
-                       line_items_per_account)
+    builder = _Builder(
+        accounts,
+        seed,
+        at,
+        contacts_per_account,
+        deals_per_account,
+        activities_per_account,
+        line_items_per_account,
+    )
     return builder.build()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -78,6 +78,7 @@ class SyncState:
     stream: str
     cursor: datetime | None = None
     resume: str | None = None
+    boundary_ids: list[str] = field(default_factory=list)
     full_started_at: datetime | None = None
     deleted_checked_at: datetime | None = None
     records: int = 0
@@ -98,6 +99,7 @@ def load_sync_state(conn: Connection, connection: str, stream: str) -> SyncState
         stream,
         cursor=row["cursor"],
         resume=row["resume"],
+        boundary_ids=list(row["boundary_ids"] or []),
         full_started_at=row["full_started_at"],
         deleted_checked_at=row["deleted_checked_at"],
         records=row["records"],
@@ -114,6 +116,7 @@ def save_sync_state(conn: Connection, state: SyncState, now: datetime) -> None:
                 "stream": state.stream,
                 "cursor": state.cursor,
                 "resume": state.resume,
+                "boundary_ids": state.boundary_ids,
                 "full_started_at": state.full_started_at,
                 "deleted_checked_at": state.deleted_checked_at,
                 "records": state.records,

@@ -189,6 +189,8 @@ sync_state = Table(
     Column("stream", String(64), primary_key=True),
     _ts("cursor"),
     Column("resume", Text),
+    # Ids stored with modification stamp == cursor: the inclusive re-read may skip them.
+    Column("boundary_ids", JSON),
     _ts("full_started_at"),
     _ts("deleted_checked_at"),
     Column("records", BigInteger, nullable=False, default=0),

@@ -1,7 +1,7 @@
 """Initial schema: the canonical streams, sync state, runs, recommendations and the outbox.
 
 Revision ID: 0001
-Revises:
+Revises: (none)
 """
 
 from __future__ import annotations
@@ -217,6 +217,7 @@ def upgrade() -> None:
         sa.Column("stream", sa.String(length=64), nullable=False),
         sa.Column("cursor", sa.DateTime(timezone=True), nullable=True),
         sa.Column("resume", sa.Text(), nullable=True),
+        sa.Column("boundary_ids", sa.JSON(), nullable=True),
         sa.Column("full_started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("deleted_checked_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("records", sa.BigInteger(), nullable=False),
