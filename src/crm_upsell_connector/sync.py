@@ -75,6 +75,11 @@ class _Edge:
                 self.ids.add(record.id)
 
 
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -113,9 +118,13 @@ class Syncer:
             async with gate:
                 report.streams[name] = await self.sync_stream(name, full=full)
 
-        async with asyncio.TaskGroup() as group:
-            for name in names:
-                group.create_task(one(name))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for name in names:
+                    group.create_task(one(name))
+        except BaseExceptionGroup as failed:
+            # The other streams were stopped at a committed page; report the first cause as it is.
+            raise _first_leaf(failed) from None
         report.streams = {n: report.streams[n] for n in names}
         return report
 

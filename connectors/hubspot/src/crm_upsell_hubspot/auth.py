@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import httpx
 
+from crm_upsell_connector.errors import ConfigError
 from crm_upsell_connector.http.auth import (
     AccessToken,
     RefreshingTokenAuth,
@@ -83,9 +84,11 @@ def build_auth(
 ) -> httpx.Auth:
     """The auth flow for ``settings``; secrets are resolved now so that a missing one fails early."""
     if settings.auth == "private_app":
-        assert settings.token is not None  # the settings validator guarantees it
+        if not settings.token:
+            raise ConfigError("auth = 'private_app' needs token = 'keyring:NAME'")
         return StaticTokenAuth(secrets.resolve(settings.token, what="HubSpot private app token"))
-    assert settings.client_id and settings.client_secret and settings.refresh_token
+    if not (settings.client_id and settings.client_secret and settings.refresh_token):
+        raise ConfigError("auth = 'oauth' needs client_id, client_secret and refresh_token")
     return HubSpotOAuth(
         token_url=settings.oauth_token_url,
         client_id=settings.client_id,

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -158,7 +155,9 @@ def map_error(response: httpx.Response, request: RequestInfo) -> ConnectorError:
             response=info,
         )
     return FatalAPIError(
-        f"HubSpot rejected {where} with HTTP {status}" + (f" {category}" if category else "") + f": {message}{tail}",
+        f"HubSpot rejected {where} with HTTP {status}"
+        + (f" {category}" if category else "")
+        + f": {message}{tail}",
         request=request,
         response=info,
     )
@@ -179,7 +178,9 @@ class HubSpotClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         settings = http or HttpSettings()
-        self.limiter = RateLimiter(rate_limit_max, rate_limit_interval_s, max_in_flight=settings.max_in_flight)
+        self.limiter = RateLimiter(
+            rate_limit_max, rate_limit_interval_s, max_in_flight=settings.max_in_flight
+        )
         self.search_limiter = RateLimiter(search_rate_per_s, 1.0, max_in_flight=settings.max_in_flight)
         self.api = ApiClient(
             base_url,
@@ -225,9 +226,9 @@ class HubSpotClient:
 
     async def get(
         self, path: str, params: Mapping[str, Any] | None = None, *, endpoint: str | None = None
-    ) -> Reply:
+    ) -> dict[str, Any]:
         response = await self.api.request("GET", path, params=params, endpoint=endpoint)
-        return Reply(response.status_code, self._json(response), server_time(response))
+        return self._json(response)
 
     async def post(
         self,
@@ -237,7 +238,7 @@ class HubSpotClient:
         idempotent: bool,
         endpoint: str | None = None,
         search: bool = False,
-    ) -> Reply:
+    ) -> dict[str, Any]:
         response = await self.api.request(
             "POST",
             path,
@@ -246,9 +247,9 @@ class HubSpotClient:
             endpoint=endpoint,
             limiter=self.search_limiter if search else None,
         )
-        return Reply(response.status_code, self._json(response), server_time(response))
+        return self._json(response)
 
-    async def search(self, object_type: str, body: Mapping[str, Any]) -> Reply:
+    async def search(self, object_type: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """One page of ``POST /crm/v3/objects/{type}/search`` (a read: safe to retry)."""
         return await self.post(
             f"/crm/v3/objects/{object_type}/search",
@@ -265,37 +266,17 @@ class HubSpotClient:
         *,
         after: str | None = None,
         endpoint: str | None = None,
-    ) -> AsyncIterator[tuple[Reply, list[dict[str, Any]], str | None]]:
-        """Pages of a list endpoint: (reply, results, the ``after`` token of the next page or None)."""
+    ) -> AsyncIterator[tuple[list[dict[str, Any]], str | None]]:
+        """Pages of a list endpoint: (results, the ``after`` token of the next page or None)."""
         while True:
             query = dict(params)
             if after:
                 query["after"] = after
-            reply = await self.get(path, query, endpoint=endpoint or f"GET {path}")
-            after = next_after(reply.data)
-            yield reply, results_of(reply.data), after
+            data = await self.get(path, query, endpoint=endpoint or f"GET {path}")
+            after = next_after(data)
+            yield results_of(data), after
             if not after:
                 return
-
-
-@dataclass(frozen=True)
-class Reply:
-    """A decoded answer: status, JSON body and HubSpot's clock when it answered (``Date``)."""
-
-    status: int
-    data: dict[str, Any]
-    date: datetime | None = None
-
-
-def server_time(response: httpx.Response) -> datetime | None:
-    value = response.headers.get("Date")
-    if not value:
-        return None
-    try:
-        parsed = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def results_of(data: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -338,4 +319,3 @@ def context_values(error: Mapping[str, Any], *keys: str) -> list[str]:
         elif isinstance(found, str | int):
             values.append(str(found))
     return values
-

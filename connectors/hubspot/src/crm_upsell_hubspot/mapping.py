@@ -115,7 +115,13 @@ def properties_for(object_type: str, options: MappingOptions) -> tuple[str, ...]
     elif object_type == "products":
         props = ("name", "hs_sku", "price", *PRODUCT_EXTRA)
     elif object_type == "calls":
-        props = ("hs_timestamp", "hs_call_title", "hs_call_direction", "hs_call_disposition", "hubspot_owner_id")
+        props = (
+            "hs_timestamp",
+            "hs_call_title",
+            "hs_call_direction",
+            "hs_call_disposition",
+            "hubspot_owner_id",
+        )
     elif object_type == "meetings":
         props = ("hs_timestamp", "hs_meeting_title", "hs_meeting_outcome", "hubspot_owner_id")
     elif object_type == "emails":
@@ -471,7 +477,9 @@ def map_object(object_type: str, raw: Any, options: MappingOptions) -> Record | 
         return mapper(raw, options)
     except (SkipRecord, ValidationError, ValueError, TypeError, KeyError, AttributeError) as exc:
         reason = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) and exc.errors() else str(exc)
-        log.warning("skipping HubSpot %s %s: %s", object_type, ident if ident is not None else "(no id)", reason)
+        log.warning(
+            "skipping HubSpot %s %s: %s", object_type, ident if ident is not None else "(no id)", reason
+        )
         return None
 
 

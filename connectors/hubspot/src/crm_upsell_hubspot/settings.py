@@ -56,19 +56,15 @@ class HubSpotSettings(BaseModel):
     client_id: str | None = Field(None, description="OAuth app client id (not a secret)")
     client_secret: str | None = Field(None, description="OAuth client secret reference")
     refresh_token: str | None = Field(None, description="OAuth refresh token reference")
-    token_url: str | None = Field(None, description="OAuth token endpoint; default base_url + /oauth/v1/token")
+    token_url: str | None = Field(
+        None, description="OAuth token endpoint; default base_url + /oauth/v1/token"
+    )
     rate_limit_max: int = Field(
         190, ge=1, description="requests per interval (190 on Pro/Enterprise, 100 on Free/Starter)"
     )
     rate_limit_interval_s: float = Field(10.0, gt=0, description="length of the rate-limit window")
     search_rate_per_s: int = Field(5, ge=1, description="search requests per second (its own, lower limit)")
     archive_check_hours: float = Field(6.0, gt=0, description="how often the delete pass runs per stream")
-    search_lag_s: float = Field(
-        1.0,
-        ge=0,
-        description="how far behind HubSpot's clock a sync cursor is held, so that records indexed late "
-        "are read again next run",
-    )
     property_prefix: str = Field("crm_upsell_", pattern=r"^[a-z][a-z0-9_]*$")
     property_group: str = Field("crm_upsell", pattern=r"^[a-z][a-z0-9_]*$")
 
@@ -96,7 +92,9 @@ class HubSpotSettings(BaseModel):
     @model_validator(mode="after")
     def _credentials(self) -> HubSpotSettings:
         if self.auth == "private_app" and not self.token:
-            raise ValueError("auth = 'private_app' needs token = 'keyring:NAME' (the private app's access token)")
+            raise ValueError(
+                "auth = 'private_app' needs token = 'keyring:NAME' (the private app's access token)"
+            )
         if self.auth == "oauth":
             missing = [
                 name for name in ("client_id", "client_secret", "refresh_token") if not getattr(self, name)

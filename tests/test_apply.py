@@ -1,0 +1,121 @@
+"""The outbox: a run killed at any point and run again creates no duplicate task and loses no update."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select
+
+from crm_upsell_connector.apply import Applier
+from crm_upsell_connector.config import SyncSettings
+from crm_upsell_connector.models import TaskDraft
+from crm_upsell_connector.plan import FieldChange, Plan
+from crm_upsell_connector.store.engine import open_store
+from crm_upsell_connector.store.schema import accounts, activities, outbox
+from crm_upsell_connector.sync import Syncer
+from tests.fake_connector import Crash, FakeConnector, FakeCRM
+
+NOW = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = open_store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    yield engine
+    engine.dispose()
+
+
+async def synced(engine: Engine, crm: FakeCRM) -> None:
+    await Syncer(engine, FakeConnector(crm), "t", SyncSettings(), clock=lambda: NOW).run()
+
+
+def make_plan(ids: list[str], *, tasks: bool = True) -> Plan:
+    plan = Plan(connection="t", created_at=NOW)
+    for i in ids:
+        after = {"loyalty_score": "80", "segment": "champion", "next_product": "CRM Professional", "reason": "r"}
+        plan.changes.append(FieldChange(i, f"Company {i}", {}, after))
+        if tasks:
+            plan.tasks.append(
+                TaskDraft(
+                    key=f"key-{i}", account_id=i, owner_id="o1", subject="Propose", body="b", due=date(2026, 11, 8)
+                )
+            )
+    return plan
+
+
+def task_keys_in_crm(crm: FakeCRM) -> list[str]:
+    return sorted(t.upsell_key or "" for t in crm.tasks.values())
+
+
+def statuses(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return sorted(conn.execute(select(outbox.c.status)).scalars())
+
+
+async def test_apply_writes_fields_and_tasks_and_the_store_shows_them(engine: Engine) -> None:
+    crm = FakeCRM(accounts=5)
+    await synced(engine, crm)
+    report = await Applier(engine, FakeConnector(crm), "t", batch_size=2).apply(make_plan(["1", "2", "3"]))
+    assert (report.updated, report.tasks_created, report.failed) == (3, 3, [])
+    assert crm.accounts["2"].product_fields["segment"] == "champion"
+    with engine.connect() as conn:
+        shown = conn.execute(select(accounts.c.product_fields).where(accounts.c.id == "2")).scalar_one()
+        keys = set(conn.execute(select(activities.c.upsell_key).where(activities.c.upsell_key.is_not(None))).scalars())
+    assert shown["segment"] == "champion"
+    assert keys == {"key-1", "key-2", "key-3"}
+
+
+async def test_the_same_plan_applied_twice_creates_each_task_once(engine: Engine) -> None:
+    crm = FakeCRM(accounts=5)
+    await synced(engine, crm)
+    await Applier(engine, FakeConnector(crm), "t").apply(make_plan(["1", "2"]))
+    report = await Applier(engine, FakeConnector(crm), "t").apply(make_plan(["1", "2"]))
+    assert report.tasks_created == 0
+    assert task_keys_in_crm(crm) == ["key-1", "key-2"]
+
+
+@pytest.mark.parametrize("crash_call", [1, 2, 3, 4])
+async def test_a_run_killed_at_any_call_then_rerun_ends_like_an_uninterrupted_one(
+    engine: Engine, crash_call: int
+) -> None:
+    crm = FakeCRM(accounts=6)
+    await synced(engine, crm)
+    plan = make_plan(["1", "2", "3", "4"])
+    dying = FakeConnector(crm)
+    dying.fail_at_call = crash_call
+    with pytest.raises(Crash):
+        await Applier(engine, dying, "t", batch_size=2).apply(plan)
+    await Applier(engine, FakeConnector(crm), "t", batch_size=2).apply(plan)
+    assert task_keys_in_crm(crm) == ["key-1", "key-2", "key-3", "key-4"]
+    assert all(crm.accounts[i].product_fields.get("segment") == "champion" for i in "1234")
+    assert set(statuses(engine)) <= {"done", "superseded"}  # nothing left pending, sent or failed
+
+
+async def test_tasks_created_but_answer_lost_are_found_not_created_again(engine: Engine) -> None:
+    crm = FakeCRM(accounts=4)
+    await synced(engine, crm)
+    flaky = FakeConnector(crm)
+    flaky.create_then_crash = True
+    report = await Applier(engine, flaky, "t").apply(make_plan(["1", "2"]))
+    assert report.tasks_created == 2 and report.ok
+    await Applier(engine, FakeConnector(crm), "t").apply(make_plan(["1", "2"]))
+    assert task_keys_in_crm(crm) == ["key-1", "key-2"]
+
+
+async def test_a_failed_record_keeps_its_reason_and_is_retried_while_the_rest_stand(engine: Engine) -> None:
+    crm = FakeCRM(accounts=3)
+    await synced(engine, crm)
+    plan = make_plan(["1", "404"], tasks=False)
+    report = await Applier(engine, FakeConnector(crm), "t").apply(plan)
+    assert report.updated == 1
+    assert report.failed == [("field_update", "404", "no such account")]
+    with engine.connect() as conn:
+        row = conn.execute(select(outbox.c.status, outbox.c.error, outbox.c.attempts).where(outbox.c.ref == "404")).one()
+    assert tuple(row) == ("failed", "no such account", 1)
+    again = await Applier(engine, FakeConnector(crm), "t").apply(Plan(connection="t", created_at=NOW))
+    assert again.failed and again.failed[0][1] == "404"
+    with engine.connect() as conn:
+        assert conn.execute(select(outbox.c.attempts).where(outbox.c.ref == "404")).scalar_one() == 2
