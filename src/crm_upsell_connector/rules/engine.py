@@ -171,8 +171,7 @@ class RuleEngine:
                 tags.append(name)
         context["tags"] = tags
 
-        best: _Candidate | None = None
-        best_key: tuple[int, int, int] | None = None
+        candidates: list[tuple[tuple[int, int, int], _Candidate]] = []
         for rule in compiled.rules:
             value, error = rule.when.test(context)
             detail = None
@@ -183,16 +182,17 @@ class RuleEngine:
                 else:
                     product = candidate.product
                     detail = f"candidate: {product.sku if product else 'retention call'}"
-                    key = (rule.config.priority, KINDS.index(rule.kind), rule.index)
-                    if best_key is None or key < best_key:
-                        best, best_key = candidate, key
+                    candidates.append(((rule.config.priority, KINDS.index(rule.kind), rule.index), candidate))
             trace.append(
                 TraceEntry.model_construct(
                     kind="rule", name=rule.config.name, value=value, error=error, detail=detail
                 )
             )
+        candidates.sort(key=lambda kc: kc[0])
 
-        blocked_by, block_reason, block_names = self._guardrails(context, best, trace)
+        best, blocked_by, block_reason, block_names = self._guardrails(
+            context, [c for _, c in candidates], trace
+        )
         return _Draft(
             context=context,
             score=score,
@@ -261,13 +261,16 @@ class RuleEngine:
         return next((p for p in members if p.tier == tier), None)
 
     def _guardrails(
-        self, context: Mapping[str, Any], candidate: _Candidate | None, trace: list[TraceEntry]
-    ) -> tuple[str | None, str | None, tuple[str, ...]]:
-        """Trace every guardrail; return the one that blocks (name, reason, names of its facts)."""
-        guards = self.rules.guardrails
-        kind = candidate.rule.kind if candidate else None
-        fired: list[tuple[str, str, tuple[str, ...], bool]] = []  # name, reason, facts, applies
+        self, context: Mapping[str, Any], candidates: list[_Candidate], trace: list[TraceEntry]
+    ) -> tuple[_Candidate | None, str | None, str | None, tuple[str, ...]]:
+        """Trace every guardrail; return the candidate and what blocks it (name, reason, fact names).
 
+        A blocking condition limited to some kinds removes those kinds from the choice (a
+        complaint blocks the upgrade, not the retention offer); the built-in guardrails then
+        apply to the best remaining candidate.
+        """
+        guards = self.rules.guardrails
+        conditions: list[tuple[str, str, tuple[str, ...], frozenset[str]]] = []
         for guard, expression in self.compiled.guardrails:
             value, error = expression.test(context)
             trace.append(
@@ -276,20 +279,26 @@ class RuleEngine:
                 )
             )
             if value:
-                applies = kind is None or kind in guard.kinds
-                fired.append(
-                    (guard.name, guard.reason or guard.name.replace("_", " "), expression.names, applies)
-                )
+                reason = guard.reason or guard.name.replace("_", " ")
+                conditions.append((guard.name, reason, expression.names, frozenset(guard.kinds)))
+        blocked_kinds = {kind for *_, kinds in conditions for kind in kinds}
+        allowed = [c for c in candidates if c.rule.kind not in blocked_kinds]
+        candidate = allowed[0] if allowed else (candidates[0] if candidates else None)
+        kind = candidate.rule.kind if candidate else None
+        fired: list[tuple[str, str, tuple[str, ...], bool]] = [
+            (name, reason, names, kind is None or kind in kinds) for name, reason, names, kinds in conditions
+        ]
 
         last = context.get("days_since_last_proposal")
         cooling = last is not None and last < guards.cooldown_days
+        since = "no proposal yet" if last is None else f"last proposal {format_value(last)} days ago"
         trace.append(
             TraceEntry.model_construct(
                 kind="guardrail",
                 name="cooldown",
                 value=cooling,
                 error=None,
-                detail=f"last proposal {format_value(last)} days ago, cooldown {format_value(guards.cooldown_days)}",
+                detail=f"{since}, cooldown {format_value(guards.cooldown_days)} days",
             )
         )
         if cooling:
@@ -344,8 +353,8 @@ class RuleEngine:
 
         for name, reason, names, applies in fired:
             if applies:
-                return name, reason, names
-        return None, None, ()
+                return candidate, name, reason, names
+        return candidate, None, None, ()
 
     def _apply_owner_cap(self, drafts: list[_Draft], already: Mapping[str, int]) -> None:
         cap = self.rules.guardrails.max_new_tasks_per_owner_per_week
