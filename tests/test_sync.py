@@ -62,7 +62,7 @@ async def test_a_crash_mid_read_keeps_committed_pages_and_resumes_without_duplic
     resumed = FakeConnector(crm)
     report = await syncer(engine, resumed).run(streams=["accounts"])
     assert report.streams["accounts"].mode == "resumed"
-    assert resumed.stats.calls == 3 + 1  # pages 3..5, then the delete pass
+    assert resumed.stats.calls == 3 + 1  # pages 3..5, then a delete pass (stored records may be archived since)
     assert count(engine) == 25
 
 

@@ -135,11 +135,17 @@ class Syncer:
         if full and state.full_started_at is None:
             state.resume = None
         resuming = state.full_started_at is not None
+        first_read = state.cursor is None and not resuming
+        started = self.clock()
         if resuming or full or state.cursor is None:
             report = await self._read_full(state, skew, resumed=resuming)
         else:
             report = await self._read_incremental(state, skew)
-        if full or self._delete_pass_due(state):
+        if first_read and not full:
+            # Nothing was stored before this read, so nothing archived earlier can linger here.
+            state.deleted_checked_at = started
+            self._save(state)
+        elif full or self._delete_pass_due(state):
             report.deleted = await self._delete_pass(state, skew)
         return report
 

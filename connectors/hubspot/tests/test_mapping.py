@@ -132,7 +132,9 @@ def test_line_item_and_product() -> None:
         720.0,
     )
     assert item.billing_period == "monthly"
-    product = map_object("products", obj("44", {"name": "CRM Pro", "hs_sku": "CRM-PRO", "price": "60"}), OPTIONS)
+    product = map_object(
+        "products", obj("44", {"name": "CRM Pro", "hs_sku": "CRM-PRO", "price": "60"}), OPTIONS
+    )
     assert isinstance(product, Product)
     assert product.unit_price == 60.0
 
@@ -140,7 +142,14 @@ def test_line_item_and_product() -> None:
 def test_owner() -> None:
     owner = map_object(
         "owners",
-        {"id": "77", "email": "a@x.jp", "firstName": "花子", "lastName": "佐藤", "archived": False, "updatedAt": STAMP},
+        {
+            "id": "77",
+            "email": "a@x.jp",
+            "firstName": "花子",
+            "lastName": "佐藤",
+            "archived": False,
+            "updatedAt": STAMP,
+        },
         OPTIONS,
     )
     assert isinstance(owner, Owner)
@@ -171,11 +180,15 @@ def test_activities() -> None:
         "5",
     )
     assert call.occurred_at == datetime(2025, 10, 1, 12, 34, 56, 789000, tzinfo=UTC)
-    email_in = map_object("emails", obj("2", {"hs_email_direction": "INCOMING_EMAIL", "hs_email_subject": "Re"}), OPTIONS)
+    email_in = map_object(
+        "emails", obj("2", {"hs_email_direction": "INCOMING_EMAIL", "hs_email_subject": "Re"}), OPTIONS
+    )
     email_out = map_object("emails", obj("3", {"hs_email_direction": "FORWARDED_EMAIL"}), OPTIONS)
     assert isinstance(email_in, Activity) and email_in.direction == "inbound"
     assert isinstance(email_out, Activity) and email_out.direction == "outbound"
-    meeting = map_object("meetings", obj("4", {"hs_meeting_title": "QBR", "hs_meeting_outcome": "NO_SHOW"}), OPTIONS)
+    meeting = map_object(
+        "meetings", obj("4", {"hs_meeting_title": "QBR", "hs_meeting_outcome": "NO_SHOW"}), OPTIONS
+    )
     assert isinstance(meeting, Activity) and meeting.outcome == "no_show" and meeting.subject == "QBR"
     note = map_object("notes", obj("5", {"hs_note_body": "<p>お客様の声: 満足</p><p>second</p>"}), OPTIONS)
     assert isinstance(note, Activity) and note.subject == "お客様の声: 満足"

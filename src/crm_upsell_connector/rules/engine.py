@@ -7,14 +7,16 @@ For every account, in account-id order:
    sum, 0-100;
 3. the utilization expression and the score place the account in the segment matrix;
 4. tag conditions are tested (they can read ``score``, ``segment``...);
-5. every upgrade, cross-sell and retention rule is tested (they can also read ``tags``); of those
-   that match and apply (an upgrade needs a higher tier in a family the account owns, a cross-sell
-   a family it does not own, a retention product a lower tier or another family), the candidate
-   with the lowest ``priority`` number wins, ties going to upgrades, then cross-sells, then
-   retention, then to the order in the file;
-6. guardrails: every blocking condition, the cooldown after the last proposal, the open upsell
-   task limit and the open deal check; the first that fires and applies to the candidate's kind
-   blocks it. With no candidate, the first that fires is still reported as ``blocked_by``;
+5. every upgrade, cross-sell and retention rule is tested (they can also read ``tags``); a rule
+   that matches is a candidate if it applies (an upgrade needs a higher tier in a family the
+   account owns, a cross-sell a family it does not own, a retention product a lower tier or
+   another family);
+6. guardrails: the blocking conditions are tested; the kinds of those that fire are struck out
+   (a complaint blocks upsells, not necessarily a retention offer). Of the remaining candidates,
+   the lowest ``priority`` number wins, ties going to upgrades, then cross-sells, then retention,
+   then the order in the file. The cooldown after the last proposal, the open upsell task limit
+   and the open deal check then apply to it. The first guardrail that blocks is ``blocked_by``;
+   with no candidate at all, the first condition that fires is still reported there;
 7. the per-owner weekly cap, across all accounts, in a fixed order: highest ``uplift x score``
    first, ties by account id; proposals beyond the cap are blocked by ``owner_weekly_cap``.
 
