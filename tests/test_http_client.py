@@ -734,19 +734,27 @@ def test_redacting_filter_scrubs_log_records(caplog: pytest.LogCaptureFixture) -
     assert caplog.messages[0] == f"token {MASK} used with Bearer {MASK}"
 
 
-def test_redacting_filter_scrubs_exception_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
+def test_redacting_filter_scrubs_exception_tracebacks() -> None:
     register_secret("traceback-secret-987654")
-    log = logging.getLogger("crm_upsell_connector.test.redact")
-    caplog.handler.addFilter(RedactingFilter())
-    with caplog.at_level(logging.INFO, logger=log.name):
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter())
+    log = logging.getLogger("crm_upsell_connector.test.traceback")
+    log.propagate = False
+    log.addHandler(handler)
+    try:
         try:
             raise RuntimeError("failed with traceback-secret-987654")
         except RuntimeError:
             log.exception("sync failed")
+    finally:
+        log.removeHandler(handler)
+        log.propagate = True
 
-    assert "sync failed" in caplog.text
-    assert "RuntimeError" in caplog.text
-    assert "traceback-secret-987654" not in caplog.text
+    text = stream.getvalue()
+    assert "sync failed" in text
+    assert "RuntimeError: failed with ***" in text
+    assert "traceback-secret-987654" not in text
 
 
 def test_install_log_redaction_covers_a_loggers_handlers() -> None:

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import date
 from collections.abc import AsyncIterator
+from datetime import date
 from urllib.parse import parse_qs
 
 import httpx
 import pytest
 import respx
+from crm_upsell_hubspot.connector import HubSpotConnector
+from crm_upsell_hubspot.settings import HubSpotSettings
 
 from crm_upsell_connector.connector import ConnectorContext
 from crm_upsell_connector.errors import AuthError, FatalAPIError, QuotaError, RetriableAPIError
 from crm_upsell_connector.http.settings import HttpSettings
 from crm_upsell_connector.models import FieldUpdate, TaskDraft
 from crm_upsell_connector.secrets import SecretResolver
-from crm_upsell_hubspot.connector import HubSpotConnector
-from crm_upsell_hubspot.settings import HubSpotSettings
 
 BASE = "https://api.hubapi.com"
 TOKEN = "pat-na1-0123456789-SECRET-TOKEN"
@@ -87,8 +87,10 @@ async def test_429_waits_as_told_and_continues(connector: HubSpotConnector) -> N
     started = time.monotonic()
     pages = [p async for p in connector.read("owners", None)]
     assert time.monotonic() - started >= 0.3
-    assert pages[0].records and route.call_count == 2
-    assert connector.stats.rate_limited == 1 and connector.stats.retries == 1
+    assert pages[0].records
+    assert route.call_count == 2
+    assert connector.stats.rate_limited == 1
+    assert connector.stats.retries == 1
 
 
 @respx.mock
@@ -101,7 +103,8 @@ async def test_5xx_is_retried(connector: HubSpotConnector) -> None:
         ]
     )
     pages = [p async for p in connector.read("owners", None)]
-    assert pages[0].records and route.call_count == 3
+    assert pages[0].records
+    assert route.call_count == 3
 
 
 @respx.mock
@@ -120,7 +123,8 @@ async def test_daily_limit_stops_with_quota_error(connector: HubSpotConnector) -
     with pytest.raises(QuotaError) as caught:
         [p async for p in connector.read("owners", None)]
     assert route.call_count == 1  # not retried
-    assert "daily API limit" in caught.value.message and "checkpoints" in caught.value.message
+    assert "daily API limit" in caught.value.message
+    assert "checkpoints" in caught.value.message
 
 
 @respx.mock
@@ -131,7 +135,8 @@ async def test_oauth_token_refreshed_on_401_and_replayed_once() -> None:
         form = parse_qs(request.content.decode())
         assert form["grant_type"] == ["refresh_token"]
         assert form["client_id"] == ["cid"]
-        assert form["client_secret"] == [CLIENT_SECRET] and form["refresh_token"] == [REFRESH]
+        assert form["client_secret"] == [CLIENT_SECRET]
+        assert form["refresh_token"] == [REFRESH]
         return httpx.Response(
             200, json={"access_token": next(tokens), "expires_in": 1800, "token_type": "bearer"}
         )
@@ -149,7 +154,8 @@ async def test_oauth_token_refreshed_on_401_and_replayed_once() -> None:
     finally:
         await conn.close()
     assert pages[0].records
-    assert token_route.call_count == 2 and api_route.call_count == 2
+    assert token_route.call_count == 2
+    assert api_route.call_count == 2
     assert conn.token_refreshes == 2
     assert conn.stats.by_endpoint["POST /oauth/v1/token"] == 2
 
@@ -168,7 +174,8 @@ async def test_401_after_refresh_is_an_auth_error_without_secrets() -> None:
         await conn.close()
     text = caught.value.one_line()
     assert "access-token-zzzzzz" not in text
-    assert CLIENT_SECRET not in text and REFRESH not in text
+    assert CLIENT_SECRET not in text
+    assert REFRESH not in text
 
 
 @respx.mock
@@ -214,7 +221,8 @@ async def test_bad_request_is_fatal_with_category_and_no_secret(connector: HubSp
         [p async for p in connector.read("deals", None)]
     assert route.call_count == 1
     assert caught.value.error_code == "VALIDATION_ERROR"
-    assert TOKEN not in caught.value.one_line() and TOKEN not in str(caught.value.response)
+    assert TOKEN not in caught.value.one_line()
+    assert TOKEN not in str(caught.value.response)
     assert "c0ffee" in caught.value.one_line()
 
 
@@ -236,11 +244,14 @@ async def test_full_read_asks_only_for_used_properties_and_pages_by_after(
     )
     got = [p async for p in connector.read("companies", None)]
     assert [p.resume for p in got] == ["abc", None]
-    assert got[0].watermark is None and got[1].watermark is not None
+    assert got[0].watermark is None
+    assert got[1].watermark is not None
     assert got[1].watermark.isoformat().startswith("2026-10-02")
     first, second = (c.request.url.params for c in route.calls)
-    assert "after" not in first and second["after"] == "abc"
-    assert "name" in first["properties"].split(",") and first["limit"] == "100"
+    assert "after" not in first
+    assert second["after"] == "abc"
+    assert "name" in first["properties"].split(",")
+    assert first["limit"] == "100"
 
 
 @respx.mock
@@ -272,13 +283,13 @@ async def test_batch_update_partial_failure_and_bisect_on_400(connector: HubSpot
     respx.post(f"{BASE}/crm/v3/objects/companies/batch/update").mock(side_effect=update)
     updates = [FieldUpdate(account_id=i, values={"segment": "x"}) for i in ("1", "bad", "gone", "4")]
     results = {r.ref: r for r in await connector.update_accounts(updates)}
-    assert results["1"].ok and results["4"].ok
-    assert (
-        not results["bad"].ok
-        and not results["bad"].retriable
-        and "VALIDATION_ERROR" in (results["bad"].error or "")
-    )
-    assert not results["gone"].ok and "not found" in (results["gone"].error or "")
+    assert results["1"].ok
+    assert results["4"].ok
+    assert not results["bad"].ok
+    assert not results["bad"].retriable
+    assert "VALIDATION_ERROR" in (results["bad"].error or "")
+    assert not results["gone"].ok
+    assert "not found" in (results["gone"].error or "")
     assert calls[0] == ["1", "bad", "gone", "4"]
 
 
@@ -290,4 +301,6 @@ async def test_task_create_is_not_retried_after_a_server_error(connector: HubSpo
     draft = TaskDraft(key="k1", account_id="5", owner_id=None, subject="s", body="b", due=date(2026, 1, 2))
     (result,) = await connector.create_tasks([draft])
     assert route.call_count == 1
-    assert not result.ok and result.retriable and "may or may not" in (result.error or "")
+    assert not result.ok
+    assert result.retriable
+    assert "may or may not" in (result.error or "")

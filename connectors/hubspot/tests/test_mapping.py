@@ -6,6 +6,17 @@ import logging
 from datetime import UTC, date, datetime
 
 import pytest
+from crm_upsell_hubspot.mapping import (
+    MappingOptions,
+    company_update_input,
+    first_line,
+    map_object,
+    map_objects,
+    parse_datetime,
+    parse_number,
+    properties_for,
+    task_create_input,
+)
 
 from crm_upsell_connector.models import (
     Account,
@@ -18,17 +29,6 @@ from crm_upsell_connector.models import (
     Owner,
     Product,
     TaskDraft,
-)
-from crm_upsell_hubspot.mapping import (
-    MappingOptions,
-    company_update_input,
-    first_line,
-    map_object,
-    map_objects,
-    parse_datetime,
-    parse_number,
-    properties_for,
-    task_create_input,
 )
 
 OPTIONS = MappingOptions(prefix="crm_upsell_", account_fields=("seats_purchased", "nps_score"))
@@ -153,7 +153,8 @@ def test_owner() -> None:
         OPTIONS,
     )
     assert isinstance(owner, Owner)
-    assert owner.name == "花子 佐藤" and owner.active
+    assert owner.name == "花子 佐藤"
+    assert owner.active
 
 
 def test_activities() -> None:
@@ -184,14 +185,19 @@ def test_activities() -> None:
         "emails", obj("2", {"hs_email_direction": "INCOMING_EMAIL", "hs_email_subject": "Re"}), OPTIONS
     )
     email_out = map_object("emails", obj("3", {"hs_email_direction": "FORWARDED_EMAIL"}), OPTIONS)
-    assert isinstance(email_in, Activity) and email_in.direction == "inbound"
-    assert isinstance(email_out, Activity) and email_out.direction == "outbound"
+    assert isinstance(email_in, Activity)
+    assert email_in.direction == "inbound"
+    assert isinstance(email_out, Activity)
+    assert email_out.direction == "outbound"
     meeting = map_object(
         "meetings", obj("4", {"hs_meeting_title": "QBR", "hs_meeting_outcome": "NO_SHOW"}), OPTIONS
     )
-    assert isinstance(meeting, Activity) and meeting.outcome == "no_show" and meeting.subject == "QBR"
+    assert isinstance(meeting, Activity)
+    assert meeting.outcome == "no_show"
+    assert meeting.subject == "QBR"
     note = map_object("notes", obj("5", {"hs_note_body": "<p>お客様の声: 満足</p><p>second</p>"}), OPTIONS)
-    assert isinstance(note, Activity) and note.subject == "お客様の声: 満足"
+    assert isinstance(note, Activity)
+    assert note.subject == "お客様の声: 満足"
     task = map_object(
         "tasks",
         obj("6", {"hs_task_subject": "Propose", "hs_task_status": "COMPLETED", "crm_upsell_key": "k-1"}),
@@ -200,7 +206,9 @@ def test_activities() -> None:
     assert isinstance(task, Activity)
     assert (task.status, task.upsell_key, task.kind) == ("done", "k-1", ActivityKind.TASK)
     open_task = map_object("tasks", obj("7", {"hs_task_status": "NOT_STARTED"}), OPTIONS)
-    assert isinstance(open_task, Activity) and open_task.status == "open" and open_task.upsell_key is None
+    assert isinstance(open_task, Activity)
+    assert open_task.status == "open"
+    assert open_task.upsell_key is None
 
 
 def test_malformed_records_are_skipped_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
@@ -216,7 +224,8 @@ def test_malformed_records_are_skipped_with_a_warning(caplog: pytest.LogCaptureF
     assert [r.id for r in records] == ["5"]  # an unreadable property falls back to updatedAt
     text = caplog.text
     assert "companies (no id)" in text
-    assert "companies 2" in text and "companies 3" in text
+    assert "companies 2" in text
+    assert "companies 3" in text
 
 
 def test_lenient_numbers_and_dates() -> None:
@@ -228,7 +237,8 @@ def test_lenient_numbers_and_dates() -> None:
     assert parse_datetime(1_700_000_000_000) == datetime.fromtimestamp(1_700_000_000, tz=UTC)
     assert parse_datetime("not a date") is None
     bad_amount = map_object("deals", obj("1", {"amount": "lots"}), OPTIONS)
-    assert isinstance(bad_amount, Deal) and bad_amount.amount is None
+    assert isinstance(bad_amount, Deal)
+    assert bad_amount.amount is None
 
 
 def test_first_line_of_html() -> None:
@@ -238,7 +248,8 @@ def test_first_line_of_html() -> None:
 
 def test_only_the_properties_the_product_uses() -> None:
     props = properties_for("companies", OPTIONS)
-    assert "seats_purchased" in props and "crm_upsell_loyalty_score" in props
+    assert "seats_purchased" in props
+    assert "crm_upsell_loyalty_score" in props
     assert "hs_lastmodifieddate" in props
     assert "lastmodifieddate" in properties_for("contacts", OPTIONS)
     assert "crm_upsell_key" in properties_for("tasks", OPTIONS)
@@ -260,8 +271,10 @@ def test_write_inputs() -> None:
     props = body["properties"]
     assert props["hs_timestamp"] == "2026-11-15T09:00:00.000Z"
     assert props["hs_task_priority"] == "HIGH"
-    assert props["hs_task_status"] == "NOT_STARTED" and props["hs_task_type"] == "TODO"
-    assert props["hubspot_owner_id"] == "77" and props["crm_upsell_key"] == "k-1"
+    assert props["hs_task_status"] == "NOT_STARTED"
+    assert props["hs_task_type"] == "TODO"
+    assert props["hubspot_owner_id"] == "77"
+    assert props["crm_upsell_key"] == "k-1"
     assert props["hs_task_subject"] == "アップグレードのご提案"
     assert body["associations"] == [
         {"to": {"id": "5"}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 192}]}

@@ -81,8 +81,10 @@ class RefreshingTokenAuth(httpx.Auth):
         token = await self.current()
         request.headers["Authorization"] = f"{self._scheme} {token.value}"
         response = yield request
-        if self._is_expired(response):
+        if response.is_error:
+            # ``is_expired`` may look at the body (Zoho's INVALID_TOKEN); error bodies are small.
             await response.aread()
+        if self._is_expired(response):
             token = await self.current(force=True, stale=token.value)
             request.headers["Authorization"] = f"{self._scheme} {token.value}"
             yield request

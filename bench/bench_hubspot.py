@@ -1,0 +1,122 @@
+"""Full sync, incremental sync and write-back against the HubSpot sandbox: calls, wall time, peak RSS.
+
+The sandbox runs as a separate process at HubSpot's Pro limit (190 requests / 10 s) with 100 ms of
+latency per request. See bench/README.md for the minimum number of calls these are compared with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from crm_upsell_connector.config import parse_config
+from crm_upsell_connector.connector import load_plugins
+from crm_upsell_connector.demo import sandbox_config
+from crm_upsell_connector.pipeline import Session
+from crm_upsell_connector.sandbox.server import SandboxOptions
+from crm_upsell_connector.secrets import SecretResolver
+from crm_upsell_connector.fields import ALL_FIELDS
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(port: int, proc: subprocess.Popen[bytes], timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the sandbox exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise SystemExit("the sandbox did not start in time")
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def minimum_full_calls(per_type: dict[str, int]) -> int:
+    return sum(math.ceil(n / 100) for n in per_type.values())
+
+
+async def main(accounts: int, latency_ms: int, rate: int) -> None:
+    port = free_port()
+    cmd = [sys.executable, "-m", "crm_upsell_connector.cli", "sandbox", "serve", "--crm", "hubspot", "--port", str(port),
+           "--accounts", str(accounts), "--latency-ms", str(latency_ms), "--rate-limit", str(rate)]
+    print(f"starting the sandbox: {accounts} companies, {rate} req/10 s, {latency_ms} ms latency ...", flush=True)
+    built = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    try:
+        wait_for(port, proc)
+        print(f"sandbox up in {time.monotonic() - built:.1f} s", flush=True)
+        plugin = load_plugins()["hubspot"]
+        options = SandboxOptions(accounts=accounts, latency_ms=latency_ms, rate_limit_max=rate)
+        with tempfile.TemporaryDirectory() as tmp:
+            store = "sqlite:///" + str(Path(tmp) / "bench.sqlite3")
+            config = parse_config(sandbox_config(plugin, f"http://127.0.0.1:{port}", options, store), "bench")
+            session = Session.open(config, "demo", secrets=SecretResolver(environ=plugin.sandbox_secrets(options)))
+            async with session.connector() as connector:
+                await connector.ensure_fields(ALL_FIELDS)
+                start_calls = connector.stats.calls
+                t0 = time.monotonic()
+                report = await session.sync(connector)
+                wall = time.monotonic() - t0
+                calls = connector.stats.calls - start_calls
+                per_stream = {s.stream: s.records for s in report.streams.values()}
+                minimum = minimum_full_calls(per_stream)
+                bound = minimum / (rate / 10)
+                print("full sync:")
+                for name, n in per_stream.items():
+                    print(f"  {name:<11} {n:>8} records")
+                print(f"  calls {calls} (minimum {minimum}, ratio {calls / minimum:.3f}, target <= 1.1)")
+                print(f"  wall {wall:.1f} s (rate-limit bound {minimum / (rate / 10):.1f} s, ratio {wall / bound:.3f}, target <= 1.2)")
+                print(f"  retries {connector.stats.retries}, 429s {connector.stats.rate_limited}")
+                print(f"  peak RSS {peak_rss_mb():.0f} MB (target <= 300)")
+
+                before = connector.stats.calls
+                t0 = time.monotonic()
+                await session.sync(connector)
+                print(f"incremental sync, nothing changed: {connector.stats.calls - before} calls for "
+                      f"{len(connector.streams)} streams in {time.monotonic() - t0:.1f} s (target <= 1 per stream)")
+
+                recs = session.score()
+                plan = session.plan(recs)
+                before = connector.stats.calls
+                t0 = time.monotonic()
+                applied = await session.apply(connector, plan)
+                m_updates, m_tasks = applied.updated, applied.tasks_created
+                ideal = math.ceil(m_updates / 100) + math.ceil(m_tasks / 100)
+                used = connector.stats.calls - before
+                print(f"write-back: {m_updates} companies updated, {m_tasks} tasks created with {used} calls "
+                      f"(ideal {ideal}, ratio {used / max(ideal, 1):.3f}, target <= 1.05) in {time.monotonic() - t0:.1f} s")
+                print(f"peak RSS overall {peak_rss_mb():.0f} MB at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+            session.engine.dispose()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--accounts", type=int, default=20_000)
+    parser.add_argument("--latency-ms", type=int, default=100)
+    parser.add_argument("--rate", type=int, default=190)
+    args = parser.parse_args()
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    asyncio.run(main(args.accounts, args.latency_ms, args.rate))

@@ -1,0 +1,87 @@
+"""The shipped config.example.toml on the sandbox scenario: planted candidates found, at-risk spared."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+import sqlalchemy as sa
+
+from crm_upsell_connector.features import compute_features
+from crm_upsell_connector.rules import Recommendation, RuleEngine, RulesConfig, render_task
+from crm_upsell_connector.sandbox.scenario import build_scenario
+
+from .scenario_store import CONNECTION, load_scenario
+
+SPARED = ("at_risk", "dormant", "new_customer", "covered", "do_not_contact")
+
+
+@pytest.fixture(scope="module", params=[7, 2024])
+def outcome(request: pytest.FixtureRequest, example_rules: RulesConfig) -> tuple[dict[str, str], list[Recommendation]]:
+    scenario = build_scenario(accounts=800, seed=request.param)
+    engine = sa.create_engine("sqlite://")
+    now = load_scenario(engine, scenario)
+    with engine.connect() as conn:
+        features = compute_features(conn, CONNECTION, now, example_rules.features, example_rules.products)
+    return scenario.planted, RuleEngine(example_rules).evaluate(features, now)
+
+
+def _by_persona(outcome: tuple[dict[str, str], list[Recommendation]]) -> dict[str, list[Recommendation]]:
+    planted, recs = outcome
+    groups: dict[str, list[Recommendation]] = {}
+    for rec in recs:
+        groups.setdefault(planted[rec.account_id], []).append(rec)
+    return groups
+
+
+def test_upgrade_candidates_get_upgrades(outcome: tuple[dict[str, str], list[Recommendation]]) -> None:
+    recs = _by_persona(outcome)["upgrade_candidate"]
+    upgrades = [r for r in recs if r.proposal is not None and r.proposal.kind == "upgrade"]
+    assert len(upgrades) >= 0.85 * len(recs)
+    assert all(r.proposal.product_sku in ("CRM-PRO", "CRM-ENT") for r in upgrades if r.proposal)
+    # Whoever is left out lost to the per-owner weekly cap, nothing else.
+    assert {r.blocked_by for r in recs if r.proposal is None} <= {"owner_weekly_cap"}
+
+
+def test_cross_sell_candidates_get_cross_sells(outcome: tuple[dict[str, str], list[Recommendation]]) -> None:
+    recs = _by_persona(outcome)["cross_sell_candidate"]
+    cross = [r for r in recs if r.proposal is not None and r.proposal.kind == "cross_sell"]
+    assert len(cross) >= 0.7 * len(recs)
+
+
+@pytest.mark.parametrize("persona", SPARED)
+def test_spared_personas_get_nothing(outcome: tuple[dict[str, str], list[Recommendation]], persona: str) -> None:
+    recs = _by_persona(outcome)[persona]
+    assert recs
+    assert [r.account_id for r in recs if r.proposal is not None] == []
+    assert all(r.blocked_by is not None for r in recs)
+
+
+def test_average_accounts_are_rarely_sold_to(outcome: tuple[dict[str, str], list[Recommendation]]) -> None:
+    recs = _by_persona(outcome)["average"]
+    assert sum(r.proposal is not None for r in recs) <= 0.05 * len(recs)
+
+
+def test_expected_blockers(outcome: tuple[dict[str, str], list[Recommendation]]) -> None:
+    groups = _by_persona(outcome)
+    expected = {
+        "at_risk": "recent_complaint",
+        "dormant": "dormant",
+        "new_customer": "new_customer",
+        "covered": "open_deal",
+        "do_not_contact": "do_not_contact",
+    }
+    for persona, blocker in expected.items():
+        counts = Counter(r.blocked_by for r in groups[persona])
+        assert counts.most_common(1)[0][0] == blocker, (persona, counts)
+
+
+def test_reasons_and_tasks_state_the_facts(
+    outcome: tuple[dict[str, str], list[Recommendation]], example_rules: RulesConfig
+) -> None:
+    rec = next(r for r in _by_persona(outcome)["upgrade_candidate"] if r.proposal is not None)
+    assert "seats" in rec.reason and "meetings" in rec.reason and "renewals won" in rec.reason
+    assert rec.segment == "champion" and "high_loyalty" in rec.tags
+    task = render_task(rec, example_rules, build_scenario(0).now)
+    assert rec.proposal is not None and rec.proposal.product_name in task.body
+    assert rec.reason in task.body
