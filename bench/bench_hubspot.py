@@ -22,10 +22,10 @@ from pathlib import Path
 from crm_upsell_connector.config import parse_config
 from crm_upsell_connector.connector import load_plugins
 from crm_upsell_connector.demo import sandbox_config
+from crm_upsell_connector.fields import ALL_FIELDS
 from crm_upsell_connector.pipeline import Session
 from crm_upsell_connector.sandbox.server import SandboxOptions
 from crm_upsell_connector.secrets import SecretResolver
-from crm_upsell_connector.fields import ALL_FIELDS
 
 
 def free_port() -> int:
@@ -55,61 +55,91 @@ def minimum_full_calls(per_type: dict[str, int]) -> int:
     return sum(math.ceil(n / 100) for n in per_type.values())
 
 
-async def main(accounts: int, latency_ms: int, rate: int) -> None:
+def main(accounts: int, latency_ms: int, rate: int) -> None:
     port = free_port()
-    cmd = [sys.executable, "-m", "crm_upsell_connector.cli", "sandbox", "serve", "--crm", "hubspot", "--port", str(port),
-           "--accounts", str(accounts), "--latency-ms", str(latency_ms), "--rate-limit", str(rate)]
-    print(f"starting the sandbox: {accounts} companies, {rate} req/10 s, {latency_ms} ms latency ...", flush=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "crm_upsell_connector.cli",
+        "sandbox",
+        "serve",
+        "--crm",
+        "hubspot",
+        "--port",
+        str(port),
+        "--accounts",
+        str(accounts),
+        "--latency-ms",
+        str(latency_ms),
+        "--rate-limit",
+        str(rate),
+    ]
+    print(
+        f"starting the sandbox: {accounts} companies, {rate} req/10 s, {latency_ms} ms latency ...",
+        flush=True,
+    )
     built = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     try:
         wait_for(port, proc)
         print(f"sandbox up in {time.monotonic() - built:.1f} s", flush=True)
-        plugin = load_plugins()["hubspot"]
-        options = SandboxOptions(accounts=accounts, latency_ms=latency_ms, rate_limit_max=rate)
-        with tempfile.TemporaryDirectory() as tmp:
-            store = "sqlite:///" + str(Path(tmp) / "bench.sqlite3")
-            config = parse_config(sandbox_config(plugin, f"http://127.0.0.1:{port}", options, store), "bench")
-            session = Session.open(config, "demo", secrets=SecretResolver(environ=plugin.sandbox_secrets(options)))
-            async with session.connector() as connector:
-                await connector.ensure_fields(ALL_FIELDS)
-                start_calls = connector.stats.calls
-                t0 = time.monotonic()
-                report = await session.sync(connector)
-                wall = time.monotonic() - t0
-                calls = connector.stats.calls - start_calls
-                per_stream = {s.stream: s.records for s in report.streams.values()}
-                minimum = minimum_full_calls(per_stream)
-                bound = minimum / (rate / 10)
-                print("full sync:")
-                for name, n in per_stream.items():
-                    print(f"  {name:<11} {n:>8} records")
-                print(f"  calls {calls} (minimum {minimum}, ratio {calls / minimum:.3f}, target <= 1.1)")
-                print(f"  wall {wall:.1f} s (rate-limit bound {minimum / (rate / 10):.1f} s, ratio {wall / bound:.3f}, target <= 1.2)")
-                print(f"  retries {connector.stats.retries}, 429s {connector.stats.rate_limited}")
-                print(f"  peak RSS {peak_rss_mb():.0f} MB (target <= 300)")
-
-                before = connector.stats.calls
-                t0 = time.monotonic()
-                await session.sync(connector)
-                print(f"incremental sync, nothing changed: {connector.stats.calls - before} calls for "
-                      f"{len(connector.streams)} streams in {time.monotonic() - t0:.1f} s (target <= 1 per stream)")
-
-                recs = session.score()
-                plan = session.plan(recs)
-                before = connector.stats.calls
-                t0 = time.monotonic()
-                applied = await session.apply(connector, plan)
-                m_updates, m_tasks = applied.updated, applied.tasks_created
-                ideal = math.ceil(m_updates / 100) + math.ceil(m_tasks / 100)
-                used = connector.stats.calls - before
-                print(f"write-back: {m_updates} companies updated, {m_tasks} tasks created with {used} calls "
-                      f"(ideal {ideal}, ratio {used / max(ideal, 1):.3f}, target <= 1.05) in {time.monotonic() - t0:.1f} s")
-                print(f"peak RSS overall {peak_rss_mb():.0f} MB at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
-            session.engine.dispose()
+        asyncio.run(measure(port, accounts, latency_ms, rate))
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+async def measure(port: int, accounts: int, latency_ms: int, rate: int) -> None:
+    plugin = load_plugins()["hubspot"]
+    options = SandboxOptions(accounts=accounts, latency_ms=latency_ms, rate_limit_max=rate)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = "sqlite:///" + str(Path(tmp) / "bench.sqlite3")
+        config = parse_config(sandbox_config(plugin, f"http://127.0.0.1:{port}", options, store), "bench")
+        session = Session.open(
+            config, "demo", secrets=SecretResolver(environ=plugin.sandbox_secrets(options))
+        )
+        async with session.connector() as connector:
+            await connector.ensure_fields(ALL_FIELDS)
+            start_calls = connector.stats.calls
+            t0 = time.monotonic()
+            report = await session.sync(connector)
+            wall = time.monotonic() - t0
+            calls = connector.stats.calls - start_calls
+            per_stream = {s.stream: s.records for s in report.streams.values()}
+            minimum = minimum_full_calls(per_stream)
+            bound = minimum / (rate / 10)
+            print("full sync:")
+            for name, n in per_stream.items():
+                print(f"  {name:<11} {n:>8} records")
+            print(f"  calls {calls} (minimum {minimum}, ratio {calls / minimum:.3f}, target <= 1.1)")
+            print(
+                f"  wall {wall:.1f} s (rate-limit bound {minimum / (rate / 10):.1f} s, ratio {wall / bound:.3f}, target <= 1.2)"
+            )
+            print(f"  retries {connector.stats.retries}, 429s {connector.stats.rate_limited}")
+            print(f"  peak RSS {peak_rss_mb():.0f} MB (target <= 300)")
+
+            before = connector.stats.calls
+            t0 = time.monotonic()
+            await session.sync(connector)
+            print(
+                f"incremental sync, nothing changed: {connector.stats.calls - before} calls for "
+                f"{len(connector.streams)} streams in {time.monotonic() - t0:.1f} s (target <= 1 per stream)"
+            )
+
+            recs = session.score()
+            plan = session.plan(recs)
+            before = connector.stats.calls
+            t0 = time.monotonic()
+            applied = await session.apply(connector, plan)
+            m_updates, m_tasks = applied.updated, applied.tasks_created
+            ideal = math.ceil(m_updates / 100) + math.ceil(m_tasks / 100)
+            used = connector.stats.calls - before
+            print(
+                f"write-back: {m_updates} companies updated, {m_tasks} tasks created with {used} calls "
+                f"(ideal {ideal}, ratio {used / max(ideal, 1):.3f}, target <= 1.05) in {time.monotonic() - t0:.1f} s"
+            )
+            print(f"peak RSS overall {peak_rss_mb():.0f} MB at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+        session.engine.dispose()
 
 
 if __name__ == "__main__":
@@ -119,4 +149,4 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=int, default=190)
     args = parser.parse_args()
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    asyncio.run(main(args.accounts, args.latency_ms, args.rate))
+    main(args.accounts, args.latency_ms, args.rate)

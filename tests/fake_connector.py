@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 
 from crm_upsell_connector.connector import CallStats, Connector
 from crm_upsell_connector.errors import RetriableAPIError
@@ -41,7 +42,10 @@ class FakeCRM:
         self._ids = itertools.count(10_000)
         for i in range(accounts):
             self.accounts[str(i + 1)] = Account(
-                id=str(i + 1), name=f"Company {i + 1}", owner_id="o1", updated_at=T0 + timedelta(minutes=i // 5)
+                id=str(i + 1),
+                name=f"Company {i + 1}",
+                owner_id="o1",
+                updated_at=T0 + timedelta(minutes=i // 5),
             )
 
     def touch(self, account_id: str, when: datetime) -> None:
@@ -52,7 +56,7 @@ class FakeCRM:
 
 
 class FakeConnector(Connector):
-    streams = {"accounts": Stream.ACCOUNTS, "tasks": Stream.ACTIVITIES}
+    streams: ClassVar[dict[str, Stream]] = {"accounts": Stream.ACCOUNTS, "tasks": Stream.ACTIVITIES}
     page_size = 5
 
     def __init__(self, crm: FakeCRM) -> None:
@@ -72,19 +76,29 @@ class FakeConnector(Connector):
             raise Crash(f"crash at call {self._stats.calls}")
 
     def _records(self, stream: str) -> list[Record]:
-        source: dict[str, Account] | dict[str, Activity] = self.crm.accounts if stream == "accounts" else self.crm.tasks
+        source: dict[str, Account] | dict[str, Activity] = (
+            self.crm.accounts if stream == "accounts" else self.crm.tasks
+        )
         return sorted(source.values(), key=lambda r: (r.updated_at, int(r.id)))
 
     async def check(self) -> list[CheckResult]:
         return [CheckResult(item="fake", ok=True)]
 
     async def read(
-        self, stream: str, since: datetime | None, resume: str | None = None, skip_ids: frozenset[str] = frozenset()
+        self,
+        stream: str,
+        since: datetime | None,
+        resume: str | None = None,
+        skip_ids: frozenset[str] = frozenset(),
     ) -> AsyncIterator[Page]:
         self.last_skip = skip_ids
         records = self._records(stream)
         if since is not None:
-            records = [r for r in records if r.updated_at >= since and not (r.updated_at == since and r.id in skip_ids)]
+            records = [
+                r
+                for r in records
+                if r.updated_at >= since and not (r.updated_at == since and r.id in skip_ids)
+            ]
         start = int(resume or 0)
         if start == 0 and not records:
             self._call()
@@ -117,7 +131,9 @@ class FakeConnector(Connector):
         for u in updates:
             account = self.crm.accounts.get(u.account_id)
             if account is None:
-                results.append(WriteResult(ref=u.account_id, ok=False, error="no such account", retriable=False))
+                results.append(
+                    WriteResult(ref=u.account_id, ok=False, error="no such account", retriable=False)
+                )
                 continue
             self.crm.accounts[u.account_id] = account.model_copy(
                 update={"product_fields": {**account.product_fields, **u.values}}
@@ -148,7 +164,9 @@ class FakeConnector(Connector):
     async def find_tasks(self, keys: Sequence[str]) -> dict[str, str]:
         self._call()
         wanted = set(keys)
-        return {t.upsell_key: t.id for t in self.crm.tasks.values() if t.upsell_key in wanted and t.upsell_key}
+        return {
+            t.upsell_key: t.id for t in self.crm.tasks.values() if t.upsell_key in wanted and t.upsell_key
+        }
 
     async def close(self) -> None:
         return None

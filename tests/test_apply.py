@@ -35,12 +35,22 @@ async def synced(engine: Engine, crm: FakeCRM) -> None:
 def make_plan(ids: list[str], *, tasks: bool = True) -> Plan:
     plan = Plan(connection="t", created_at=NOW)
     for i in ids:
-        after = {"loyalty_score": "80", "segment": "champion", "next_product": "CRM Professional", "reason": "r"}
+        after = {
+            "loyalty_score": "80",
+            "segment": "champion",
+            "next_product": "CRM Professional",
+            "reason": "r",
+        }
         plan.changes.append(FieldChange(i, f"Company {i}", {}, after))
         if tasks:
             plan.tasks.append(
                 TaskDraft(
-                    key=f"key-{i}", account_id=i, owner_id="o1", subject="Propose", body="b", due=date(2026, 11, 8)
+                    key=f"key-{i}",
+                    account_id=i,
+                    owner_id="o1",
+                    subject="Propose",
+                    body="b",
+                    due=date(2026, 11, 8),
                 )
             )
     return plan
@@ -63,7 +73,11 @@ async def test_apply_writes_fields_and_tasks_and_the_store_shows_them(engine: En
     assert crm.accounts["2"].product_fields["segment"] == "champion"
     with engine.connect() as conn:
         shown = conn.execute(select(accounts.c.product_fields).where(accounts.c.id == "2")).scalar_one()
-        keys = set(conn.execute(select(activities.c.upsell_key).where(activities.c.upsell_key.is_not(None))).scalars())
+        keys = set(
+            conn.execute(
+                select(activities.c.upsell_key).where(activities.c.upsell_key.is_not(None))
+            ).scalars()
+        )
     assert shown["segment"] == "champion"
     assert keys == {"key-1", "key-2", "key-3"}
 
@@ -113,7 +127,9 @@ async def test_a_failed_record_keeps_its_reason_and_is_retried_while_the_rest_st
     assert report.updated == 1
     assert report.failed == [("field_update", "404", "no such account")]
     with engine.connect() as conn:
-        row = conn.execute(select(outbox.c.status, outbox.c.error, outbox.c.attempts).where(outbox.c.ref == "404")).one()
+        row = conn.execute(
+            select(outbox.c.status, outbox.c.error, outbox.c.attempts).where(outbox.c.ref == "404")
+        ).one()
     assert tuple(row) == ("failed", "no such account", 1)
     again = await Applier(engine, FakeConnector(crm), "t").apply(Plan(connection="t", created_at=NOW))
     assert again.failed and again.failed[0][1] == "404"

@@ -110,7 +110,7 @@ def store(tmp_path: Path) -> sa.Engine:
 
 def compute(store: sa.Engine) -> dict[str, dict[str, Any]]:
     with store.connect() as conn:
-        rows = compute_features(conn, "c1", NOW, CONFIG, CATALOGUE)
+        rows = list(compute_features(conn, "c1", NOW, CONFIG, CATALOGUE))
     assert [r["account_id"] for r in rows] == ["a1", "a2"]
     return {r["account_id"]: r for r in rows}
 
@@ -171,7 +171,9 @@ def test_upsell_tasks(store: sa.Engine) -> None:
 
 def test_mapped_fields_are_converted(store: sa.Engine) -> None:
     f = compute(store)["a1"]
-    assert f["seats_purchased"] == 50.0 and f["seats_active"] == 46.0 and f["nps_score"] == 9.0
+    assert f["seats_purchased"] == 50.0
+    assert f["seats_active"] == 46.0
+    assert f["nps_score"] == 9.0
     assert f["onboarding_stage"] == "live"
     assert f["do_not_contact"] is False
     assert f["contract_end"] == 30.0
@@ -183,8 +185,11 @@ def test_missing_data_is_none_not_zero(store: sa.Engine) -> None:
                  "days_since_last_proposal", "seats_purchased", "seats_active", "nps_score",
                  "onboarding_stage", "do_not_contact", "contract_end", "owner_id"):  # fmt: skip
         assert f[name] is None, name
-    assert f["meetings_90d"] == 0.0 and f["deals_won"] == 0.0 and f["contacts"] == 0.0
-    assert f["owned_tiers"] == {} and f["owned_families"] == []
+    assert f["meetings_90d"] == 0.0
+    assert f["deals_won"] == 0.0
+    assert f["contacts"] == 0.0
+    assert f["owned_tiers"] == {}
+    assert f["owned_families"] == []
 
 
 def test_numbers_are_floats(store: sa.Engine) -> None:
@@ -196,4 +201,4 @@ def test_numbers_are_floats(store: sa.Engine) -> None:
 
 def test_naive_now_is_refused(store: sa.Engine) -> None:
     with store.connect() as conn, pytest.raises(ValueError, match="timezone"):
-        compute_features(conn, "c1", datetime(2026, 1, 1), CONFIG, CATALOGUE)  # noqa: DTZ001
+        compute_features(conn, "c1", datetime(2026, 1, 1), CONFIG, CATALOGUE)

@@ -32,7 +32,9 @@ def count(engine: Engine) -> int:
 
 
 def syncer(engine: Engine, connector: FakeConnector, now: datetime = NOW) -> Syncer:
-    return Syncer(engine, connector, "t", SyncSettings(delete_check_hours=24, clock_skew_s=60), clock=lambda: now)
+    return Syncer(
+        engine, connector, "t", SyncSettings(delete_check_hours=24, clock_skew_s=60), clock=lambda: now
+    )
 
 
 async def test_full_sync_stores_everything_and_takes_the_cursor_from_the_data(engine: Engine) -> None:
@@ -62,7 +64,9 @@ async def test_a_crash_mid_read_keeps_committed_pages_and_resumes_without_duplic
     resumed = FakeConnector(crm)
     report = await syncer(engine, resumed).run(streams=["accounts"])
     assert report.streams["accounts"].mode == "resumed"
-    assert resumed.stats.calls == 3 + 1  # pages 3..5, then a delete pass (stored records may be archived since)
+    assert (
+        resumed.stats.calls == 3 + 1
+    )  # pages 3..5, then a delete pass (stored records may be archived since)
     assert count(engine) == 25
 
 

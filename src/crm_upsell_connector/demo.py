@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import tempfile
-from datetime import UTC, datetime
 import time
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 

@@ -121,7 +121,7 @@ class Session:
         with self.engine.connect() as conn:
             rows = compute_features(conn, self.name, now, rules.features, rules.products)
             week_ago = now - timedelta(days=7)
-            recent = Counter(
+            recent: Counter[str] = Counter(
                 dict(
                     conn.execute(
                         select(task_keys.c.owner_id, func.count())

@@ -15,13 +15,40 @@ from crm_upsell_connector.rules import RulesConfig, load_rules
 EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.toml"
 
 PRODUCTS = [
-    {"sku": "CRM-STARTER", "name": "CRM Starter", "family": "crm", "tier": 1, "unit_price": 25.0, "per_seat": True},
-    {"sku": "CRM-PRO", "name": "CRM Professional", "family": "crm", "tier": 2, "unit_price": 60.0, "per_seat": True,
-     "pitch": "Pro adds automation."},
-    {"sku": "CRM-ENT", "name": "CRM Enterprise", "family": "crm", "tier": 3, "unit_price": 120.0, "per_seat": True},
+    {
+        "sku": "CRM-STARTER",
+        "name": "CRM Starter",
+        "family": "crm",
+        "tier": 1,
+        "unit_price": 25.0,
+        "per_seat": True,
+    },
+    {
+        "sku": "CRM-PRO",
+        "name": "CRM Professional",
+        "family": "crm",
+        "tier": 2,
+        "unit_price": 60.0,
+        "per_seat": True,
+        "pitch": "Pro adds automation.",
+    },
+    {
+        "sku": "CRM-ENT",
+        "name": "CRM Enterprise",
+        "family": "crm",
+        "tier": 3,
+        "unit_price": 120.0,
+        "per_seat": True,
+    },
     {"sku": "MKT-BASIC", "name": "Marketing Basic", "family": "marketing", "tier": 1, "unit_price": 400.0},
-    {"sku": "SUP-STD", "name": "Standard Support", "family": "support", "tier": 1, "unit_price": 150.0,
-     "period": "year"},
+    {
+        "sku": "SUP-STD",
+        "name": "Standard Support",
+        "family": "support",
+        "tier": 1,
+        "unit_price": 150.0,
+        "period": "year",
+    },
 ]
 
 SMALL: dict[str, Any] = {
@@ -41,23 +68,46 @@ SMALL: dict[str, Any] = {
     },
     "scoring": {
         "factors": [
-            {"name": "engagement", "expr": "meetings_90d", "weight": 50, "normalise": "minmax", "min": 0, "max": 10},
-            {"name": "satisfaction", "expr": "nps_score", "weight": 50, "normalise": "minmax", "min": 0, "max": 10},
+            {
+                "name": "engagement",
+                "expr": "meetings_90d",
+                "weight": 50,
+                "normalise": "minmax",
+                "min": 0,
+                "max": 10,
+            },
+            {
+                "name": "satisfaction",
+                "expr": "nps_score",
+                "weight": 50,
+                "normalise": "minmax",
+                "min": 0,
+                "max": 10,
+            },
         ]
     },
     "segments": {"utilization": "seat_utilization", "tags": {"busy": "meetings_90d >= 5.0"}},
     "products": PRODUCTS,
     "upgrades": [
-        {"name": "crm_up", "family": "crm", "when": "seat_utilization != null && seat_utilization >= 0.9",
-         "priority": 10, "reason": "uses $seats_active of $seats_purchased seats"},
+        {
+            "name": "crm_up",
+            "family": "crm",
+            "when": "seat_utilization != null && seat_utilization >= 0.9",
+            "priority": 10,
+            "reason": "uses $seats_active of $seats_purchased seats",
+        },
     ],
     "cross_sell": [
         {"name": "mkt", "product": "MKT-BASIC", "when": "meetings_90d >= 3.0", "priority": 20},
         {"name": "sup", "product": "SUP-STD", "when": "meetings_90d >= 3.0", "priority": 30},
     ],
     "retention": [
-        {"name": "right_size", "product": "CRM-STARTER",
-         "when": "seat_utilization != null && seat_utilization < 0.3", "priority": 90},
+        {
+            "name": "right_size",
+            "product": "CRM-STARTER",
+            "when": "seat_utilization != null && seat_utilization < 0.3",
+            "priority": 90,
+        },
     ],
     "guardrails": {
         "block": [

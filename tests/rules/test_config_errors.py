@@ -24,7 +24,8 @@ def test_unknown_name_names_key_position_and_known_names() -> None:
     data["upgrades"][0]["when"] = "seat_usd > 0.9"
     message = _fail(data, RuleError)
     assert message.startswith("config.toml: upgrades[0].when: unknown name 'seat_usd' at 1:1; known names: ")
-    assert "seat_utilization" in message and "meetings_90d" in message
+    assert "seat_utilization" in message
+    assert "meetings_90d" in message
 
 
 def test_unknown_name_position_on_later_line() -> None:
@@ -57,7 +58,9 @@ def test_type_error_string_compared_with_number() -> None:
 def test_condition_must_be_bool() -> None:
     data = small_config()
     data["cross_sell"][0]["when"] = "meetings_90d * 2.0"
-    assert "cross_sell[0].when: a condition must give true or false, this gives number" in _fail(data, RuleError)
+    assert "cross_sell[0].when: a condition must give true or false, this gives number" in _fail(
+        data, RuleError
+    )
 
 
 def test_factor_must_be_number() -> None:

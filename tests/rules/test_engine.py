@@ -32,21 +32,27 @@ def busy(account_id: str = "a1", **values: Any) -> dict[str, Any]:
 def test_upgrade_to_next_tier_with_uplift_and_reason(small_rules: RulesConfig) -> None:
     rec = run(small_rules, busy())["a1"]
     assert rec.proposal is not None
-    assert (rec.proposal.kind, rec.proposal.product_sku, rec.proposal.rule) == ("upgrade", "CRM-PRO", "crm_up")
+    assert (rec.proposal.kind, rec.proposal.product_sku, rec.proposal.rule) == (
+        "upgrade",
+        "CRM-PRO",
+        "crm_up",
+    )
     assert rec.proposal.uplift == (60.0 - 25.0) * 12 * 50
     assert rec.reason == "Upgrade to CRM Professional: uses 46 of 50 seats. Pro adds automation."
     assert rec.facts["seats_active"] == 46.0
     assert rec.blocked_by is None
     assert rec.score == 75.0  # engagement 6/10 x 50 + satisfaction 9/10 x 50
     assert rec.segment == "champion"
-    assert rec.tags == ["busy"]
+    assert list(rec.tags) == ["busy"]
 
 
 def test_upgrade_from_top_tier_is_not_applicable(small_rules: RulesConfig) -> None:
     rec = run(small_rules, busy(**owning("CRM-ENT", "crm", 3.0, 50.0)))["a1"]
     entry = next(t for t in rec.trace if t.name == "crm_up")
-    assert entry.value is True and entry.detail == "not applicable: already on the top crm tier"
-    assert rec.proposal is not None and rec.proposal.product_sku == "MKT-BASIC"
+    assert entry.value is True
+    assert entry.detail == "not applicable: already on the top crm tier"
+    assert rec.proposal is not None
+    assert rec.proposal.product_sku == "MKT-BASIC"
 
 
 def test_cross_sell_skips_owned_family_and_annualises(small_rules: RulesConfig) -> None:
@@ -54,7 +60,8 @@ def test_cross_sell_skips_owned_family_and_annualises(small_rules: RulesConfig) 
     rows["owned_families"] = ["crm", "marketing"]
     rows["owned_tiers"] = {"crm": 1.0, "marketing": 1.0}
     rec = run(small_rules, rows)["a1"]
-    assert rec.proposal is not None and rec.proposal.product_sku == "SUP-STD"
+    assert rec.proposal is not None
+    assert rec.proposal.product_sku == "SUP-STD"
     assert rec.proposal.uplift == 150.0  # a yearly price counts once
 
 
@@ -63,7 +70,9 @@ def test_missing_value_is_not_satisfied_and_not_a_crash(small_rules: RulesConfig
     assert rec.proposal is None
     assert rec.reason == "No proposal: no rule matched."
     satisfaction = next(f for f in rec.factors if f.name == "satisfaction")
-    assert satisfaction.value is None and satisfaction.normalised is None and satisfaction.points == 0.0
+    assert satisfaction.value is None
+    assert satisfaction.normalised is None
+    assert satisfaction.points == 0.0
     assert rec.segment == "unmeasured"
 
 
@@ -73,7 +82,8 @@ def test_null_error_is_recorded_in_trace() -> None:
     rules = load_rules(data, "config.toml")
     rec = run(rules, features("a1", nps_score=None))["a1"]
     entry = next(t for t in rec.trace if t.name == "mkt")
-    assert entry.value is None and entry.error
+    assert entry.value is None
+    assert entry.error
 
 
 def test_blocking_guardrail(small_rules: RulesConfig) -> None:
@@ -93,7 +103,8 @@ def test_guardrail_kinds_let_retention_through(small_rules: RulesConfig) -> None
 
 def test_complaint_blocks_upsell_even_without_retention_candidate(small_rules: RulesConfig) -> None:
     rec = run(small_rules, busy(complaints_90d=1.0))["a1"]
-    assert rec.proposal is None and rec.blocked_by == "complaint"
+    assert rec.proposal is None
+    assert rec.blocked_by == "complaint"
 
 
 def test_cooldown(small_rules: RulesConfig) -> None:
@@ -103,7 +114,8 @@ def test_cooldown(small_rules: RulesConfig) -> None:
 
 def test_open_upsell_task(small_rules: RulesConfig) -> None:
     rec = run(small_rules, busy(open_upsell_tasks=1.0))["a1"]
-    assert rec.blocked_by == "open_upsell_task" and rec.proposal is None
+    assert rec.blocked_by == "open_upsell_task"
+    assert rec.proposal is None
 
 
 def test_open_deal_covers_family(small_rules: RulesConfig) -> None:
@@ -135,7 +147,8 @@ def test_priority_and_tie_order() -> None:
     data["cross_sell"][1]["priority"] = 5  # support now beats the upgrade
     rules = load_rules(data, "config.toml")
     rec = run(rules, busy())["a1"]
-    assert rec.proposal is not None and rec.proposal.rule == "sup"
+    assert rec.proposal is not None
+    assert rec.proposal.rule == "sup"
 
 
 def test_output_sorted_and_independent_of_input_order(small_rules: RulesConfig) -> None:
@@ -148,8 +161,16 @@ def test_output_sorted_and_independent_of_input_order(small_rules: RulesConfig) 
 
 def test_explain_text_lists_everything(small_rules: RulesConfig) -> None:
     text = run(small_rules, busy())["a1"].explain_text()
-    for needle in ("Loyalty score 75.0", "engagement", "Proposal: Upgrade -> CRM Professional", "crm_up",
-                   "do_not_contact", "cooldown", "owner_weekly_cap", "Facts:"):
+    for needle in (
+        "Loyalty score 75.0",
+        "engagement",
+        "Proposal: Upgrade -> CRM Professional",
+        "crm_up",
+        "do_not_contact",
+        "cooldown",
+        "owner_weekly_cap",
+        "Facts:",
+    ):
         assert needle in text
 
 
@@ -157,10 +178,12 @@ def test_task_rendering(small_rules: RulesConfig) -> None:
     rec = run(small_rules, busy())["a1"]
     task = render_task(rec, small_rules, NOW)
     assert task.subject == "Upgrade: propose CRM Professional to Account a1"
-    assert "uses 46 of 50 seats" in task.body and "CRM Professional" in task.body
+    assert "uses 46 of 50 seats" in task.body
+    assert "CRM Professional" in task.body
     assert "USD 21,000" in task.body
     assert task.due == date(2026, 11, 8)
     assert task.priority == "medium"
-    assert task_key(rec) == task_key(rec) and len(task_key(rec)) <= 64
+    assert task_key(rec) == task_key(rec)
+    assert len(task_key(rec)) <= 64
     draft = task.draft(task_key(rec), rec.account_id, rec.owner_id)
     assert draft.owner_id == "o1"

@@ -17,12 +17,16 @@ SPARED = ("at_risk", "dormant", "new_customer", "covered", "do_not_contact")
 
 
 @pytest.fixture(scope="module", params=[7, 2024])
-def outcome(request: pytest.FixtureRequest, example_rules: RulesConfig) -> tuple[dict[str, str], list[Recommendation]]:
+def outcome(
+    request: pytest.FixtureRequest, example_rules: RulesConfig
+) -> tuple[dict[str, str], list[Recommendation]]:
     scenario = build_scenario(accounts=800, seed=request.param)
     engine = sa.create_engine("sqlite://")
     now = load_scenario(engine, scenario)
     with engine.connect() as conn:
-        features = compute_features(conn, CONNECTION, now, example_rules.features, example_rules.products)
+        features = list(
+            compute_features(conn, CONNECTION, now, example_rules.features, example_rules.products)
+        )
     return scenario.planted, RuleEngine(example_rules).evaluate(features, now)
 
 
@@ -50,7 +54,9 @@ def test_cross_sell_candidates_get_cross_sells(outcome: tuple[dict[str, str], li
 
 
 @pytest.mark.parametrize("persona", SPARED)
-def test_spared_personas_get_nothing(outcome: tuple[dict[str, str], list[Recommendation]], persona: str) -> None:
+def test_spared_personas_get_nothing(
+    outcome: tuple[dict[str, str], list[Recommendation]], persona: str
+) -> None:
     recs = _by_persona(outcome)[persona]
     assert recs
     assert [r.account_id for r in recs if r.proposal is not None] == []
@@ -80,8 +86,12 @@ def test_reasons_and_tasks_state_the_facts(
     outcome: tuple[dict[str, str], list[Recommendation]], example_rules: RulesConfig
 ) -> None:
     rec = next(r for r in _by_persona(outcome)["upgrade_candidate"] if r.proposal is not None)
-    assert "seats" in rec.reason and "meetings" in rec.reason and "renewals won" in rec.reason
-    assert rec.segment == "champion" and "high_loyalty" in rec.tags
+    assert "seats" in rec.reason
+    assert "meetings" in rec.reason
+    assert "renewals won" in rec.reason
+    assert rec.segment == "champion"
+    assert "high_loyalty" in rec.tags
     task = render_task(rec, example_rules, build_scenario(0).now)
-    assert rec.proposal is not None and rec.proposal.product_name in task.body
+    assert rec.proposal is not None
+    assert rec.proposal.product_name in task.body
     assert rec.reason in task.body

@@ -78,4 +78,8 @@ def test_segment_matrix() -> None:
     assert place(config, 69.9, 0.85).segment == "expand"
     assert place(config, 10.0, 0.1).segment == "at_risk"
     placement = place(config, 50.0, None)
-    assert (placement.segment, placement.loyalty_band, placement.utilization_band) == ("unmeasured", "mid", None)
+    assert (placement.segment, placement.loyalty_band, placement.utilization_band) == (
+        "unmeasured",
+        "mid",
+        None,
+    )

@@ -331,7 +331,7 @@ class CompiledRules:
     families: dict[str, list[ProductConfig]] = field(default_factory=dict)
 
 
-def _template(source: str, *, file: str, key: str, known: Mapping[str, Any], what: str = "name") -> Template:
+def template(source: str, *, file: str, key: str, known: Mapping[str, Any], what: str = "name") -> Template:
     template = string.Template(source)
     if not template.is_valid():
         raise ConfigError(f"{file}: {key}: invalid template: a lone '$' (write '$$' for a dollar sign)")
@@ -423,7 +423,7 @@ def compile_rules(rules: RulesConfig, source: str) -> CompiledRules:
                         else None
                     ),
                     reason=(
-                        _template(rule.reason, file=source, key=f"{key}.reason", known=full, what="feature")
+                        template(rule.reason, file=source, key=f"{key}.reason", known=full, what="feature")
                         if rule.reason
                         else None
                     ),
@@ -447,8 +447,8 @@ def compile_rules(rules: RulesConfig, source: str) -> CompiledRules:
         tags=tags,
         rules=compiled_rules,
         guardrails=guardrails,
-        subject=_template(rules.tasks.subject, file=source, key="tasks.subject", known=TASK_PLACEHOLDERS),
-        body=_template(rules.tasks.body, file=source, key="tasks.body", known=TASK_PLACEHOLDERS),
+        subject=template(rules.tasks.subject, file=source, key="tasks.subject", known=TASK_PLACEHOLDERS),
+        body=template(rules.tasks.body, file=source, key="tasks.body", known=TASK_PLACEHOLDERS),
         products=products,
         families=families,
     )

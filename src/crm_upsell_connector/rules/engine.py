@@ -36,17 +36,13 @@ Same inputs, same output: nothing here depends on dict order, time or randomness
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from crm_upsell_connector.rules.config import (
-    KINDS,
-    CompiledRule,
-    ProductConfig,
-    RulesConfig,
-)
+from crm_upsell_connector.rules.config import KINDS, CompiledRule, ProductConfig, RulesConfig
+from crm_upsell_connector.rules.expressions import Outcome
 from crm_upsell_connector.rules.result import (
     KIND_LABELS,
     FactorContribution,
@@ -62,7 +58,7 @@ OWNER_CAP = "owner_weekly_cap"
 NO_OWNER = ""
 
 
-@dataclass
+@dataclass(slots=True)
 class _Candidate:
     rule: CompiledRule
     product: ProductConfig | None
@@ -74,18 +70,48 @@ class _Candidate:
         return self.product.family if self.product is not None else None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Draft:
-    context: dict[str, Any]
+    """One account after the per-account pass, without its features (they are freed by then)."""
+
+    account_id: str
+    account_name: str
+    owner_id: str | None
     score: float
-    factors: list[FactorContribution]
+    factors: tuple[FactorContribution, ...]
     segment: str
-    tags: list[str]
+    tags: tuple[str, ...]
     candidate: _Candidate | None
+    rule_facts: dict[str, Any]
+    rule_text: str
     blocked_by: str | None
     block_reason: str | None
-    block_names: tuple[str, ...]
-    trace: list[TraceEntry] = field(default_factory=list)
+    block_facts: dict[str, Any]
+    trace: tuple[TraceEntry, ...]
+
+
+class _Interner:
+    """Shares equal trace entries, traces and tag tuples between accounts (most are identical)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[Any, ...], TraceEntry] = {}
+        self._tuples: dict[tuple[int, ...], tuple[Any, ...]] = {}
+
+    def entry(
+        self, kind: Any, name: str, value: bool | None, error: str | None = None, detail: str | None = None
+    ) -> TraceEntry:
+        key = (kind, name, value, error, detail)
+        found = self._entries.get(key)
+        if found is None:
+            found = self._entries[key] = TraceEntry(kind, name, value, error, detail)
+        return found
+
+    def tuple(self, items: Sequence[Any]) -> tuple[Any, ...]:
+        key = tuple(map(id, items))
+        found = self._tuples.get(key)
+        if found is None:
+            found = self._tuples[key] = tuple(items)
+        return found
 
 
 class RuleEngine:
@@ -94,67 +120,82 @@ class RuleEngine:
     def __init__(self, rules: RulesConfig) -> None:
         self.rules = rules
         self.compiled = rules.compiled
+        self._names = tuple(self.compiled.schema)
 
     def evaluate(
         self,
-        features: Sequence[Mapping[str, Any]],
+        features: Iterable[Mapping[str, Any]],
         now: datetime,
         *,
         owner_open_tasks_this_week: Mapping[str, int] | None = None,
     ) -> list[Recommendation]:
         """One recommendation per account, sorted by account id.
 
-        ``features`` are ``compute_features`` rows; the whole base must be passed at once, since
-        percentile factors rank an account against the others. ``now`` is the as-of time the
-        features were computed for. ``owner_open_tasks_this_week`` counts the upsell tasks each
-        owner already got this week (key ``""`` for accounts without an owner).
+        ``features`` are ``compute_features`` rows (a list or the iterator itself); the whole base
+        must be passed at once, since percentile factors rank an account against the others.
+        ``now`` is the as-of time the features were computed for. ``owner_open_tasks_this_week``
+        counts the upsell tasks each owner already got this week (key ``""``: no owner).
         """
         del now  # features are already relative to it; kept so callers state the as-of time
-        contexts = sorted((dict(f) for f in features), key=lambda c: str(c["account_id"]))
-        for context in contexts:
-            for name, expression in self.compiled.derived:
+        compiled = self.compiled
+        names = self._names
+        # Pass 1, streaming: derived features and factor values; each account is kept as a tuple.
+        packed: list[tuple[str, tuple[Any, ...]]] = []
+        factor_outcomes: list[list[Outcome]] = [[] for _ in compiled.factors]
+        for row in features:
+            context = dict(row)
+            for name, expression in compiled.derived:
                 context[name] = expression.evaluate(context).value
-
-        factor_outcomes = [
-            [expression.evaluate(context) for context in contexts] for _, expression in self.compiled.factors
-        ]
+            for outcomes, (_, expression) in zip(factor_outcomes, compiled.factors, strict=True):
+                outcomes.append(expression.evaluate(context))
+            packed.append((str(context["account_id"]), tuple(context.get(n) for n in names)))
         normalisers = [
             Normaliser(factor, [o.value for o in outcomes])
-            for (factor, _), outcomes in zip(self.compiled.factors, factor_outcomes, strict=True)
+            for (factor, _), outcomes in zip(compiled.factors, factor_outcomes, strict=True)
         ]
-        total_weight = sum(factor.weight for factor, _ in self.compiled.factors)
+        total_weight = sum(factor.weight for factor, _ in compiled.factors)
 
-        drafts = []
-        for i, context in enumerate(contexts):
+        # Pass 2, in account id order: score, segment, tags, rules, guardrails.
+        interner = _Interner()
+        order = sorted(range(len(packed)), key=lambda i: packed[i][0])
+        drafts: list[_Draft] = []
+        for i in order:
+            context = dict(zip(names, packed[i][1], strict=True))
+            packed[i] = ("", ())  # free the features as we go
             contributions = []
             for (factor, _), outcomes, normaliser in zip(
-                self.compiled.factors, factor_outcomes, normalisers, strict=True
+                compiled.factors, factor_outcomes, normalisers, strict=True
             ):
                 outcome = outcomes[i]
                 normalised = normaliser(outcome.value)
                 contributions.append(
-                    FactorContribution.model_construct(
-                        name=factor.name,
-                        value=outcome.value,
-                        normalised=None if normalised is None else round(normalised, 4),
-                        weight=factor.weight,
-                        points=round(points(factor, normalised, total_weight), 2),
-                        error=outcome.error,
+                    FactorContribution(
+                        factor.name,
+                        outcome.value,
+                        None if normalised is None else round(normalised, 4),
+                        factor.weight,
+                        round(points(factor, normalised, total_weight), 2),
+                        outcome.error,
                     )
                 )
             score = round(sum(c.points for c in contributions), 1)
-            drafts.append(self._account(context, score, contributions))
+            drafts.append(self._account(context, score, tuple(contributions), interner))
 
-        self._apply_owner_cap(drafts, owner_open_tasks_this_week or {})
+        self._apply_owner_cap(drafts, owner_open_tasks_this_week or {}, interner)
         return [self._recommendation(d) for d in drafts]
 
     # ---- one account ---------------------------------------------------------------------------
 
-    def _account(self, context: dict[str, Any], score: float, factors: list[FactorContribution]) -> _Draft:
+    def _account(
+        self,
+        context: dict[str, Any],
+        score: float,
+        factors: tuple[FactorContribution, ...],
+        interner: _Interner,
+    ) -> _Draft:
         compiled = self.compiled
-        segments = self.rules.segments
         utilization = compiled.utilization.evaluate(context).value if compiled.utilization else None
-        placement = place(segments, score, utilization)
+        placement = place(self.rules.segments, score, utilization)
         context.update(
             score=score,
             utilization=utilization,
@@ -166,9 +207,7 @@ class RuleEngine:
         tags: list[str] = []
         for name, expression in compiled.tags:
             value, error = expression.test(context)
-            trace.append(
-                TraceEntry.model_construct(kind="tag", name=name, value=value, error=error, detail=None)
-            )
+            trace.append(interner.entry("tag", name, value, error))
             if value:
                 tags.append(name)
         context["tags"] = tags
@@ -185,27 +224,42 @@ class RuleEngine:
                     product = candidate.product
                     detail = f"candidate: {product.sku if product else 'retention call'}"
                     candidates.append(((rule.config.priority, KINDS.index(rule.kind), rule.index), candidate))
-            trace.append(
-                TraceEntry.model_construct(
-                    kind="rule", name=rule.config.name, value=value, error=error, detail=detail
-                )
-            )
+            trace.append(interner.entry("rule", rule.config.name, value, error, detail))
         candidates.sort(key=lambda kc: kc[0])
 
         best, blocked_by, block_reason, block_names = self._guardrails(
-            context, [c for _, c in candidates], trace
+            context, [c for _, c in candidates], trace, interner
         )
+        rule_facts: dict[str, Any] = {}
+        rule_text = ""
+        if best is not None:
+            rule = best.rule
+            fact_names = [
+                *(rule.reason.names if rule.reason else ()),
+                *rule.when.names,
+                *(rule.quantity.names if rule.quantity else ()),
+            ]
+            rule_facts = _facts(context, fact_names)
+            if rule.reason is not None:
+                values = {n: format_value(context.get(n)) for n in rule.reason.names}
+                rule_text = rule.reason.render(values).strip().rstrip(".")
+            else:
+                rule_text = _fact_list(rule_facts, compiled.schema) or rule.config.name
         return _Draft(
-            context=context,
+            account_id=str(context["account_id"]),
+            account_name=str(context.get("account_name") or ""),
+            owner_id=context.get("owner_id"),
             score=score,
             factors=factors,
             segment=placement.segment,
-            tags=tags,
+            tags=interner.tuple(tags),
             candidate=best,
+            rule_facts=rule_facts,
+            rule_text=rule_text,
             blocked_by=blocked_by,
             block_reason=block_reason,
-            block_names=block_names,
-            trace=trace,
+            block_facts=_facts(context, block_names),
+            trace=tuple(trace),
         )
 
     def _candidate(self, rule: CompiledRule, context: Mapping[str, Any]) -> tuple[_Candidate | None, str]:
@@ -263,7 +317,11 @@ class RuleEngine:
         return next((p for p in members if p.tier == tier), None)
 
     def _guardrails(
-        self, context: Mapping[str, Any], candidates: list[_Candidate], trace: list[TraceEntry]
+        self,
+        context: Mapping[str, Any],
+        candidates: list[_Candidate],
+        trace: list[TraceEntry],
+        interner: _Interner,
     ) -> tuple[_Candidate | None, str | None, str | None, tuple[str, ...]]:
         """Trace every guardrail; return the candidate and what blocks it (name, reason, fact names).
 
@@ -275,11 +333,7 @@ class RuleEngine:
         conditions: list[tuple[str, str, tuple[str, ...], frozenset[str]]] = []
         for guard, expression in self.compiled.guardrails:
             value, error = expression.test(context)
-            trace.append(
-                TraceEntry.model_construct(
-                    kind="guardrail", name=guard.name, value=value, error=error, detail=None
-                )
-            )
+            trace.append(interner.entry("guardrail", guard.name, value, error))
             if value:
                 reason = guard.reason or guard.name.replace("_", " ")
                 conditions.append((guard.name, reason, expression.names, frozenset(guard.kinds)))
@@ -293,41 +347,27 @@ class RuleEngine:
 
         last = context.get("days_since_last_proposal")
         cooling = last is not None and last < guards.cooldown_days
-        since = "no proposal yet" if last is None else f"last proposal {format_value(last)} days ago"
-        trace.append(
-            TraceEntry.model_construct(
-                kind="guardrail",
-                name="cooldown",
-                value=cooling,
-                error=None,
-                detail=f"{since}, cooldown {format_value(guards.cooldown_days)} days",
-            )
-        )
+        since = "no proposal yet" if last is None else f"last proposal {int(last)} days ago"
+        detail = f"{since}, cooldown {format_value(guards.cooldown_days)} days"
+        trace.append(interner.entry("guardrail", "cooldown", cooling, None, detail))
         if cooling:
             fired.append(
                 (
                     "cooldown",
-                    f"proposed {format_value(last)} days ago (cooldown {format_value(guards.cooldown_days)} days)",
+                    f"proposed {int(last or 0)} days ago (cooldown {format_value(guards.cooldown_days)} days)",
                     ("days_since_last_proposal",),
                     True,
                 )
             )
         open_tasks = context.get("open_upsell_tasks") or 0.0
         busy = open_tasks >= guards.max_open_upsell_tasks
-        trace.append(
-            TraceEntry.model_construct(
-                kind="guardrail",
-                name="open_upsell_task",
-                value=busy,
-                error=None,
-                detail=f"{format_value(open_tasks)} open, at most {guards.max_open_upsell_tasks}",
-            )
-        )
+        detail = f"{format_value(open_tasks)} open, at most {guards.max_open_upsell_tasks}"
+        trace.append(interner.entry("guardrail", "open_upsell_task", busy, None, detail))
         if busy:
             fired.append(("open_upsell_task", "an upsell task is already open", ("open_upsell_tasks",), True))
 
         covered: bool | None = None
-        detail = "no candidate" if candidate is None else None
+        detail = "no candidate" if candidate is None else ""
         if guards.open_deal_blocks == "off":
             detail = "off"
         elif candidate is not None:
@@ -338,16 +378,12 @@ class RuleEngine:
             else:
                 covered = candidate.family is not None and candidate.family in families
                 detail = f"open deal families: {format_value(families)}"
-        trace.append(
-            TraceEntry.model_construct(
-                kind="guardrail", name="open_deal", value=covered, error=None, detail=detail
-            )
-        )
+        trace.append(interner.entry("guardrail", "open_deal", covered, None, detail))
         if covered:
             fired.append(
                 (
                     "open_deal",
-                    f"an open deal already covers {candidate.family if candidate and candidate.family else 'the account'}",
+                    f"an open deal already covers {(candidate.family if candidate else None) or 'the account'}",
                     ("open_deal_skus", "open_deal_families"),
                     True,
                 )
@@ -358,109 +394,77 @@ class RuleEngine:
                 return candidate, name, reason, names
         return candidate, None, None, ()
 
-    def _apply_owner_cap(self, drafts: list[_Draft], already: Mapping[str, int]) -> None:
+    def _apply_owner_cap(self, drafts: list[_Draft], already: Mapping[str, int], interner: _Interner) -> None:
         cap = self.rules.guardrails.max_new_tasks_per_owner_per_week
         live = [d for d in drafts if d.candidate is not None and d.blocked_by is None]
-        live.sort(
-            key=lambda d: (
-                -(d.candidate.uplift if d.candidate else 0.0) * d.score,
-                str(d.context["account_id"]),
-            )
-        )
+        live.sort(key=lambda d: (-(d.candidate.uplift if d.candidate else 0.0) * d.score, d.account_id))
         used = dict(already)
-        for d in drafts:
-            if d.candidate is None or d.blocked_by is not None:
-                d.trace.append(
-                    TraceEntry.model_construct(
-                        kind="guardrail",
-                        name=OWNER_CAP,
-                        value=None,
-                        error=None,
-                        detail="no proposal to count",
-                    )
-                )
         for d in live:
-            owner = d.context.get("owner_id") or NO_OWNER
+            owner = d.owner_id or NO_OWNER
             count = used.get(owner, 0)
             over = cap is not None and count >= cap
-            d.trace.append(
-                TraceEntry.model_construct(
-                    kind="guardrail",
-                    name=OWNER_CAP,
-                    value=over,
-                    error=None,
-                    detail=f"{count} tasks for this owner this week, cap {cap if cap is not None else 'none'}",
-                )
-            )
+            detail = f"{count} new tasks for this owner this week, cap {cap if cap is not None else 'none'}"
+            d.trace = (*d.trace, interner.entry("guardrail", OWNER_CAP, over, None, detail))
             if over:
                 d.blocked_by = OWNER_CAP
                 d.block_reason = f"the owner already has {count} new upsell tasks this week (cap {cap})"
-                d.block_names = ()
+                d.block_facts = {}
             else:
                 used[owner] = count + 1
+        no_proposal = interner.entry("guardrail", OWNER_CAP, None, None, "no proposal to count")
+        for d in drafts:
+            if len(d.trace) == 0 or d.trace[-1].name != OWNER_CAP:
+                d.trace = (*d.trace, no_proposal)
+            d.trace = interner.tuple(d.trace)
 
     # ---- output --------------------------------------------------------------------------------
 
-    def _facts(self, context: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
-        facts: dict[str, Any] = {}
-        for name in names:
-            if name in context and name not in facts:
-                facts[name] = context[name]
-        return facts
-
     def _recommendation(self, d: _Draft) -> Recommendation:
-        context = d.context
+        schema = self.compiled.schema
         proposal: Proposal | None = None
         candidate = d.candidate
+        facts: dict[str, Any]
         if candidate is not None:
             rule = candidate.rule
-            names = [
-                *(rule.reason.names if rule.reason else ()),
-                *rule.when.names,
-                *(rule.quantity.names if rule.quantity else ()),
-            ]
-            rule_facts = self._facts(context, names)
-            rule_text = _rule_text(rule, context, rule_facts, self.compiled.schema)
             product = candidate.product
             product_name = product.name if product else "retention call"
             if d.blocked_by is None:
-                proposal = Proposal.model_construct(
-                    kind=rule.kind,
-                    product_sku=product.sku if product else None,
-                    product_name=product_name,
-                    uplift=candidate.uplift,
-                    rule=rule.config.name,
-                    offer=rule.config.offer,
+                proposal = Proposal(
+                    rule.kind,
+                    product.sku if product else None,
+                    product_name,
+                    candidate.uplift,
+                    rule.config.name,
+                    rule.config.offer,
                 )
-                pitch = product.pitch.strip() if product and product.pitch else ""
-                reason = f"{KIND_LABELS[rule.kind]} to {product_name}: {rule_text}."
-                if pitch:
-                    reason += f" {pitch}"
-                facts = rule_facts
+                reason = f"{KIND_LABELS[rule.kind]} to {product_name}: {d.rule_text}."
+                if product is not None and product.pitch.strip():
+                    reason += f" {product.pitch.strip()}"
+                facts = dict(d.rule_facts)
             else:
-                facts = self._facts(context, d.block_names)
+                facts = dict(d.block_facts)
                 reason = (
                     f"No proposal: {d.block_reason}"
-                    + (f" ({_fact_list(facts, self.compiled.schema)})" if facts else "")
-                    + f". Would have proposed {product_name} by rule {rule.config.name} ({rule_text})."
+                    + (f" ({_fact_list(facts, schema)})" if facts else "")
+                    + f". Would have proposed {product_name} by rule {rule.config.name} ({d.rule_text})."
                 )
-                facts = {**facts, **{k: v for k, v in rule_facts.items() if k not in facts}}
+                for key, value in d.rule_facts.items():
+                    facts.setdefault(key, value)
         elif d.blocked_by is not None:
-            facts = self._facts(context, d.block_names)
-            reason = f"No proposal: {d.block_reason}" + (
-                f" ({_fact_list(facts, self.compiled.schema)})." if facts else "."
-            )
+            facts = dict(d.block_facts)
+            reason = f"No proposal: {d.block_reason}" + (f" ({_fact_list(facts, schema)})." if facts else ".")
         else:
             facts = {}
             reason = "No proposal: no rule matched."
-        facts = {**facts, "score": d.score, "segment": d.segment}
+        facts["score"] = d.score
+        facts["segment"] = d.segment
         if candidate is not None and candidate.product is not None:
             facts["quantity"] = candidate.quantity
             facts["expected_uplift"] = candidate.uplift
-        return Recommendation.model_construct(
-            account_id=str(context["account_id"]),
-            account_name=str(context.get("account_name") or ""),
-            owner_id=context.get("owner_id"),
+        return Recommendation(
+            account_id=d.account_id,
+            account_name=d.account_name,
+            owner_id=d.owner_id,
             score=d.score,
             factors=d.factors,
             segment=d.segment,
@@ -473,6 +477,10 @@ class RuleEngine:
         )
 
 
+def _facts(context: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
+    return {name: context[name] for name in dict.fromkeys(names) if name in context}
+
+
 def _fact_list(facts: Mapping[str, Any], schema: Mapping[str, Any]) -> str:
     parts = []
     for name, value in facts.items():
@@ -480,15 +488,3 @@ def _fact_list(facts: Mapping[str, Any], schema: Mapping[str, Any]) -> str:
         what = spec.description if spec is not None else name.replace("_", " ")
         parts.append(f"{what}: {format_value(value)}")
     return "; ".join(parts)
-
-
-def _rule_text(
-    rule: CompiledRule, context: Mapping[str, Any], facts: Mapping[str, Any], schema: Mapping[str, Any]
-) -> str:
-    if rule.reason is not None:
-        return (
-            rule.reason.render({n: format_value(context.get(n)) for n in rule.reason.names})
-            .strip()
-            .rstrip(".")
-        )
-    return _fact_list(facts, schema) or rule.config.name

@@ -114,10 +114,13 @@ class Expression:
 
     def test(self, context: Mapping[str, Any]) -> tuple[bool | None, str | None]:
         """A condition's verdict: ``(True|False, None)``, or ``(None, error)`` counted as not met."""
-        outcome = self.evaluate(context)
-        if outcome.error is not None:
-            return None, outcome.error
-        return bool(outcome.value), None
+        try:
+            value = self.program.execute({n: context.get(n) for n in self.names})
+        except Exception as exc:  # as in evaluate(): a null where a value was needed
+            return None, _short_error(exc)
+        if value is True or value is False:
+            return value, None
+        return None, f"gave {type_name(value)}, not a bool"
 
 
 def _short_error(exc: BaseException) -> str:

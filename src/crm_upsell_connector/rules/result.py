@@ -1,6 +1,6 @@
 """What the rule engine says about one account: score, segment, tags, proposal, reason, trace.
 
-These models are the contract with the store (``recommendations`` table), the plan, the CLI and
+These records are the contract with the store (``recommendations`` table), the plan, the CLI and
 the report; ``explain_text`` renders one for ``crm-upsell explain``.
 """
 
@@ -8,19 +8,43 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import TypeAdapter
 
 ProposalKind = Literal["upgrade", "cross_sell", "retention"]
 KIND_LABELS: dict[str, str] = {"upgrade": "Upgrade", "cross_sell": "Cross-sell", "retention": "Retention"}
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class _Record:
+    """Frozen, slotted dataclasses (a 100,000-account run holds millions of these, and a pydantic
+    model weighs ~1 KB each), with the pydantic ``model_dump``/``model_dump_json``/``model_validate``
+    the rest of the product uses, through a cached ``TypeAdapter``."""
+
+    __slots__ = ()
+    _adapters: ClassVar[dict[type, TypeAdapter[Any]]] = {}
+
+    @classmethod
+    def _adapter(cls) -> TypeAdapter[Any]:
+        adapter = _Record._adapters.get(cls)
+        if adapter is None:
+            adapter = _Record._adapters[cls] = TypeAdapter(cls)
+        return adapter
+
+    def model_dump(self, *, mode: Literal["python", "json"] = "python") -> dict[str, Any]:
+        return self._adapter().dump_python(self, mode=mode)  # type: ignore[no-any-return]
+
+    def model_dump_json(self) -> str:
+        return self._adapter().dump_json(self).decode()
+
+    @classmethod
+    def model_validate(cls, data: Any) -> Any:
+        return cls._adapter().validate_python(data)
 
 
-class FactorContribution(_Frozen):
+@dataclass(frozen=True, slots=True)
+class FactorContribution(_Record):
     """One loyalty factor: its raw value, its 0..1 value, its weight and its points of the score."""
 
     name: str
@@ -31,7 +55,8 @@ class FactorContribution(_Frozen):
     error: str | None = None
 
 
-class Proposal(_Frozen):
+@dataclass(frozen=True, slots=True)
+class Proposal(_Record):
     """The one thing to propose. ``uplift`` is the expected change in yearly revenue."""
 
     kind: ProposalKind
@@ -42,7 +67,8 @@ class Proposal(_Frozen):
     offer: str | None = None
 
 
-class TraceEntry(_Frozen):
+@dataclass(frozen=True, slots=True)
+class TraceEntry(_Record):
     """One tag, rule or guardrail and what it gave for this account (``error`` if it could not tell)."""
 
     kind: Literal["tag", "rule", "guardrail"]
@@ -52,19 +78,22 @@ class TraceEntry(_Frozen):
     detail: str | None = None
 
 
-class Recommendation(_Frozen):
+@dataclass(frozen=True, slots=True)
+class Recommendation(_Record):
+    """Everything the engine says about one account. ``blocked_by`` set means ``proposal`` is None."""
+
     account_id: str
     account_name: str
     owner_id: str | None
     score: float
-    factors: list[FactorContribution]
+    factors: Sequence[FactorContribution]
     segment: str
-    tags: list[str]
+    tags: Sequence[str]
     proposal: Proposal | None
     reason: str
     blocked_by: str | None
-    facts: dict[str, Any] = Field(default_factory=dict)
-    trace: list[TraceEntry] = Field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+    trace: Sequence[TraceEntry] = ()
 
     def explain_text(self, currency: str = "USD") -> str:
         """Everything about this recommendation in plain text, for ``crm-upsell explain``."""

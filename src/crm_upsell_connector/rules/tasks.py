@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Literal
 
 from crm_upsell_connector.models import TaskDraft
-from crm_upsell_connector.rules.config import RulesConfig
+from crm_upsell_connector.rules.config import TASK_PLACEHOLDERS, RulesConfig, TasksConfig, Template, template
 from crm_upsell_connector.rules.result import KIND_LABELS, Recommendation, format_value
 
 Priority = Literal["high", "medium", "low"]
@@ -39,12 +39,12 @@ class RenderedTask:
         )
 
 
-def task_priority(rules: RulesConfig, score: float) -> Priority:
+def task_priority(tasks: TasksConfig, score: float) -> Priority:
     """The priority of the first band (highest ``min_score`` first) the score reaches."""
-    for band in sorted(rules.tasks.priority, key=lambda b: -b.min_score):
+    for band in sorted(tasks.priority, key=lambda b: -b.min_score):
         if score >= band.min_score:
             return band.priority
-    return rules.tasks.default_priority
+    return tasks.default_priority
 
 
 def task_key(recommendation: Recommendation) -> str:
@@ -56,13 +56,35 @@ def task_key(recommendation: Recommendation) -> str:
     return "cuc-" + hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def render_task(recommendation: Recommendation, rules: RulesConfig, now: datetime) -> RenderedTask:
-    """Subject, body, due date and priority of the task for a recommendation with a proposal."""
+def _templates(tasks: TasksConfig) -> tuple[Template, Template]:
+    cached = _TEMPLATES.get(id(tasks))
+    if cached is None or cached[0] is not tasks:
+        subject = template(tasks.subject, file="<config>", key="tasks.subject", known=TASK_PLACEHOLDERS)
+        body = template(tasks.body, file="<config>", key="tasks.body", known=TASK_PLACEHOLDERS)
+        cached = _TEMPLATES[id(tasks)] = (tasks, subject, body)
+    return cached[1], cached[2]
+
+
+_TEMPLATES: dict[int, tuple[TasksConfig, Template, Template]] = {}
+
+
+def render_task(
+    recommendation: Recommendation, rules: RulesConfig | TasksConfig, now: datetime
+) -> RenderedTask:
+    """Subject, body, due date and priority of the task for a recommendation with a proposal.
+
+    ``rules`` is the whole ``RulesConfig`` or just its ``tasks`` section.
+    """
     proposal = recommendation.proposal
     if proposal is None:
         raise ValueError(f"account {recommendation.account_id} has no proposal, so no task")
-    compiled = rules.compiled
-    currency = rules.tasks.currency
+    if isinstance(rules, RulesConfig):
+        tasks = rules.tasks
+        subject, body = rules.compiled.subject, rules.compiled.body
+    else:
+        tasks = rules
+        subject, body = _templates(tasks)
+    currency = tasks.currency
     values = {
         "account_id": recommendation.account_id,
         "account_name": recommendation.account_name,
@@ -81,8 +103,8 @@ def render_task(recommendation: Recommendation, rules: RulesConfig, now: datetim
         "rule": proposal.rule,
     }
     return RenderedTask(
-        subject=compiled.subject.render(values).strip(),
-        body=compiled.body.render(values).strip(),
-        due=(now + timedelta(days=rules.tasks.due_in_days)).date(),
-        priority=task_priority(rules, recommendation.score),
+        subject=subject.render(values).strip(),
+        body=body.render(values).strip(),
+        due=(now + timedelta(days=tasks.due_in_days)).date(),
+        priority=task_priority(tasks, recommendation.score),
     )

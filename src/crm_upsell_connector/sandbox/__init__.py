@@ -9,13 +9,13 @@ from crm_upsell_connector.sandbox.scenario import (
     PRODUCTS,
     UPGRADE_PATH,
     SActivity,
+    Scenario,
     SCompany,
     SContact,
     SDeal,
     SLineItem,
     SOwner,
     SProduct,
-    Scenario,
     build_scenario,
 )
 

@@ -7,6 +7,7 @@ The same ``seed``, sizes and ``now`` always give identical data. Accounts are pl
 
 from __future__ import annotations
 
+import gc
 import math
 import random
 from bisect import bisect_left
@@ -556,7 +557,7 @@ class _Builder:
     # -- companies
 
     def personas(self) -> list[str]:
-        counts = {p: int(round(share * self.accounts)) for p, share in PERSONA_MIX.items()}
+        counts = {p: round(share * self.accounts) for p, share in PERSONA_MIX.items()}
         while sum(counts.values()) > self.accounts:  # tiny scenarios: drop from the largest shares
             biggest = max(counts, key=lambda p: counts[p])
             counts[biggest] -= 1
@@ -974,10 +975,7 @@ class _Builder:
         total = self.count(self.activities_per_account, minimum=emitted + 1)
         if persona == "new_customer":
             total = min(total, emitted + max(1, round(self.activities_per_account * 0.4)))
-        if persona == "dormant":
-            upper = now - 181 * _DAY
-        else:
-            upper = now - _HOUR
+        upper = now - 181 * _DAY if persona == "dormant" else now - _HOUR
         lower = max(plan.created_ms, now - 3 * _YEAR)
         lower = min(lower, upper - _DAY)
         kinds = (
@@ -1048,4 +1046,11 @@ def build_scenario(
         activities_per_account,
         line_items_per_account,
     )
-    return builder.build()
+    # Hundreds of thousands of small objects: the cyclic GC would rescan them over and over.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return builder.build()
+    finally:
+        if gc_was_enabled:
+            gc.enable()

@@ -77,10 +77,10 @@ class SandboxOptions(BaseModel):
     search_rate_limit_max: int = Field(5, ge=1)
     search_rate_limit_interval_ms: int = Field(1_000, ge=1)
     faults: FaultOptions = Field(default_factory=FaultOptions)
-    token: str = "sandbox-token"
+    token: str = "sandbox-token"  # noqa: S105 - a well-known sandbox credential
     client_id: str = "sandbox-client-id"
-    client_secret: str = "sandbox-client-secret"
-    refresh_token: str = "sandbox-refresh-token"
+    client_secret: str = "sandbox-client-secret"  # noqa: S105
+    refresh_token: str = "sandbox-refresh-token"  # noqa: S105
     access_token_ttl_s: int = Field(1800, ge=1)
     search_cap: int = Field(10_000, ge=1)
 
@@ -275,7 +275,7 @@ class SandboxRuntime:
 # ---- dropped connections ---------------------------------------------------------------------------
 
 
-class DropConnection(Exception):  # noqa: N818 - it is an instruction, not an error condition
+class DropConnection(Exception):
     """Raised after a response has started so the server closes the socket mid-response."""
 
 

@@ -6,6 +6,7 @@ they expire and on a 401 (replaying the request once), through the core's ``Refr
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import httpx
@@ -41,6 +42,7 @@ class HubSpotOAuth(RefreshingTokenAuth):
         margin_s: float = REFRESH_MARGIN_S,
     ) -> None:
         super().__init__(self._fetch_token, margin_s=margin_s)
+        self._margin = margin_s
         register_secret(client_secret)
         register_secret(refresh_token)
         self._token_url = token_url
@@ -68,6 +70,11 @@ class HubSpotOAuth(RefreshingTokenAuth):
         rotated = body.get("refresh_token")
         if isinstance(rotated, str) and rotated:
             self._refresh_token = rotated
+        ttl = token.expires_at - time.time()
+        if ttl < 2 * self._margin:
+            # A token shorter-lived than twice the margin would be refreshed before every request:
+            # refresh it at half its life instead.
+            return AccessToken(token.value, time.time() + ttl / 2 + self._margin, token.extra)
         return token
 
     async def aclose(self) -> None:

@@ -35,6 +35,7 @@ LIST_LIMIT = 100  # the most HubSpot's list endpoints return per page
 SEARCH_LIMIT = 200  # the most a search returns per page
 BATCH_LIMIT = 100  # inputs per batch create / update
 _BODY_SNIPPET = 300
+_SEARCH_SLACK_S = 0.2
 # How long to wait after a 429 when HubSpot gives no Retry-After (its window is rolling).
 _POLICY_WAIT_S = {"TEN_SECONDLY_ROLLING": 2.0, "SECONDLY": 1.0}
 
@@ -181,7 +182,10 @@ class HubSpotClient:
         self.limiter = RateLimiter(
             rate_limit_max, rate_limit_interval_s, max_in_flight=settings.max_in_flight
         )
-        self.search_limiter = RateLimiter(search_rate_per_s, 1.0, max_in_flight=settings.max_in_flight)
+        # HubSpot counts arrivals, we count sends: a little slack keeps latency jitter from a 429.
+        self.search_limiter = RateLimiter(
+            search_rate_per_s, 1.0 + _SEARCH_SLACK_S, max_in_flight=settings.max_in_flight
+        )
         self.api = ApiClient(
             base_url,
             auth=auth,
@@ -276,6 +280,24 @@ class HubSpotClient:
             after = next_after(data)
             yield results_of(data), after
             if not after:
+                return
+
+    async def search_pages(
+        self, object_type: str, body: Mapping[str, Any]
+    ) -> AsyncIterator[tuple[list[dict[str, Any]], int]]:
+        """Pages of one search by ``after`` offset: (results, total). For small result sets only:
+        a search cannot page past its cap (10,000); ``read`` pages by modification stamp instead."""
+        after: str | None = None
+        while True:
+            query = dict(body)
+            if after:
+                query["after"] = after
+            data = await self.search(object_type, query)
+            results = results_of(data)
+            total = data.get("total")
+            yield results, total if isinstance(total, int) else len(results)
+            after = next_after(data)
+            if not after or not results:
                 return
 
 

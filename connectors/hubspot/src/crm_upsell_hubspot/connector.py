@@ -11,6 +11,7 @@ that millisecond. Search carries no associations: one v4 batch association read 
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -38,7 +39,6 @@ from crm_upsell_hubspot.client import (
     HubSpotClient,
     context_values,
     error_messages,
-    next_after,
     results_of,
 )
 from crm_upsell_hubspot.mapping import (
@@ -87,6 +87,7 @@ ASSOCIATION: dict[str, str] = {
     "notes": "companies",
     "tasks": "companies",
 }
+LINK_CACHE_SIZE = 20_000
 SANDBOX_TOKEN_ENV = "CRM_UPSELL_SANDBOX_HUBSPOT_TOKEN"  # noqa: S105 - a variable name, not a secret
 _NOT_RETRIABLE = frozenset(
     {"VALIDATION_ERROR", "OBJECT_NOT_FOUND", "PROPERTY_DOESNT_EXIST", "INVALID_PARAMS"}
@@ -125,6 +126,8 @@ class HubSpotConnector(Connector):
         self.context = context
         self.options = MappingOptions(prefix=settings.property_prefix, account_fields=context.account_fields)
         self.archive_check_interval = timedelta(hours=settings.archive_check_hours)
+        # (object type, id) -> (modification stamp, association links) of records read lately.
+        self._links: OrderedDict[tuple[str, str], tuple[datetime, list[Any]]] = OrderedDict()
         auth = build_auth(
             settings,
             secrets,
@@ -194,6 +197,7 @@ class HubSpotConnector(Connector):
                 stamp = modified_at(stream, raw)
                 if stamp is not None and (newest is None or stamp > newest):
                     newest = stamp
+                self._remember(stream, raw)
             yield Page(
                 stream=stream,
                 records=map_objects(stream, results, self.options),
@@ -206,7 +210,7 @@ class HubSpotConnector(Connector):
             "filterGroups": [{"filters": filters}],
             "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
             "properties": list(properties_for(object_type, self.options)),
-            "limit": SEARCH_LIMIT,
+            "limit": self.settings.search_page_size,
         }
 
     def _stamp_ms(self, object_type: str, raw: Mapping[str, Any], default: int) -> int:
@@ -230,7 +234,7 @@ class HubSpotConnector(Connector):
             if not results:
                 return
             stamps = [self._stamp_ms(object_type, r, lo) for r in results]
-            full = len(results) >= SEARCH_LIMIT
+            full = len(results) >= self.settings.search_page_size
             if full and stamps[0] == stamps[-1]:
                 # A whole page at one instant: read that millisecond by id, then move past it.
                 async for page in self._read_instant(
@@ -271,7 +275,7 @@ class HubSpotConnector(Connector):
             fresh = [r for r in results if str(r.get("id")) not in skip]
             if fresh:
                 yield await self._search_page(stream, fresh, from_ms(stamp))
-            if len(results) < SEARCH_LIMIT:
+            if len(results) < self.settings.search_page_size:
                 return
             last_id = str(results[-1].get("id"))
 
@@ -279,12 +283,53 @@ class HubSpotConnector(Connector):
         await self._attach_associations(stream, results)
         return Page(stream=stream, records=map_objects(stream, results, self.options), watermark=last_stamp)
 
-    async def _attach_associations(self, object_type: str, results: list[dict[str, Any]]) -> None:
-        """One v4 batch association read for a page of search results (which carry none)."""
+    def _remember(self, object_type: str, raw: Mapping[str, Any]) -> None:
+        """Keep a record's association under its modification stamp (see ``_attach_associations``)."""
         to_type = ASSOCIATION.get(object_type)
-        ids = [str(r["id"]) for r in results if r.get("id") not in (None, "")]
-        if to_type is None or not ids:
+        stamp = modified_at(object_type, raw)
+        if to_type is None or stamp is None or raw.get("id") in (None, ""):
             return
+        assoc = raw.get("associations")
+        block = assoc.get(to_type) if isinstance(assoc, dict) else None
+        links = block.get("results") if isinstance(block, dict) else None
+        key = (object_type, str(raw["id"]))
+        self._links[key] = (stamp, list(links) if isinstance(links, list) else [])
+        self._links.move_to_end(key)
+        while len(self._links) > LINK_CACHE_SIZE:
+            self._links.popitem(last=False)
+
+    async def _attach_associations(self, object_type: str, results: list[dict[str, Any]]) -> None:
+        """One v4 batch association read for a page of search results (which carry none).
+
+        Records this connector has already read at the same modification stamp (the boundary that
+        every incremental read re-reads) reuse the association seen then: a search by modification
+        stamp could not have noticed a change that did not move the stamp either.
+        """
+        to_type = ASSOCIATION.get(object_type)
+        if to_type is None:
+            return
+        wanted: list[str] = []
+        for raw in results:
+            if raw.get("id") in (None, ""):
+                continue
+            known = self._links.get((object_type, str(raw["id"])))
+            if known is not None and known[0] == modified_at(object_type, raw):
+                if known[1]:
+                    raw["associations"] = {to_type: {"results": known[1]}}
+            else:
+                wanted.append(str(raw["id"]))
+        if wanted:
+            found = await self._read_associations(object_type, to_type, wanted)
+            for raw in results:
+                links = found.get(str(raw.get("id")))
+                if links:
+                    raw["associations"] = {to_type: {"results": links}}
+        for raw in results:
+            self._remember(object_type, raw)
+
+    async def _read_associations(
+        self, object_type: str, to_type: str, ids: list[str]
+    ) -> dict[str, list[dict[str, str]]]:
         reply = await self.client.post(
             f"/crm/v4/associations/{object_type}/{to_type}/batch/read",
             {"inputs": [{"id": i} for i in dict.fromkeys(ids)]},
@@ -308,10 +353,7 @@ class HubSpotConnector(Connector):
                 ]
                 kind = "primary" if any("primary" in label.lower() for label in labels) else "unlabeled"
                 found.setdefault(source_id, []).append({"id": str(target["toObjectId"]), "type": kind})
-        for raw in results:
-            links = found.get(str(raw.get("id")))
-            if links:
-                raw["associations"] = {to_type: {"results": links}}
+        return found
 
     async def read_deleted(self, stream: str, since: datetime | None) -> AsyncIterator[Page]:
         """Archived records by list pages (archived records are not searchable)."""
@@ -536,7 +578,11 @@ class HubSpotConnector(Connector):
         unplaced: list[tuple[str, bool]] = []
         for error, message in error_messages(reply.get("errors")):
             retriable = str(error.get("category")) not in _NOT_RETRIABLE
-            keys = context_values(error, "objectWriteTraceId")
+            keys = context_values(error, "objectWriteTraceId") or [
+                refs[int(i)]
+                for i in context_values(error, "inputIndex")
+                if i.isdigit() and int(i) < len(refs)
+            ]
             for key in keys:
                 errors[key] = (message, retriable)
             if not keys:
@@ -567,20 +613,12 @@ class HubSpotConnector(Connector):
                 "hs_object_id",
             )
             body["properties"] = [key_property]
-            after: str | None = None
-            while True:
-                if after:
-                    body["after"] = after
-                reply = await self.client.search("tasks", body)
-                results = results_of(reply)
+            async for results, _total in self.client.search_pages("tasks", body):
                 for item in results:
                     props = item.get("properties")
                     key = props.get(key_property) if isinstance(props, dict) else None
                     if key in chunk and item.get("id") is not None:
                         found.setdefault(str(key), str(item["id"]))
-                after = next_after(reply)
-                if not after or not results:
-                    break
         return found
 
     # ---- check --------------------------------------------------------------------------------
@@ -656,6 +694,7 @@ class HubSpotPlugin:
             "token": f"env:{SANDBOX_TOKEN_ENV}",
             "rate_limit_max": options.rate_limit_max,
             "rate_limit_interval_s": options.rate_limit_interval_ms / 1000.0,
+            "search_page_size": min(SEARCH_LIMIT, options.search_cap),
             "search_rate_per_s": max(
                 1, int(options.search_rate_limit_max * 1000 / options.search_rate_limit_interval_ms)
             ),

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import bisect
 import fnmatch
+import gc
 import json
+import math
 import re
 import secrets
 import threading
+import urllib.parse
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,12 +31,11 @@ from starlette.routing import Route
 
 from crm_upsell_connector.sandbox.scenario import (
     SActivity,
+    Scenario,
     SCompany,
     SContact,
-    SDeal,
     SLineItem,
     SProduct,
-    Scenario,
 )
 from crm_upsell_connector.sandbox.server import (
     DroppedResponse,
@@ -58,21 +60,48 @@ __all__ = [
 ]
 
 OBJECT_TYPES: tuple[str, ...] = (
-    "companies", "contacts", "deals", "line_items", "products", "calls", "meetings", "emails", "notes", "tasks",
+    "companies",
+    "contacts",
+    "deals",
+    "line_items",
+    "products",
+    "calls",
+    "meetings",
+    "emails",
+    "notes",
+    "tasks",
 )
 ACTIVITY_TYPES: tuple[str, ...] = ("calls", "meetings", "emails", "notes", "tasks")
 _KIND_TO_TYPE = {"call": "calls", "meeting": "meetings", "email": "emails", "note": "notes", "task": "tasks"}
 _SINGULAR = {
-    "companies": "company", "contacts": "contact", "deals": "deal", "line_items": "line_item",
-    "products": "product", "calls": "call", "meetings": "meeting", "emails": "email", "notes": "note",
+    "companies": "company",
+    "contacts": "contact",
+    "deals": "deal",
+    "line_items": "line_item",
+    "products": "product",
+    "calls": "call",
+    "meetings": "meeting",
+    "emails": "email",
+    "notes": "note",
     "tasks": "task",
 }
 _TYPE_IDS = {
-    "0-1": "contacts", "0-2": "companies", "0-3": "deals", "0-7": "products", "0-8": "line_items",
-    "0-27": "tasks", "0-46": "notes", "0-47": "meetings", "0-48": "calls", "0-49": "emails",
+    "0-1": "contacts",
+    "0-2": "companies",
+    "0-3": "deals",
+    "0-7": "products",
+    "0-8": "line_items",
+    "0-27": "tasks",
+    "0-46": "notes",
+    "0-47": "meetings",
+    "0-48": "calls",
+    "0-49": "emails",
 }
 _ALIASES: dict[str, str] = {
-    **{t: t for t in OBJECT_TYPES}, **{s: t for t, s in _SINGULAR.items()}, **_TYPE_IDS, "lineitems": "line_items",
+    **{t: t for t in OBJECT_TYPES},
+    **{s: t for t, s in _SINGULAR.items()},
+    **_TYPE_IDS,
+    "lineitems": "line_items",
 }
 
 # HubSpot-defined association type ids: (from, to) -> [(typeId, label)]; the unlabeled type first.
@@ -120,8 +149,13 @@ CALL_DISPOSITIONS = {
     "wrong_number": "17b47fee-58de-441e-a44c-c6300d46f273",
     "complaint": "f240bbac-87c9-4f6e-bf70-924b57d47db7",
 }
-_MEETING_OUTCOMES = {"completed": "COMPLETED", "scheduled": "SCHEDULED", "no_show": "NO_SHOW",
-                     "canceled": "CANCELED", "rescheduled": "RESCHEDULED"}
+_MEETING_OUTCOMES = {
+    "completed": "COMPLETED",
+    "scheduled": "SCHEDULED",
+    "no_show": "NO_SHOW",
+    "canceled": "CANCELED",
+    "rescheduled": "RESCHEDULED",
+}
 _PRIORITIES = ("HIGH", "MEDIUM", "MEDIUM", "LOW", "NONE")
 
 _MODIFIED_PROPS: dict[str, tuple[str, ...]] = {
@@ -132,30 +166,70 @@ _CREATED_PROP = {t: "hs_createdate" if t in ACTIVITY_TYPES else "createdate" for
 _DEFAULT_PROPS: dict[str, tuple[str, ...]] = {
     "companies": ("createdate", "domain", "hs_lastmodifieddate", "hs_object_id", "name"),
     "contacts": ("createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"),
-    "deals": ("amount", "closedate", "createdate", "dealname", "dealstage", "hs_lastmodifieddate",
-              "hs_object_id", "pipeline"),
-    "line_items": ("createdate", "hs_lastmodifieddate", "hs_object_id", "hs_product_id", "name", "price",
-                   "quantity"),
+    "deals": (
+        "amount",
+        "closedate",
+        "createdate",
+        "dealname",
+        "dealstage",
+        "hs_lastmodifieddate",
+        "hs_object_id",
+        "pipeline",
+    ),
+    "line_items": (
+        "createdate",
+        "hs_lastmodifieddate",
+        "hs_object_id",
+        "hs_product_id",
+        "name",
+        "price",
+        "quantity",
+    ),
     "products": ("createdate", "description", "hs_lastmodifieddate", "hs_object_id", "name", "price"),
     **{t: ("hs_createdate", "hs_lastmodifieddate", "hs_object_id") for t in ACTIVITY_TYPES},
 }
 _QUERY_PROPS: dict[str, tuple[str, ...]] = {
-    "companies": ("name", "domain"), "contacts": ("firstname", "lastname", "email"), "deals": ("dealname",),
-    "products": ("name", "hs_sku"), "line_items": ("name",), "calls": ("hs_call_title", "hs_call_body"),
-    "meetings": ("hs_meeting_title",), "emails": ("hs_email_subject",), "notes": ("hs_note_body",),
+    "companies": ("name", "domain"),
+    "contacts": ("firstname", "lastname", "email"),
+    "deals": ("dealname",),
+    "products": ("name", "hs_sku"),
+    "line_items": ("name",),
+    "calls": ("hs_call_title", "hs_call_body"),
+    "meetings": ("hs_meeting_title",),
+    "emails": ("hs_email_subject",),
+    "notes": ("hs_note_body",),
     "tasks": ("hs_task_subject",),
 }
 _ID_BASE = {
-    "companies": 18_000_000_000, "contacts": 100_000, "deals": 9_000_000_000, "line_items": 7_000_000_000,
-    "products": 1_500_000, "activities": 40_000_000_000,
+    "companies": 18_000_000_000,
+    "contacts": 100_000,
+    "deals": 9_000_000_000,
+    "line_items": 7_000_000_000,
+    "products": 1_500_000,
+    "activities": 40_000_000_000,
 }
 _BATCH_MAX = 100
 _ASSOC_BATCH_MAX = 1000
 _SEARCH_LIMIT_MAX = 200
 _LIST_LIMIT_MAX = 100
 _OWNER_LIMIT_MAX = 500
-_OPERATORS = frozenset({"EQ", "NEQ", "LT", "LTE", "GT", "GTE", "BETWEEN", "IN", "NOT_IN", "HAS_PROPERTY",
-                        "NOT_HAS_PROPERTY", "CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN"})
+_OPERATORS = frozenset(
+    {
+        "EQ",
+        "NEQ",
+        "LT",
+        "LTE",
+        "GT",
+        "GTE",
+        "BETWEEN",
+        "IN",
+        "NOT_IN",
+        "HAS_PROPERTY",
+        "NOT_HAS_PROPERTY",
+        "CONTAINS_TOKEN",
+        "NOT_CONTAINS_TOKEN",
+    }
+)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 _TOKEN_SPLIT = re.compile(r"[^\w@.'-]+")
@@ -196,7 +270,10 @@ def _parse_time(raw: str) -> int | None:
 
 def _error(status: int, message: str, category: str, **extra: Any) -> JSONResponse:
     body: dict[str, Any] = {
-        "status": "error", "message": message, "correlationId": str(uuid.uuid4()), "category": category,
+        "status": "error",
+        "message": message,
+        "correlationId": str(uuid.uuid4()),
+        "category": category,
     }
     body.update(extra)
     return JSONResponse(body, status_code=status)
@@ -212,10 +289,15 @@ def _bad(message: str, category: str = "VALIDATION_ERROR", status: int = 400, **
     return _HTTPError(_error(status, message, category, **extra))
 
 
-def _std_error(category: str, message: str, context: dict[str, list[str]],
-               sub_category: str | None = None) -> dict[str, Any]:
+def _std_error(
+    category: str, message: str, context: dict[str, list[str]], sub_category: str | None = None
+) -> dict[str, Any]:
     item: dict[str, Any] = {
-        "status": "error", "category": category, "message": message, "context": context, "errors": [],
+        "status": "error",
+        "category": category,
+        "message": message,
+        "context": context,
+        "errors": [],
         "links": {},
     }
     if sub_category:
@@ -227,8 +309,10 @@ def _std_error(category: str, message: str, context: dict[str, list[str]],
 
 
 def _options(*values: str) -> list[dict[str, Any]]:
-    return [{"label": v.replace("_", " ").title(), "value": v, "displayOrder": i, "hidden": False}
-            for i, v in enumerate(values)]
+    return [
+        {"label": v.replace("_", " ").title(), "value": v, "displayOrder": i, "hidden": False}
+        for i, v in enumerate(values)
+    ]
 
 
 # name, label, type, fieldType, options, read-only value
@@ -237,20 +321,41 @@ _P = tuple[str, str, str, str, list[dict[str, Any]], bool]
 
 def _standard_properties() -> dict[str, list[_P]]:
     ro = True
-    system = {t: [("hs_object_id", "Record ID", "number", "number", [], ro),
-                  (_CREATED_PROP[t], "Create Date", "datetime", "date", [], ro),
-                  ("hs_lastmodifieddate", "Last Modified Date", "datetime", "date", [], ro)]
-              for t in OBJECT_TYPES}
+    system: dict[str, list[_P]] = {
+        t: [
+            ("hs_object_id", "Record ID", "number", "number", [], ro),
+            (_CREATED_PROP[t], "Create Date", "datetime", "date", [], ro),
+            ("hs_lastmodifieddate", "Last Modified Date", "datetime", "date", [], ro),
+        ]
+        for t in OBJECT_TYPES
+    }
     system["contacts"].append(("lastmodifieddate", "Last Modified Date", "datetime", "date", [], ro))
     owner: _P = ("hubspot_owner_id", "Owner", "enumeration", "select", [], False)
     ts: _P = ("hs_timestamp", "Activity date", "datetime", "date", [], False)
-    lifecycle = _options("subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead", "opportunity",
-                         "customer", "evangelist", "other")
-    stages = _options("appointmentscheduled", "qualifiedtobuy", "presentationscheduled", "decisionmakerboughtin",
-                      "contractsent", "closedwon", "closedlost")
+    lifecycle = _options(
+        "subscriber",
+        "lead",
+        "marketingqualifiedlead",
+        "salesqualifiedlead",
+        "opportunity",
+        "customer",
+        "evangelist",
+        "other",
+    )
+    stages = _options(
+        "appointmentscheduled",
+        "qualifiedtobuy",
+        "presentationscheduled",
+        "decisionmakerboughtin",
+        "contractsent",
+        "closedwon",
+        "closedlost",
+    )
     freq = _options("weekly", "biweekly", "monthly", "quarterly", "per_six_months", "annually")
-    bool_opts = [{"label": "True", "value": "true", "displayOrder": 0, "hidden": False},
-                 {"label": "False", "value": "false", "displayOrder": 1, "hidden": False}]
+    bool_opts = [
+        {"label": "True", "value": "true", "displayOrder": 0, "hidden": False},
+        {"label": "False", "value": "false", "displayOrder": 1, "hidden": False},
+    ]
     own: dict[str, list[_P]] = {
         "companies": [
             ("name", "Company name", "string", "text", [], False),
@@ -261,8 +366,14 @@ def _standard_properties() -> dict[str, list[_P]]:
             ("seats_purchased", "Seats purchased", "number", "number", [], False),
             ("seats_active", "Seats active", "number", "number", [], False),
             ("nps_score", "NPS score", "number", "number", [], False),
-            ("onboarding_stage", "Onboarding stage", "enumeration", "select",
-             _options("kickoff", "implementation", "live"), False),
+            (
+                "onboarding_stage",
+                "Onboarding stage",
+                "enumeration",
+                "select",
+                _options("kickoff", "implementation", "live"),
+                False,
+            ),
             ("do_not_contact", "Do not contact", "bool", "booleancheckbox", bool_opts, False),
         ],
         "contacts": [
@@ -300,48 +411,110 @@ def _standard_properties() -> dict[str, list[_P]]:
             ("price", "Unit price", "number", "number", [], False),
             ("description", "Description", "string", "textarea", [], False),
             ("recurringbillingfrequency", "Billing frequency", "enumeration", "select", freq, False),
-            ("family", "Product family", "enumeration", "select",
-             _options("crm", "marketing", "support", "analytics"), False),
+            (
+                "family",
+                "Product family",
+                "enumeration",
+                "select",
+                _options("crm", "marketing", "support", "analytics"),
+                False,
+            ),
             ("tier", "Tier", "number", "number", [], False),
         ],
         "calls": [
-            ts, owner,
+            ts,
+            owner,
             ("hs_call_title", "Call Title", "string", "text", [], False),
             ("hs_call_body", "Call notes", "string", "html", [], False),
-            ("hs_call_direction", "Call direction", "enumeration", "select", _options("INBOUND", "OUTBOUND"),
-             False),
+            (
+                "hs_call_direction",
+                "Call direction",
+                "enumeration",
+                "select",
+                _options("INBOUND", "OUTBOUND"),
+                False,
+            ),
             ("hs_call_disposition", "Call outcome", "string", "text", [], False),
-            ("hs_call_status", "Call status", "enumeration", "select",
-             _options("BUSY", "CALLING_CRM_USER", "CANCELED", "COMPLETED", "CONNECTING", "FAILED",
-                      "IN_PROGRESS", "NO_ANSWER", "QUEUED", "RINGING"), False),
+            (
+                "hs_call_status",
+                "Call status",
+                "enumeration",
+                "select",
+                _options(
+                    "BUSY",
+                    "CALLING_CRM_USER",
+                    "CANCELED",
+                    "COMPLETED",
+                    "CONNECTING",
+                    "FAILED",
+                    "IN_PROGRESS",
+                    "NO_ANSWER",
+                    "QUEUED",
+                    "RINGING",
+                ),
+                False,
+            ),
         ],
         "meetings": [
-            ts, owner,
+            ts,
+            owner,
             ("hs_meeting_title", "Meeting name", "string", "text", [], False),
             ("hs_meeting_body", "Meeting description", "string", "html", [], False),
-            ("hs_meeting_outcome", "Meeting outcome", "enumeration", "select",
-             _options("SCHEDULED", "COMPLETED", "RESCHEDULED", "NO_SHOW", "CANCELED"), False),
+            (
+                "hs_meeting_outcome",
+                "Meeting outcome",
+                "enumeration",
+                "select",
+                _options("SCHEDULED", "COMPLETED", "RESCHEDULED", "NO_SHOW", "CANCELED"),
+                False,
+            ),
             ("hs_meeting_start_time", "Start Time", "datetime", "date", [], False),
             ("hs_meeting_end_time", "End Time", "datetime", "date", [], False),
         ],
         "emails": [
-            ts, owner,
+            ts,
+            owner,
             ("hs_email_subject", "Email subject", "string", "text", [], False),
             ("hs_email_text", "Email body", "string", "textarea", [], False),
-            ("hs_email_direction", "Email direction", "enumeration", "select",
-             _options("EMAIL", "INCOMING_EMAIL", "FORWARDED_EMAIL"), False),
-            ("hs_email_status", "Email send status", "enumeration", "select",
-             _options("BOUNCED", "FAILED", "SCHEDULED", "SENDING", "SENT"), False),
+            (
+                "hs_email_direction",
+                "Email direction",
+                "enumeration",
+                "select",
+                _options("EMAIL", "INCOMING_EMAIL", "FORWARDED_EMAIL"),
+                False,
+            ),
+            (
+                "hs_email_status",
+                "Email send status",
+                "enumeration",
+                "select",
+                _options("BOUNCED", "FAILED", "SCHEDULED", "SENDING", "SENT"),
+                False,
+            ),
         ],
         "notes": [ts, owner, ("hs_note_body", "Note body", "string", "html", [], False)],
         "tasks": [
-            ts, owner,
+            ts,
+            owner,
             ("hs_task_subject", "Task Title", "string", "text", [], False),
             ("hs_task_body", "Task notes", "string", "html", [], False),
-            ("hs_task_status", "Task Status", "enumeration", "select",
-             _options("NOT_STARTED", "IN_PROGRESS", "WAITING", "COMPLETED", "DEFERRED"), False),
-            ("hs_task_priority", "Priority", "enumeration", "select", _options("NONE", "LOW", "MEDIUM", "HIGH"),
-             False),
+            (
+                "hs_task_status",
+                "Task Status",
+                "enumeration",
+                "select",
+                _options("NOT_STARTED", "IN_PROGRESS", "WAITING", "COMPLETED", "DEFERRED"),
+                False,
+            ),
+            (
+                "hs_task_priority",
+                "Priority",
+                "enumeration",
+                "select",
+                _options("NONE", "LOW", "MEDIUM", "HIGH"),
+                False,
+            ),
             ("hs_task_type", "Task Type", "enumeration", "select", _options("TODO", "CALL", "EMAIL"), False),
         ],
     }
@@ -351,8 +524,10 @@ def _standard_properties() -> dict[str, list[_P]]:
     return {t: own[t] + system[t] for t in OBJECT_TYPES}
 
 
-_CUSTOM = {("companies", n) for n in ("seats_purchased", "seats_active", "nps_score", "onboarding_stage",
-                                      "do_not_contact")} | {("products", "family"), ("products", "tier")}
+_CUSTOM = {
+    ("companies", n)
+    for n in ("seats_purchased", "seats_active", "nps_score", "onboarding_stage", "do_not_contact")
+} | {("products", "family"), ("products", "tier")}
 
 
 # ---- store --------------------------------------------------------------------------------------------
@@ -454,7 +629,14 @@ class HubSpotSandbox:
         self.groups: dict[str, dict[str, dict[str, Any]]] = {}
         self._getters: dict[str, dict[str, Getter]] = {}
         self._init_properties()
-        self._load(scenario)
+        # Hundreds of thousands of small objects: the cyclic GC would rescan them over and over.
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self._load(scenario)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
         self._init_getters()
 
     # -- loading
@@ -474,16 +656,21 @@ class HubSpotSandbox:
         for product in sc.products:
             pid = self._new_id("products")
             self.ids[product.key] = pid
-            self.tables["products"].recs[pid] = Rec(pid, product, now - 5 * 365 * 86_400_000,
-                                                    now - 200 * 86_400_000)
+            self.tables["products"].recs[pid] = Rec(
+                pid, product, now - 5 * 365 * 86_400_000, now - 200 * 86_400_000
+            )
         for company in sc.companies:
             cid = self._new_id("companies")
             self.ids[company.key] = cid
-            self.tables["companies"].recs[cid] = Rec(cid, company, _ms(company.created_at), _ms(company.updated_at))
+            self.tables["companies"].recs[cid] = Rec(
+                cid, company, _ms(company.created_at), _ms(company.updated_at)
+            )
         for contact in sc.contacts:
             xid = self._new_id("contacts")
             self.ids[contact.key] = xid
-            self.tables["contacts"].recs[xid] = Rec(xid, contact, _ms(contact.created_at), _ms(contact.updated_at))
+            self.tables["contacts"].recs[xid] = Rec(
+                xid, contact, _ms(contact.created_at), _ms(contact.updated_at)
+            )
             self._link("contacts", xid, "companies", self.ids[contact.company_key])
         deal_created: dict[str, int] = {}
         for deal in sc.deals:
@@ -496,7 +683,9 @@ class HubSpotSandbox:
             lid = self._new_id("line_items")
             self.ids[item.key] = lid
             updated = _ms(item.updated_at)
-            self.tables["line_items"].recs[lid] = Rec(lid, item, min(deal_created[item.deal_key], updated), updated)
+            self.tables["line_items"].recs[lid] = Rec(
+                lid, item, min(deal_created[item.deal_key], updated), updated
+            )
             self._link("line_items", lid, "deals", self.ids[item.deal_key])
         for act in sc.activities:
             aid = self._new_id("activities")
@@ -514,29 +703,69 @@ class HubSpotSandbox:
     def _init_properties(self) -> None:
         for otype, props in _standard_properties().items():
             group = f"{_SINGULAR[otype]}information"
-            self.groups[otype] = {group: {"name": group, "label": f"{_SINGULAR[otype].title()} information",
-                                          "displayOrder": -1, "archived": False}}
+            self.groups[otype] = {
+                group: {
+                    "name": group,
+                    "label": f"{_SINGULAR[otype].title()} information",
+                    "displayOrder": -1,
+                    "archived": False,
+                }
+            }
             defs: dict[str, dict[str, Any]] = {}
             for order, (name, label, ptype, field_type, opts, read_only) in enumerate(props):
                 defs[name] = self._property_json(
-                    otype, name, label, ptype, field_type, group, opts, order,
-                    hubspot_defined=(otype, name) not in _CUSTOM, read_only=read_only,
+                    otype,
+                    name,
+                    label,
+                    ptype,
+                    field_type,
+                    group,
+                    opts,
+                    order,
+                    hubspot_defined=(otype, name) not in _CUSTOM,
+                    read_only=read_only,
                 )
             self.properties[otype] = defs
 
     def _property_json(
-        self, otype: str, name: str, label: str, ptype: str, field_type: str, group: str,
-        options: list[dict[str, Any]], order: int, *, hubspot_defined: bool, read_only: bool = False,
-        description: str = "", has_unique_value: bool = False,
+        self,
+        otype: str,
+        name: str,
+        label: str,
+        ptype: str,
+        field_type: str,
+        group: str,
+        options: list[dict[str, Any]],
+        order: int,
+        *,
+        hubspot_defined: bool,
+        read_only: bool = False,
+        description: str = "",
+        has_unique_value: bool = False,
     ) -> dict[str, Any]:
         stamp = iso_ms(_ms(self.scenario.now) - 900 * 86_400_000)
         prop: dict[str, Any] = {
-            "name": name, "label": label, "type": ptype, "fieldType": field_type, "description": description,
-            "groupName": group, "options": options, "displayOrder": order, "calculated": False,
-            "externalOptions": False, "hasUniqueValue": has_unique_value, "hidden": False,
-            "formField": not read_only, "createdAt": stamp, "updatedAt": stamp, "archived": False,
-            "modificationMetadata": {"archivable": not hubspot_defined, "readOnlyDefinition": hubspot_defined,
-                                     "readOnlyValue": read_only},
+            "name": name,
+            "label": label,
+            "type": ptype,
+            "fieldType": field_type,
+            "description": description,
+            "groupName": group,
+            "options": options,
+            "displayOrder": order,
+            "calculated": False,
+            "externalOptions": False,
+            "hasUniqueValue": has_unique_value,
+            "hidden": False,
+            "formField": not read_only,
+            "createdAt": stamp,
+            "updatedAt": stamp,
+            "archived": False,
+            "modificationMetadata": {
+                "archivable": not hubspot_defined,
+                "readOnlyDefinition": hubspot_defined,
+                "readOnlyValue": read_only,
+            },
         }
         if hubspot_defined:
             prop["hubspotDefined"] = True
@@ -561,36 +790,53 @@ class HubSpotSandbox:
         self._products = {p.key: p for p in self.scenario.products}
         self._companies = {c.key: c for c in self.scenario.companies}
         companies: dict[str, Getter] = {
-            "name": lambda s: s.name, "domain": lambda s: s.domain, "industry": lambda s: s.industry,
-            "lifecyclestage": lambda s: s.lifecycle_stage, "hubspot_owner_id": owner,
+            "name": lambda s: s.name,
+            "domain": lambda s: s.domain,
+            "industry": lambda s: s.industry,
+            "lifecyclestage": lambda s: s.lifecycle_stage,
+            "hubspot_owner_id": owner,
             "seats_purchased": lambda s: opt_num(s.seats_purchased),
-            "seats_active": lambda s: opt_num(s.seats_active), "nps_score": lambda s: opt_num(s.nps_score),
+            "seats_active": lambda s: opt_num(s.seats_active),
+            "nps_score": lambda s: opt_num(s.nps_score),
             "onboarding_stage": lambda s: s.onboarding_stage,
             "do_not_contact": lambda s: "true" if s.do_not_contact else "false",
         }
         contacts: dict[str, Getter] = {
-            "email": lambda s: s.email, "firstname": lambda s: s.first_name, "lastname": lambda s: s.last_name,
-            "lifecyclestage": lambda s: s.lifecycle_stage, "hubspot_owner_id": company_owner,
+            "email": lambda s: s.email,
+            "firstname": lambda s: s.first_name,
+            "lastname": lambda s: s.last_name,
+            "lifecyclestage": lambda s: s.lifecycle_stage,
+            "hubspot_owner_id": company_owner,
             "associatedcompanyid": lambda s: str(ids[s.company_key]),
         }
         deals: dict[str, Getter] = {
-            "dealname": lambda s: s.name, "dealstage": lambda s: s.stage, "pipeline": lambda s: "default",
-            "amount": lambda s: _num(s.amount), "closedate": lambda s: _iso(s.close_date),
-            "deal_currency_code": lambda s: "USD", "hubspot_owner_id": owner,
+            "dealname": lambda s: s.name,
+            "dealstage": lambda s: s.stage,
+            "pipeline": lambda s: "default",
+            "amount": lambda s: _num(s.amount),
+            "closedate": lambda s: _iso(s.close_date),
+            "deal_currency_code": lambda s: "USD",
+            "hubspot_owner_id": owner,
             "hs_is_closed": lambda s: "true" if s.stage in ("closedwon", "closedlost") else "false",
             "hs_is_closed_won": lambda s: "true" if s.stage == "closedwon" else "false",
         }
         line_items: dict[str, Getter] = {
-            "name": lambda s: product(s).name, "hs_product_id": lambda s: str(ids[s.product_key]),
-            "hs_sku": lambda s: product(s).sku, "quantity": lambda s: str(s.quantity),
-            "price": lambda s: _num(s.unit_price), "amount": lambda s: _num(s.unit_price * s.quantity),
+            "name": lambda s: product(s).name,
+            "hs_product_id": lambda s: str(ids[s.product_key]),
+            "hs_sku": lambda s: product(s).sku,
+            "quantity": lambda s: str(s.quantity),
+            "price": lambda s: _num(s.unit_price),
+            "amount": lambda s: _num(s.unit_price * s.quantity),
             "recurringbillingfrequency": lambda s: "annually" if s.billing_period == "P12M" else "monthly",
             "hs_recurring_billing_period": lambda s: s.billing_period,
         }
         products: dict[str, Getter] = {
-            "name": lambda s: s.name, "hs_sku": lambda s: s.sku, "price": lambda s: _num(s.unit_price),
+            "name": lambda s: s.name,
+            "hs_sku": lambda s: s.sku,
+            "price": lambda s: _num(s.unit_price),
             "description": lambda s: f"{s.name} ({s.family}, tier {s.tier})",
-            "recurringbillingfrequency": lambda s: "monthly", "family": lambda s: s.family,
+            "recurringbillingfrequency": lambda s: "monthly",
+            "family": lambda s: s.family,
             "tier": lambda s: str(s.tier),
         }
 
@@ -599,33 +845,54 @@ class HubSpotSandbox:
 
         common: dict[str, Getter] = {"hs_timestamp": when, "hubspot_owner_id": owner}
         calls: dict[str, Getter] = {
-            **common, "hs_call_title": lambda s: s.subject, "hs_call_body": lambda s: s.body,
+            **common,
+            "hs_call_title": lambda s: s.subject,
+            "hs_call_body": lambda s: s.body,
             "hs_call_direction": lambda s: (s.direction or "outbound").upper(),
-            "hs_call_disposition": lambda s: CALL_DISPOSITIONS.get(s.outcome or "", CALL_DISPOSITIONS["connected"]),
+            "hs_call_disposition": lambda s: CALL_DISPOSITIONS.get(
+                s.outcome or "", CALL_DISPOSITIONS["connected"]
+            ),
             "hs_call_status": lambda s: "COMPLETED",
         }
         meetings: dict[str, Getter] = {
-            **common, "hs_meeting_title": lambda s: s.subject, "hs_meeting_body": lambda s: s.body,
+            **common,
+            "hs_meeting_title": lambda s: s.subject,
+            "hs_meeting_body": lambda s: s.body,
             "hs_meeting_outcome": lambda s: _MEETING_OUTCOMES.get(s.outcome or "", "COMPLETED"),
             "hs_meeting_start_time": when,
             "hs_meeting_end_time": lambda s: _iso(s.occurred_at + timedelta(minutes=30)),
         }
         emails: dict[str, Getter] = {
-            **common, "hs_email_subject": lambda s: s.subject, "hs_email_text": lambda s: s.body,
+            **common,
+            "hs_email_subject": lambda s: s.subject,
+            "hs_email_text": lambda s: s.body,
             "hs_email_direction": lambda s: "INCOMING_EMAIL" if s.direction == "inbound" else "EMAIL",
             "hs_email_status": lambda s: "SENT",
         }
-        notes: dict[str, Getter] = {**common, "hs_note_body": lambda s: f"<p><strong>{s.subject}</strong></p>"
-                                                                       f"<p>{s.body}</p>"}
+        notes: dict[str, Getter] = {
+            **common,
+            "hs_note_body": lambda s: f"<p><strong>{s.subject}</strong></p><p>{s.body}</p>",
+        }
         tasks: dict[str, Getter] = {
-            **common, "hs_task_subject": lambda s: s.subject, "hs_task_body": lambda s: s.body,
+            **common,
+            "hs_task_subject": lambda s: s.subject,
+            "hs_task_body": lambda s: s.body,
             "hs_task_status": lambda s: s.status or "NOT_STARTED",
             "hs_task_priority": lambda s: _PRIORITIES[int(s.key[-3:]) % len(_PRIORITIES)],
             "hs_task_type": lambda s: "TODO",
         }
-        self._getters = {"companies": companies, "contacts": contacts, "deals": deals, "line_items": line_items,
-                         "products": products, "calls": calls, "meetings": meetings, "emails": emails,
-                         "notes": notes, "tasks": tasks}
+        self._getters = {
+            "companies": companies,
+            "contacts": contacts,
+            "deals": deals,
+            "line_items": line_items,
+            "products": products,
+            "calls": calls,
+            "meetings": meetings,
+            "emails": emails,
+            "notes": notes,
+            "tasks": tasks,
+        }
 
     def _company_src(self, key: str) -> SCompany | None:
         return self._companies.get(key)
@@ -647,13 +914,19 @@ class HubSpotSandbox:
             return None
         return getter(rec.src)
 
-    def public(self, otype: str, rec: Rec, props: Sequence[str] | None,
-               associations: Sequence[str] = ()) -> dict[str, Any]:
+    def public(
+        self, otype: str, rec: Rec, props: Sequence[str] | None, associations: Sequence[str] = ()
+    ) -> dict[str, Any]:
         """The SimplePublicObject(WithAssociations) shape of one record."""
         defs = self.properties[otype]
         if props:
-            names = [p for p in dict.fromkeys((*props, "hs_object_id", _CREATED_PROP[otype],
-                                               _MODIFIED_PROPS[otype][0])) if p in defs]
+            names = [
+                p
+                for p in dict.fromkeys(
+                    (*props, "hs_object_id", _CREATED_PROP[otype], _MODIFIED_PROPS[otype][0])
+                )
+                if p in defs
+            ]
         else:
             names = list(_DEFAULT_PROPS[otype])
         out: dict[str, Any] = {
@@ -697,15 +970,26 @@ class HubSpotSandbox:
         """The stored form of a written value, or an error descriptor."""
         prop = self.properties[otype].get(name)
         if prop is None:
-            return None, {"error": "PROPERTY_DOESNT_EXIST", "name": name,
-                          "message": f'Property "{name}" does not exist'}
+            return None, {
+                "error": "PROPERTY_DOESNT_EXIST",
+                "name": name,
+                "message": f'Property "{name}" does not exist',
+            }
         if prop["modificationMetadata"]["readOnlyValue"]:
-            return None, {"error": "READ_ONLY_VALUE", "name": name,
-                          "message": f'"{name}" is a read only property; its value cannot be set.'}
+            return None, {
+                "error": "READ_ONLY_VALUE",
+                "name": name,
+                "message": f'"{name}" is a read only property; its value cannot be set.',
+            }
         if raw is None:
             return None, None
-        text = raw if isinstance(raw, str) else json.dumps(raw) if not isinstance(raw, bool | int | float) \
+        text = (
+            raw
+            if isinstance(raw, str)
+            else json.dumps(raw)
+            if not isinstance(raw, bool | int | float)
             else (str(raw).lower() if isinstance(raw, bool) else _num(raw))
+        )
         if text == "":
             return "", None
         ptype = prop["type"]
@@ -713,26 +997,38 @@ class HubSpotSandbox:
             try:
                 float(text)
             except ValueError:
-                return None, {"error": "INVALID_LONG" if "." not in text else "INVALID_DOUBLE", "name": name,
-                              "message": f"{text} was not a valid number."}
+                return None, {
+                    "error": "INVALID_LONG" if "." not in text else "INVALID_DOUBLE",
+                    "name": name,
+                    "message": f"{text} was not a valid number.",
+                }
         elif ptype == "bool":
             if text.lower() not in ("true", "false"):
-                return None, {"error": "INVALID_BOOLEAN", "name": name,
-                              "message": f"{text} was not a valid boolean."}
+                return None, {
+                    "error": "INVALID_BOOLEAN",
+                    "name": name,
+                    "message": f"{text} was not a valid boolean.",
+                }
             text = text.lower()
         elif ptype in ("datetime", "date"):
             ms = _parse_time(text)
             if ms is None:
-                return None, {"error": "INVALID_DATE", "name": name,
-                              "message": f"{text} was not a valid date or datetime."}
+                return None, {
+                    "error": "INVALID_DATE",
+                    "name": name,
+                    "message": f"{text} was not a valid date or datetime.",
+                }
             text = iso_ms(ms) if ptype == "datetime" else iso_ms(ms)[:10]
         elif ptype == "enumeration" and prop["options"]:
             allowed = {o["value"] for o in prop["options"]}
             chosen = text.split(";") if prop["fieldType"] == "checkbox" else [text]
             bad = [v for v in chosen if v not in allowed]
             if bad:
-                return None, {"error": "INVALID_OPTION", "name": name,
-                              "message": f"{bad[0]} was not one of the allowed options: {sorted(allowed)}"}
+                return None, {
+                    "error": "INVALID_OPTION",
+                    "name": name,
+                    "message": f"{bad[0]} was not one of the allowed options: {sorted(allowed)}",
+                }
         return text, None
 
     def _validate_properties(self, otype: str, properties: Any) -> dict[str, str | None]:
@@ -747,12 +1043,22 @@ class HubSpotSandbox:
             else:
                 clean[str(name)] = value
         if problems:
-            details = [{"isValid": False, "message": p["message"], "error": p["error"], "name": p["name"],
-                        "localizedErrorMessage": p["message"]} for p in problems]
+            details = [
+                {
+                    "isValid": False,
+                    "message": p["message"],
+                    "error": p["error"],
+                    "name": p["name"],
+                    "localizedErrorMessage": p["message"],
+                }
+                for p in problems
+            ]
             raise _bad(
                 f"Property values were not valid: {json.dumps(details)}",
-                errors=[{"message": p["message"], "code": p["error"], "context": {"propertyName": [p["name"]]}}
-                        for p in problems],
+                errors=[
+                    {"message": p["message"], "code": p["error"], "context": {"propertyName": [p["name"]]}}
+                    for p in problems
+                ],
             )
         return clean
 
@@ -773,8 +1079,14 @@ class HubSpotSandbox:
     def now_ms(self) -> int:
         return self.runtime.clock.now_ms()
 
-    def touch(self, otype: str = "companies", count: int | None = None, ids: Iterable[str] | None = None,
-              *, same_ms: bool = True) -> list[str]:
+    def touch(
+        self,
+        otype: str = "companies",
+        count: int | None = None,
+        ids: Iterable[str] | None = None,
+        *,
+        same_ms: bool = True,
+    ) -> list[str]:
         """Mark records modified now (all at the same millisecond unless ``same_ms`` is False)."""
         otype = _normalize_type(otype)
         with self.lock:
@@ -810,6 +1122,9 @@ class HubSpotSandbox:
             rec = self.tables[otype].get(int(id_))
             if rec is None:
                 raise KeyError(f"{otype}/{id_}")
+            unknown = sorted(set(properties) - set(self.properties[otype]))
+            if unknown:
+                raise KeyError(f"{otype} has no properties {unknown}")
             self._apply(otype, rec, dict(properties), self.now_ms())
             return self.public(otype, rec, list(properties))
 
@@ -829,29 +1144,40 @@ class HubSpotSandbox:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
-            return _error(401, "Authentication credentials not found. This API supports OAuth 2.0 "
-                          "authentication and you can find more details at "
-                          "https://developers.hubspot.com/docs/methods/auth/oauth-overview",
-                          "INVALID_AUTHENTICATION"), False
+            return _error(
+                401,
+                "Authentication credentials not found. This API supports OAuth 2.0 "
+                "authentication and you can find more details at "
+                "https://developers.hubspot.com/docs/methods/auth/oauth-overview",
+                "INVALID_AUTHENTICATION",
+            ), False
         if secrets.compare_digest(token, self.options.token):
             return None, True
         expiry = self.tokens.get(token)
         if expiry is None:
-            return _error(401, "Authentication credentials not found. This API supports OAuth 2.0 "
-                          "authentication and you can find more details at "
-                          "https://developers.hubspot.com/docs/methods/auth/oauth-overview",
-                          "INVALID_AUTHENTICATION"), False
+            return _error(
+                401,
+                "Authentication credentials not found. This API supports OAuth 2.0 "
+                "authentication and you can find more details at "
+                "https://developers.hubspot.com/docs/methods/auth/oauth-overview",
+                "INVALID_AUTHENTICATION",
+            ), False
         now = self.now_ms()
         if now >= expiry:
             ago = max(1, (now - expiry) // 1000)
-            return _error(401, f"The OAuth token used to make this call expired {ago} second(s) ago.",
-                          "EXPIRED_AUTHENTICATION", context={"expiredAt": [iso_ms(expiry)]}), False
+            return _error(
+                401,
+                f"The OAuth token used to make this call expired {ago} second(s) ago.",
+                "EXPIRED_AUTHENTICATION",
+                context={"expiredAt": [iso_ms(expiry)]},
+            ), False
         return None, False
 
     def issue_token(self, form: dict[str, str]) -> Response:
         def oauth_error(status: str, message: str) -> Response:
-            return JSONResponse({"status": status, "message": message, "correlationId": str(uuid.uuid4())},
-                                status_code=400)
+            return JSONResponse(
+                {"status": status, "message": message, "correlationId": str(uuid.uuid4())}, status_code=400
+            )
 
         grant = form.get("grant_type")
         if grant != "refresh_token":
@@ -865,13 +1191,26 @@ class HubSpotSandbox:
         token = f"sbx-{secrets.token_hex(24)}"
         with self.lock:
             self.tokens[token] = self.now_ms() + self.options.access_token_ttl_s * 1000
-        return JSONResponse({
-            "token_type": "bearer", "refresh_token": self.options.refresh_token, "access_token": token,
-            "expires_in": self.options.access_token_ttl_s, "token_use": "access_token", "hub_id": 4_000_001,
-            "scopes": ["oauth", "crm.objects.companies.read", "crm.objects.companies.write",
-                       "crm.objects.contacts.read", "crm.objects.deals.read", "crm.objects.line_items.read",
-                       "crm.schemas.companies.write", "crm.objects.owners.read"],
-        })
+        return JSONResponse(
+            {
+                "token_type": "bearer",
+                "refresh_token": self.options.refresh_token,
+                "access_token": token,
+                "expires_in": self.options.access_token_ttl_s,
+                "token_use": "access_token",
+                "hub_id": 4_000_001,
+                "scopes": [
+                    "oauth",
+                    "crm.objects.companies.read",
+                    "crm.objects.companies.write",
+                    "crm.objects.contacts.read",
+                    "crm.objects.deals.read",
+                    "crm.objects.line_items.read",
+                    "crm.schemas.companies.write",
+                    "crm.objects.owners.read",
+                ],
+            }
+        )
 
     def expire_tokens(self) -> int:
         with self.lock:
@@ -911,12 +1250,14 @@ class HubSpotSandbox:
         assoc = [a for a in assoc if (otype, a) in ASSOCIATION_TYPES]
         ids = table.archived if archived else table.active
         i = bisect.bisect_left(ids, start)
-        page = ids[i: i + limit]
+        page = ids[i : i + limit]
         results = [self.public(otype, table.recs[id_], props, assoc) for id_ in page]
         body: dict[str, Any] = {"results": results}
         if i + limit < len(ids):
             nxt = str(page[-1] + 1)
-            body["paging"] = {"next": {"after": nxt, "link": str(request.url.include_query_params(after=nxt))}}
+            body["paging"] = {
+                "next": {"after": nxt, "link": str(request.url.include_query_params(after=nxt))}
+            }
         return JSONResponse(body)
 
     def get_object(self, request: Request, otype_raw: str, id_raw: str) -> Response:
@@ -924,14 +1265,20 @@ class HubSpotSandbox:
         archived = (request.query_params.get("archived") or "false").lower() == "true"
         rec = table.recs.get(int(id_raw)) if id_raw.isdigit() else None
         if rec is None or (rec.archived_ms is not None) != archived:
-            return _error(404, "Object not found.  objectId are usually numeric.", "OBJECT_NOT_FOUND",
-                          context={"id": [id_raw]})
+            return _error(
+                404,
+                "Object not found.  objectId are usually numeric.",
+                "OBJECT_NOT_FOUND",
+                context={"id": [id_raw]},
+            )
         props = self._props_param(request, "properties")
         assoc = [_ALIASES[a] for a in self._props_param(request, "associations") if a in _ALIASES]
-        return JSONResponse(self.public(otype, rec, props, [a for a in assoc if (otype, a) in ASSOCIATION_TYPES]))
+        return JSONResponse(
+            self.public(otype, rec, props, [a for a in assoc if (otype, a) in ASSOCIATION_TYPES])
+        )
 
     def delete_object(self, otype_raw: str, id_raw: str) -> Response:
-        otype, table = self._table(otype_raw)
+        _otype, table = self._table(otype_raw)
         rec = table.get(int(id_raw)) if id_raw.isdigit() else None
         if rec is not None:
             table.archive(rec, self.now_ms())
@@ -942,14 +1289,21 @@ class HubSpotSandbox:
             raise _bad("Invalid input JSON on line 1: 'inputs' is required.")
         inputs: list[Any] = body["inputs"]
         if len(inputs) > maximum:
-            raise _bad(f"Batch size of {len(inputs)} exceeds the limit of {maximum} inputs.",
-                       context={"limit": [str(maximum)], "size": [str(len(inputs))]})
+            raise _bad(
+                f"Batch size of {len(inputs)} exceeds the limit of {maximum} inputs.",
+                context={"limit": [str(maximum)], "size": [str(len(inputs))]},
+            )
         return inputs
 
-    def _batch_response(self, results: list[dict[str, Any]], errors: list[dict[str, Any]], started: int,
-                        ok_status: int = 200) -> Response:
-        body: dict[str, Any] = {"status": "COMPLETE", "results": results, "startedAt": iso_ms(started),
-                                "completedAt": iso_ms(self.now_ms())}
+    def _batch_response(
+        self, results: list[dict[str, Any]], errors: list[dict[str, Any]], started: int, ok_status: int = 200
+    ) -> Response:
+        body: dict[str, Any] = {
+            "status": "COMPLETE",
+            "results": results,
+            "startedAt": iso_ms(started),
+            "completedAt": iso_ms(self.now_ms()),
+        }
         if errors:
             body["numErrors"] = len(errors)
             body["errors"] = errors
@@ -981,8 +1335,14 @@ class HubSpotSandbox:
                 results.append(self.public(otype, rec, props))
         errors = []
         if missing:
-            errors.append(_std_error("OBJECT_NOT_FOUND", f"Could not get some {otype.upper()} objects, they may "
-                                     "be deleted or not exist. Check that ids are valid.", {"ids": missing}))
+            errors.append(
+                _std_error(
+                    "OBJECT_NOT_FOUND",
+                    f"Could not get some {otype.upper()} objects, they may "
+                    "be deleted or not exist. Check that ids are valid.",
+                    {"ids": missing},
+                )
+            )
         return self._batch_response(results, errors, started)
 
     def batch_update(self, otype_raw: str, body: Any) -> Response:
@@ -996,12 +1356,18 @@ class HubSpotSandbox:
                 raise _bad("Invalid input JSON: every input needs an 'id' and 'properties'.")
             id_ = str(item["id"])
             if id_ in seen:
-                raise _bad(f"Duplicate IDs found in batch input: [{id_}]. IDs must be unique",
-                           context={"ids": [id_]})
+                raise _bad(
+                    f"Duplicate IDs found in batch input: [{id_}]. IDs must be unique", context={"ids": [id_]}
+                )
             seen.add(id_)
             trace = item.get("objectWriteTraceId")
-            parsed.append((id_, self._validate_properties(otype, item.get("properties", {})),
-                           str(trace) if trace is not None else None))
+            parsed.append(
+                (
+                    id_,
+                    self._validate_properties(otype, item.get("properties", {})),
+                    str(trace) if trace is not None else None,
+                )
+            )
         results: list[dict[str, Any]] = []
         missing: list[str] = []
         errors: list[dict[str, Any]] = []
@@ -1014,8 +1380,11 @@ class HubSpotSandbox:
             if self.runtime.faults.fail_item():
                 self.runtime.stats.fault("partial_batch")
                 ctx = {"ids": [id_]} if trace is None else {"ids": [id_], "objectWriteTraceId": [trace]}
-                errors.append(_std_error("INTERNAL_ERROR", "Internal error while writing this record; "
-                                         "retry the input.", ctx))
+                errors.append(
+                    _std_error(
+                        "INTERNAL_ERROR", "Internal error while writing this record; retry the input.", ctx
+                    )
+                )
                 continue
             self._apply(otype, rec, values, now)
             out = self.public(otype, rec, list(values))
@@ -1023,9 +1392,15 @@ class HubSpotSandbox:
                 out["objectWriteTraceId"] = trace
             results.append(out)
         if missing:
-            errors.insert(0, _std_error("OBJECT_NOT_FOUND", f"Could not get some {otype.upper()} objects, they "
-                                        "may be deleted or not exist. Check that ids are valid.",
-                                        {"ids": missing}))
+            errors.insert(
+                0,
+                _std_error(
+                    "OBJECT_NOT_FOUND",
+                    f"Could not get some {otype.upper()} objects, they "
+                    "may be deleted or not exist. Check that ids are valid.",
+                    {"ids": missing},
+                ),
+            )
         if self.shuffle_batch_results:
             self.runtime.faults.shuffle(results)
         return self._batch_response(results, errors, started)
@@ -1040,19 +1415,34 @@ class HubSpotSandbox:
                 raise _bad("Invalid input JSON: every input needs 'properties'.")
             values = self._validate_properties(otype, item.get("properties", {}))
             if otype in ACTIVITY_TYPES and not values.get("hs_timestamp"):
-                raise _bad("Property values were not valid: " + json.dumps([{
-                    "isValid": False, "message": "hs_timestamp is required", "error": "REQUIRED_PROPERTY",
-                    "name": "hs_timestamp"}]), errors=[{"message": "hs_timestamp is required",
-                                                         "code": "REQUIRED_PROPERTY"}])
+                raise _bad(
+                    "Property values were not valid: "
+                    + json.dumps(
+                        [
+                            {
+                                "isValid": False,
+                                "message": "hs_timestamp is required",
+                                "error": "REQUIRED_PROPERTY",
+                                "name": "hs_timestamp",
+                            }
+                        ]
+                    ),
+                    errors=[{"message": "hs_timestamp is required", "code": "REQUIRED_PROPERTY"}],
+                )
             links: list[tuple[str, int]] = []
             for assoc in item.get("associations") or []:
                 to_id = str((assoc.get("to") or {}).get("id", ""))
                 for spec in assoc.get("types") or []:
                     type_id = spec.get("associationTypeId")
-                    to_type = _TYPE_BY_ASSOC_ID.get((otype, int(type_id))) if isinstance(type_id, int) else None
+                    to_type = (
+                        _TYPE_BY_ASSOC_ID.get((otype, int(type_id))) if isinstance(type_id, int) else None
+                    )
                     if to_type is None or spec.get("associationCategory") != "HUBSPOT_DEFINED":
-                        raise _bad(f"{spec.get('associationCategory')} {type_id} is not a valid association "
-                                   f"type between {otype} and any object.", subCategory="INVALID_ASSOCIATION")
+                        raise _bad(
+                            f"{spec.get('associationCategory')} {type_id} is not a valid association "
+                            f"type between {otype} and any object.",
+                            subCategory="INVALID_ASSOCIATION",
+                        )
                     if not to_id.isdigit():
                         raise _bad(f"Invalid association target id: {to_id}")
                     links.append((to_type, int(to_id)))
@@ -1067,13 +1457,22 @@ class HubSpotSandbox:
                 ctx["objectWriteTraceId"] = [trace]
             absent = [str(tid) for to_type, tid in links if self.tables[to_type].get(tid) is None]
             if absent:
-                errors.append(_std_error("VALIDATION_ERROR", f"Associated object(s) not found: {absent}",
-                                         {**ctx, "ids": absent}, sub_category="ASSOCIATION_TARGET_NOT_FOUND"))
+                errors.append(
+                    _std_error(
+                        "VALIDATION_ERROR",
+                        f"Associated object(s) not found: {absent}",
+                        {**ctx, "ids": absent},
+                        sub_category="ASSOCIATION_TARGET_NOT_FOUND",
+                    )
+                )
                 continue
             if self.runtime.faults.fail_item():
                 self.runtime.stats.fault("partial_batch")
-                errors.append(_std_error("INTERNAL_ERROR", "Internal error while creating this record; "
-                                         "retry the input.", ctx))
+                errors.append(
+                    _std_error(
+                        "INTERNAL_ERROR", "Internal error while creating this record; retry the input.", ctx
+                    )
+                )
                 continue
             bucket = "activities" if otype in ACTIVITY_TYPES else otype
             rec = Rec(self._new_id(bucket), None, now, now)
@@ -1099,7 +1498,9 @@ class HubSpotSandbox:
         if not isinstance(limit, int) or limit < 0:
             raise _bad(f"Invalid limit: {limit}")
         if limit > _SEARCH_LIMIT_MAX:
-            raise _bad(f"Invalid limit: {limit}. The maximum limit for a search request is {_SEARCH_LIMIT_MAX}.")
+            raise _bad(
+                f"Invalid limit: {limit}. The maximum limit for a search request is {_SEARCH_LIMIT_MAX}."
+            )
         after_raw = body.get("after")
         after = 0
         if after_raw not in (None, ""):
@@ -1117,13 +1518,22 @@ class HubSpotSandbox:
                 if op not in _OPERATORS:
                     raise _bad(f"Unsupported operator: {op}")
                 if prop not in defs and not prop.startswith("associations."):
-                    raise _bad(f"There was a problem with the request: Property '{prop}' does not exist on "
-                               f"{otype}.", subCategory="PROPERTY_DOESNT_EXIST")
+                    raise _bad(
+                        f"There was a problem with the request: Property '{prop}' does not exist on {otype}.",
+                        subCategory="PROPERTY_DOESNT_EXIST",
+                    )
                 values = tuple(str(v) for v in f.get("values") or ())
                 value = f.get("value")
                 high = f.get("highValue")
-                filters.append(_Filter(prop, op, None if value is None else str(value), values,
-                                       None if high is None else str(high)))
+                filters.append(
+                    _Filter(
+                        prop,
+                        op,
+                        None if value is None else str(value),
+                        values,
+                        None if high is None else str(high),
+                    )
+                )
             total_filters += len(filters)
             groups.append(filters)
         if len(groups) > 5 or total_filters > 18:
@@ -1133,8 +1543,12 @@ class HubSpotSandbox:
             if isinstance(s, str):
                 sorts.append(_Sort(s.lstrip("-"), s.startswith("-")))
             elif isinstance(s, dict):
-                sorts.append(_Sort(str(s.get("propertyName", "")), str(s.get("direction", "ASCENDING"))
-                                   .upper() == "DESCENDING"))
+                sorts.append(
+                    _Sort(
+                        str(s.get("propertyName", "")),
+                        str(s.get("direction", "ASCENDING")).upper() == "DESCENDING",
+                    )
+                )
         return groups, sorts, limit, after
 
     def _typed(self, otype: str, prop: str, raw: str | None) -> Any:
@@ -1180,7 +1594,7 @@ class HubSpotSandbox:
             return hit if op == "IN" else not hit
         expected = self._typed(otype, f.prop, f.value)
         if op == "NEQ":
-            return actual != expected
+            return bool(actual != expected)
         if actual is None or expected is None:
             return False
         try:
@@ -1212,8 +1626,10 @@ class HubSpotSandbox:
         groups, sorts, limit, after = self._parse_search(otype, body)
         cap = self.options.search_cap
         if after + limit > cap:
-            raise _bad(f"There was a problem with the request. The search endpoints cannot return more than "
-                       f"{cap} results for a query (after={after}, limit={limit}).")
+            raise _bad(
+                f"There was a problem with the request. The search endpoints cannot return more than "
+                f"{cap} results for a query (after={after}, limit={limit})."
+            )
         query = str(body.get("query") or "").strip()
         props = body.get("properties") or []
         mod_props = _MODIFIED_PROPS[otype]
@@ -1233,7 +1649,12 @@ class HubSpotSandbox:
         return out
 
     def _search_ids(
-        self, otype: str, table: Table, groups: list[list[_Filter]], sorts: list[_Sort], query: str,
+        self,
+        otype: str,
+        table: Table,
+        groups: list[list[_Filter]],
+        sorts: list[_Sort],
+        query: str,
         mod_props: tuple[str, ...],
     ) -> Callable[[int, int], tuple[int, list[int]]]:
         """A function (after, limit) -> (total, page ids) for this query, via an index where possible."""
@@ -1242,10 +1663,7 @@ class HubSpotSandbox:
         filters = groups[0] if groups else []
         if single:
             on_mod = [f for f in filters if f.prop in mod_props]
-            if sort is None:
-                use_mod = bool(on_mod)
-            else:
-                use_mod = sort.prop in mod_props
+            use_mod = bool(on_mod) if sort is None else sort.prop in mod_props
             if use_mod or sort is None or sort.prop == "hs_object_id":
                 desc = bool(sort and sort.desc)
                 if use_mod:
@@ -1254,8 +1672,13 @@ class HubSpotSandbox:
                 else:
                     index_prop = ("hs_object_id",)
                     keys = table.active
-                ranged = [f for f in filters if f.prop in index_prop and f.op in
-                          ("EQ", "GT", "GTE", "LT", "LTE", "BETWEEN") and f.value is not None]
+                ranged = [
+                    f
+                    for f in filters
+                    if f.prop in index_prop
+                    and f.op in ("EQ", "GT", "GTE", "LT", "LTE", "BETWEEN")
+                    and f.value is not None
+                ]
                 rest = [f for f in filters if f not in ranged]
                 lo, hi = self._range(otype, keys, ranged, use_mod)
                 if lo >= hi:
@@ -1266,6 +1689,7 @@ class HubSpotSandbox:
                     return int(item[1]) if use_mod else int(item)
 
                 if not rest:
+
                     def page(after: int, limit: int) -> tuple[int, list[int]]:
                         total = hi - lo
                         if desc:
@@ -1273,58 +1697,61 @@ class HubSpotSandbox:
                         else:
                             positions = range(lo + after, min(hi, lo + after + limit))
                         return total, [id_at(p) for p in positions]
+
                     return page
                 order = range(hi - 1, lo - 1, -1) if desc else range(lo, hi)
-                matched = [id_at(p) for p in order if all(self._match(otype, table.recs[id_at(p)], f)
-                                                          for f in rest)]
-                return lambda after, limit: (len(matched), matched[after: after + limit])
+                matched = [
+                    id_at(p) for p in order if all(self._match(otype, table.recs[id_at(p)], f) for f in rest)
+                ]
+                return lambda after, limit: (len(matched), matched[after : after + limit])
         # General path: scan, filter (OR of ANDs), sort with ties broken by id.
         found = [
-            id_ for id_ in table.active
+            id_
+            for id_ in table.active
             if (not groups or any(all(self._match(otype, table.recs[id_], f) for f in g) for g in groups))
             and (not query or self._query_match(otype, table.recs[id_], query))
         ]
         for s in reversed(sorts):
+
             def key(id_: int, prop: str = s.prop) -> tuple[bool, Any]:
                 typed = self._typed(otype, prop, self.value(otype, table.recs[id_], prop))
                 return typed is None, typed if typed is not None else 0
+
             found.sort(key=key, reverse=s.desc)
-        return lambda after, limit: (len(found), found[after: after + limit])
+        return lambda after, limit: (len(found), found[after : after + limit])
 
-    def _range(self, otype: str, keys: Sequence[Any], ranged: list[_Filter], use_mod: bool) -> tuple[int, int]:
+    def _range(
+        self, otype: str, keys: Sequence[Any], ranged: list[_Filter], use_mod: bool
+    ) -> tuple[int, int]:
+        """Positions [lo, hi) of ``keys`` (ints, or (ms, id) tuples) that satisfy every range filter."""
         lo, hi = 0, len(keys)
+
+        def pos(v: int) -> int:
+            probe: Any = (v, -1) if use_mod else v
+            return bisect.bisect_left(keys, probe)
+
         for f in ranged:
-            prop = f.prop
-            low = self._typed(otype, prop, f.value)
-            if low is None:
+            typed = self._typed(otype, f.prop, f.value)
+            if typed is None:
                 return 0, 0
-            low = int(low) if not isinstance(low, int) else low
-            if isinstance(self._typed(otype, prop, f.value), float) and not float(
-                    self._typed(otype, prop, f.value)).is_integer():
-                low_f = float(self._typed(otype, prop, f.value))
-                low = int(low_f) + (1 if f.op in ("GT", "GTE") else 0)
-                if f.op == "GT":
-                    low -= 1
-
-            def pos(v: int) -> int:
-                probe: Any = (v, -1) if use_mod else v
-                return bisect.bisect_left(keys, probe)
-
+            low_ceil, low_floor = math.ceil(typed), math.floor(typed)
             if f.op == "GTE":
-                lo = max(lo, pos(low))
+                lo = max(lo, pos(low_ceil))
             elif f.op == "GT":
-                lo = max(lo, pos(low + 1))
+                lo = max(lo, pos(low_floor + 1))
             elif f.op == "LT":
-                hi = min(hi, pos(low))
+                hi = min(hi, pos(low_ceil))
             elif f.op == "LTE":
-                hi = min(hi, pos(low + 1))
+                hi = min(hi, pos(low_floor + 1))
             elif f.op == "EQ":
-                lo, hi = max(lo, pos(low)), min(hi, pos(low + 1))
+                if low_ceil != low_floor:
+                    return 0, 0
+                lo, hi = max(lo, pos(low_ceil)), min(hi, pos(low_ceil + 1))
             elif f.op == "BETWEEN":
-                high = self._typed(otype, prop, f.high)
+                high = self._typed(otype, f.prop, f.high)
                 if high is None:
                     return 0, 0
-                lo, hi = max(lo, pos(low)), min(hi, pos(int(high) + 1))
+                lo, hi = max(lo, pos(low_ceil)), min(hi, pos(math.floor(high) + 1))
         return lo, hi
 
     # -- associations v4
@@ -1343,16 +1770,29 @@ class HubSpotSandbox:
         for item in inputs:
             id_raw = str((item or {}).get("id", ""))
             rec = from_table.get(int(id_raw)) if id_raw.isdigit() else None
-            targets = [] if rec is None else [
-                t for t in self.assoc[(from_type, to_type)].get(rec.id, []) if to_table.get(t) is not None
-            ]
+            targets = (
+                []
+                if rec is None
+                else [
+                    t for t in self.assoc[(from_type, to_type)].get(rec.id, []) if to_table.get(t) is not None
+                ]
+            )
             if not targets:
-                errors.append(_std_error(
-                    "OBJECT_NOT_FOUND", f"No {to_type} is associated with {_SINGULAR[from_type]} {id_raw}.",
-                    {"fromObjectId": [id_raw]}, sub_category="crm.associations.NO_ASSOCIATIONS_FOUND"))
+                errors.append(
+                    _std_error(
+                        "OBJECT_NOT_FOUND",
+                        f"No {to_type} is associated with {_SINGULAR[from_type]} {id_raw}.",
+                        {"fromObjectId": [id_raw]},
+                        sub_category="crm.associations.NO_ASSOCIATIONS_FOUND",
+                    )
+                )
                 continue
-            results.append({"from": {"id": id_raw},
-                            "to": [{"toObjectId": str(t), "associationTypes": assoc_types} for t in targets]})
+            results.append(
+                {
+                    "from": {"id": id_raw},
+                    "to": [{"toObjectId": str(t), "associationTypes": assoc_types} for t in targets],
+                }
+            )
         return self._batch_response(results, errors, started)
 
     # -- properties
@@ -1360,7 +1800,9 @@ class HubSpotSandbox:
     def list_properties(self, otype_raw: str, request: Request) -> Response:
         otype, _ = self._table(otype_raw)
         archived = (request.query_params.get("archived") or "false").lower() == "true"
-        return JSONResponse({"results": [p for p in self.properties[otype].values() if p["archived"] == archived]})
+        return JSONResponse(
+            {"results": [p for p in self.properties[otype].values() if p["archived"] == archived]}
+        )
 
     def get_property(self, otype_raw: str, name: str) -> Response:
         otype, _ = self._table(otype_raw)
@@ -1379,9 +1821,15 @@ class HubSpotSandbox:
         if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
             raise _bad(f"Property name '{name}' is invalid: use lower-case letters, digits and underscores.")
         if name in self.properties[otype]:
-            raise _HTTPError(_error(409, f"Property named '{name}' already exists.", "OBJECT_ALREADY_EXISTS",
-                                    subCategory="PropertyValidationError.PROPERTY_EXISTS",
-                                    context={"name": [name]}))
+            raise _HTTPError(
+                _error(
+                    409,
+                    f"Property named '{name}' already exists.",
+                    "OBJECT_ALREADY_EXISTS",
+                    subCategory="PropertyValidationError.PROPERTY_EXISTS",
+                    context={"name": [name]},
+                )
+            )
         group = str(spec["groupName"])
         if group not in self.groups[otype]:
             raise _bad(f"Property group '{group}' does not exist for {otype}.")
@@ -1391,12 +1839,26 @@ class HubSpotSandbox:
         options = spec.get("options") or []
         if ptype == "enumeration" and not options and str(spec["fieldType"]) != "select":
             raise _bad("Enumeration properties need options.")
-        opts = [{"label": str(o.get("label", o.get("value"))), "value": str(o.get("value")),
-                 "displayOrder": int(o.get("displayOrder", i)), "hidden": bool(o.get("hidden", False))}
-                for i, o in enumerate(options)]
+        opts = [
+            {
+                "label": str(o.get("label", o.get("value"))),
+                "value": str(o.get("value")),
+                "displayOrder": int(o.get("displayOrder", i)),
+                "hidden": bool(o.get("hidden", False)),
+            }
+            for i, o in enumerate(options)
+        ]
         prop = self._property_json(
-            otype, name, str(spec["label"]), ptype, str(spec["fieldType"]), group, opts,
-            int(spec.get("displayOrder", -1)), hubspot_defined=False, description=str(spec.get("description", "")),
+            otype,
+            name,
+            str(spec["label"]),
+            ptype,
+            str(spec["fieldType"]),
+            group,
+            opts,
+            int(spec.get("displayOrder", -1)),
+            hubspot_defined=False,
+            description=str(spec.get("description", "")),
             has_unique_value=bool(spec.get("hasUniqueValue", False)),
         )
         stamp = iso_ms(self.now_ms())
@@ -1420,8 +1882,9 @@ class HubSpotSandbox:
             except _HTTPError as exc:
                 data = json.loads(bytes(exc.response.body))
                 name = str((spec or {}).get("name", "")) if isinstance(spec, dict) else ""
-                errors.append(_std_error(data["category"], data["message"], {"name": [name]},
-                                         data.get("subCategory")))
+                errors.append(
+                    _std_error(data["category"], data["message"], {"name": [name]}, data.get("subCategory"))
+                )
         return self._batch_response(results, errors, started, ok_status=201)
 
     def list_groups(self, otype_raw: str) -> Response:
@@ -1434,10 +1897,18 @@ class HubSpotSandbox:
             raise _bad("Invalid input JSON: 'name' and 'label' are required.")
         name = str(body["name"])
         if name in self.groups[otype]:
-            return _error(409, f"Property group named '{name}' already exists.", "OBJECT_ALREADY_EXISTS",
-                          context={"name": [name]})
-        group = {"name": name, "label": str(body["label"]), "displayOrder": int(body.get("displayOrder", -1)),
-                 "archived": False}
+            return _error(
+                409,
+                f"Property group named '{name}' already exists.",
+                "OBJECT_ALREADY_EXISTS",
+                context={"name": [name]},
+            )
+        group = {
+            "name": name,
+            "label": str(body["label"]),
+            "displayOrder": int(body.get("displayOrder", -1)),
+            "archived": False,
+        }
         self.groups[otype][name] = group
         return JSONResponse(group, status_code=201)
 
@@ -1451,18 +1922,30 @@ class HubSpotSandbox:
         if (q.get("archived") or "false").lower() == "true":
             return JSONResponse({"results": []})
         owners = [o for o in self.scenario.owners if not email or o.email.lower() == email]
-        page = owners[start: start + limit]
+        page = owners[start : start + limit]
         stamp = _ms(self.scenario.now) - 1200 * 86_400_000
-        results = [{
-            "id": str(self.owner_ids[o.key]), "email": o.email, "type": "PERSON", "firstName": o.first_name,
-            "lastName": o.last_name, "userId": 9_000_000 + i, "userIdIncludingInactive": 9_000_000 + i,
-            "createdAt": iso_ms(stamp + i * 86_400_000), "updatedAt": iso_ms(stamp + i * 86_400_000 + 3_600_000),
-            "archived": False, "teams": [],
-        } for i, o in enumerate(page, start=start)]
+        results = [
+            {
+                "id": str(self.owner_ids[o.key]),
+                "email": o.email,
+                "type": "PERSON",
+                "firstName": o.first_name,
+                "lastName": o.last_name,
+                "userId": 9_000_000 + i,
+                "userIdIncludingInactive": 9_000_000 + i,
+                "createdAt": iso_ms(stamp + i * 86_400_000),
+                "updatedAt": iso_ms(stamp + i * 86_400_000 + 3_600_000),
+                "archived": False,
+                "teams": [],
+            }
+            for i, o in enumerate(page, start=start)
+        ]
         body: dict[str, Any] = {"results": results}
         if start + limit < len(owners):
             nxt = str(start + limit)
-            body["paging"] = {"next": {"after": nxt, "link": str(request.url.include_query_params(after=nxt))}}
+            body["paging"] = {
+                "next": {"after": nxt, "link": str(request.url.include_query_params(after=nxt))}
+            }
         return JSONResponse(body)
 
 
@@ -1488,8 +1971,14 @@ _ID_SEGMENT = re.compile(r"/\d+(?=/|$)")
 
 
 def _rate_limited(policy: str, message: str, decision: LimitDecision | None) -> JSONResponse:
-    body = {"status": "error", "message": message, "errorType": "RATE_LIMIT",
-            "correlationId": str(uuid.uuid4()), "policyName": policy, "requestId": str(uuid.uuid4())}
+    body = {
+        "status": "error",
+        "message": message,
+        "errorType": "RATE_LIMIT",
+        "correlationId": str(uuid.uuid4()),
+        "policyName": policy,
+        "requestId": str(uuid.uuid4()),
+    }
     response = JSONResponse(body, status_code=429)
     if decision is not None:
         response.headers["X-HubSpot-RateLimit-Max"] = str(decision.limit)
@@ -1504,9 +1993,10 @@ class _Wiring:
     def __init__(self, sb: HubSpotSandbox) -> None:
         self.sb = sb
 
-    def crm(self, handler: Handler, *, search: bool = False,
-            body: bool = False) -> Callable[[Request], Awaitable[Response]]:
-        sb, runtime = self.sb, self.sb.runtime
+    def crm(
+        self, handler: Handler, *, search: bool = False, body: bool = False
+    ) -> Callable[[Request], Awaitable[Response]]:
+        runtime = self.sb.runtime
 
         async def endpoint(request: Request) -> Response:
             route = f"{request.method} {_ID_SEGMENT.sub('/{id}', request.url.path)}"
@@ -1514,7 +2004,6 @@ class _Wiring:
             runtime.stats.record(route, response.status_code)
             return response
 
-        del sb
         return endpoint
 
     async def _run(self, request: Request, handler: Handler, *, search: bool, body: bool) -> Response:
@@ -1527,14 +2016,20 @@ class _Wiring:
         if fault != "none":
             runtime.stats.fault(fault)
             if fault == "storm":
-                return _rate_limited("TEN_SECONDLY_ROLLING", "You have reached your ten_secondly_rolling limit.",
-                                     runtime.limiter.acquire() if False else LimitDecision(
-                                         False, runtime.limiter.limit, 0, runtime.limiter.interval_ms))
+                storm = LimitDecision(False, runtime.limiter.limit, 0, runtime.limiter.interval_ms)
+                return _rate_limited(
+                    "TEN_SECONDLY_ROLLING", "You have reached your ten_secondly_rolling limit.", storm
+                )
             if fault == "error_502":
-                return Response("<html><body><h1>502 Bad Gateway</h1></body></html>", status_code=502,
-                                media_type="text/html")
+                return Response(
+                    "<html><body><h1>502 Bad Gateway</h1></body></html>",
+                    status_code=502,
+                    media_type="text/html",
+                )
             if fault == "error_503":
-                return _error(503, "The service is temporarily unavailable. Please retry.", "SERVICE_UNAVAILABLE")
+                return _error(
+                    503, "The service is temporarily unavailable. Please retry.", "SERVICE_UNAVAILABLE"
+                )
             return DroppedResponse()
         decision: LimitDecision | None = None
         daily: LimitDecision | None = None
@@ -1544,15 +2039,16 @@ class _Wiring:
         else:
             decision = runtime.limiter.acquire()
             if not decision.allowed:
-                return _rate_limited("TEN_SECONDLY_ROLLING", "You have reached your ten_secondly_rolling limit.",
-                                     decision)
+                return _rate_limited(
+                    "TEN_SECONDLY_ROLLING", "You have reached your ten_secondly_rolling limit.", decision
+                )
         if private_app:
             daily = runtime.daily.acquire()
             if not daily.allowed:
-                response = _rate_limited("DAILY", "You have reached your daily limit.", decision)
-                response.headers["X-HubSpot-RateLimit-Daily"] = str(daily.limit)
-                response.headers["X-HubSpot-RateLimit-Daily-Remaining"] = "0"
-                return response
+                exhausted = _rate_limited("DAILY", "You have reached your daily limit.", decision)
+                exhausted.headers["X-HubSpot-RateLimit-Daily"] = str(daily.limit)
+                exhausted.headers["X-HubSpot-RateLimit-Daily-Remaining"] = "0"
+                return exhausted
         payload: Any = None
         if body:
             raw = await request.body()
@@ -1561,9 +2057,11 @@ class _Wiring:
             except ValueError:
                 payload = None
             if payload is None:
-                response = _error(400, "Invalid input JSON on line 1: the body is not valid JSON.",
-                                  "VALIDATION_ERROR")
-                return self._headers(response, decision, daily)
+                invalid = _error(
+                    400, "Invalid input JSON on line 1: the body is not valid JSON.", "VALIDATION_ERROR"
+                )
+                return self._headers(invalid, decision, daily)
+        response: Response
         try:
             with sb.lock:
                 response = handler(request, payload)
@@ -1594,8 +2092,9 @@ def create_app(scenario: Scenario, options: SandboxOptions) -> Starlette:
     obj = "/crm/v3/objects/{object_type}"
 
     async def token(request: Request) -> Response:
-        form = await request.form()
-        data = {k: str(v) for k, v in form.items()}
+        # application/x-www-form-urlencoded, parsed without python-multipart
+        raw = (await request.body()).decode("utf-8", "replace")
+        data = {k: v[0] for k, v in urllib.parse.parse_qs(raw, keep_blank_values=True).items()}
         for k, v in request.query_params.items():
             data.setdefault(k, v)
         response = sb.issue_token(data)
@@ -1606,40 +2105,81 @@ def create_app(scenario: Scenario, options: SandboxOptions) -> Starlette:
         Route("/oauth/v1/token", token, methods=["POST"]),
         Route("/crm/v3/owners", w.crm(lambda r, b: sb.list_owners(r)), methods=["GET"]),
         Route("/crm/v3/owners/", w.crm(lambda r, b: sb.list_owners(r)), methods=["GET"]),
-        Route("/crm/v3/properties/{object_type}",
-              w.crm(lambda r, b: sb.list_properties(_p(r, "object_type"), r)), methods=["GET"]),
-        Route("/crm/v3/properties/{object_type}/groups",
-              w.crm(lambda r, b: sb.list_groups(_p(r, "object_type"))), methods=["GET"]),
-        Route("/crm/v3/properties/{object_type}/groups",
-              w.crm(lambda r, b: sb.create_group(_p(r, "object_type"), b), body=True), methods=["POST"]),
-        Route("/crm/v3/properties/{object_type}/batch/create",
-              w.crm(lambda r, b: sb.batch_create_properties(_p(r, "object_type"), b), body=True),
-              methods=["POST"]),
-        Route("/crm/v3/properties/{object_type}/{name}",
-              w.crm(lambda r, b: sb.get_property(_p(r, "object_type"), _p(r, "name"))), methods=["GET"]),
-        Route("/crm/v3/properties/{object_type}",
-              w.crm(lambda r, b: sb.create_property(_p(r, "object_type"), b), body=True), methods=["POST"]),
+        Route(
+            "/crm/v3/properties/{object_type}",
+            w.crm(lambda r, b: sb.list_properties(_p(r, "object_type"), r)),
+            methods=["GET"],
+        ),
+        Route(
+            "/crm/v3/properties/{object_type}/groups",
+            w.crm(lambda r, b: sb.list_groups(_p(r, "object_type"))),
+            methods=["GET"],
+        ),
+        Route(
+            "/crm/v3/properties/{object_type}/groups",
+            w.crm(lambda r, b: sb.create_group(_p(r, "object_type"), b), body=True),
+            methods=["POST"],
+        ),
+        Route(
+            "/crm/v3/properties/{object_type}/batch/create",
+            w.crm(lambda r, b: sb.batch_create_properties(_p(r, "object_type"), b), body=True),
+            methods=["POST"],
+        ),
+        Route(
+            "/crm/v3/properties/{object_type}/{name}",
+            w.crm(lambda r, b: sb.get_property(_p(r, "object_type"), _p(r, "name"))),
+            methods=["GET"],
+        ),
+        Route(
+            "/crm/v3/properties/{object_type}",
+            w.crm(lambda r, b: sb.create_property(_p(r, "object_type"), b), body=True),
+            methods=["POST"],
+        ),
         Route(obj, w.crm(lambda r, b: sb.list_objects(r, _p(r, "object_type"))), methods=["GET"]),
-        Route(f"{obj}/search", w.crm(lambda r, b: sb.search(_p(r, "object_type"), b), search=True, body=True),
-              methods=["POST"]),
-        Route(f"{obj}/batch/read", w.crm(lambda r, b: sb.batch_read(_p(r, "object_type"), b), body=True),
-              methods=["POST"]),
-        Route(f"{obj}/batch/update", w.crm(lambda r, b: sb.batch_update(_p(r, "object_type"), b), body=True),
-              methods=["POST"]),
-        Route(f"{obj}/batch/create", w.crm(lambda r, b: sb.batch_create(_p(r, "object_type"), b), body=True),
-              methods=["POST"]),
-        Route(obj + "/{object_id}",
-              w.crm(lambda r, b: sb.get_object(r, _p(r, "object_type"), _p(r, "object_id"))), methods=["GET"]),
-        Route(obj + "/{object_id}",
-              w.crm(lambda r, b: sb.delete_object(_p(r, "object_type"), _p(r, "object_id"))), methods=["DELETE"]),
-        Route("/crm/v4/associations/{from_type}/{to_type}/batch/read",
-              w.crm(lambda r, b: sb.associations_batch_read(_p(r, "from_type"), _p(r, "to_type"), b), body=True),
-              methods=["POST"]),
+        Route(
+            f"{obj}/search",
+            w.crm(lambda r, b: sb.search(_p(r, "object_type"), b), search=True, body=True),
+            methods=["POST"],
+        ),
+        Route(
+            f"{obj}/batch/read",
+            w.crm(lambda r, b: sb.batch_read(_p(r, "object_type"), b), body=True),
+            methods=["POST"],
+        ),
+        Route(
+            f"{obj}/batch/update",
+            w.crm(lambda r, b: sb.batch_update(_p(r, "object_type"), b), body=True),
+            methods=["POST"],
+        ),
+        Route(
+            f"{obj}/batch/create",
+            w.crm(lambda r, b: sb.batch_create(_p(r, "object_type"), b), body=True),
+            methods=["POST"],
+        ),
+        Route(
+            obj + "/{object_id}",
+            w.crm(lambda r, b: sb.get_object(r, _p(r, "object_type"), _p(r, "object_id"))),
+            methods=["GET"],
+        ),
+        Route(
+            obj + "/{object_id}",
+            w.crm(lambda r, b: sb.delete_object(_p(r, "object_type"), _p(r, "object_id"))),
+            methods=["DELETE"],
+        ),
+        Route(
+            "/crm/v4/associations/{from_type}/{to_type}/batch/read",
+            w.crm(
+                lambda r, b: sb.associations_batch_read(_p(r, "from_type"), _p(r, "to_type"), b), body=True
+            ),
+            methods=["POST"],
+        ),
         *control_routes(sb.runtime),
         *_hubspot_control_routes(sb),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(LatencyMiddleware, options=options,
-                                                          prefixes=("/crm", "/oauth"))])
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(LatencyMiddleware, options=options, prefixes=("/crm", "/oauth"))],
+    )
     app.state.sandbox = sb
     return app
 
@@ -1652,8 +2192,12 @@ def _hubspot_control_routes(sb: HubSpotSandbox) -> list[Route]:
 
     async def touch_route(request: Request) -> Response:
         b = await body_of(request)
-        ids = sb.touch(str(b.get("object_type", "companies")), count=b.get("count"), ids=b.get("ids"),
-                       same_ms=bool(b.get("same_ms", True)))
+        ids = sb.touch(
+            str(b.get("object_type", "companies")),
+            count=b.get("count"),
+            ids=b.get("ids"),
+            same_ms=bool(b.get("same_ms", True)),
+        )
         return JSONResponse({"ids": ids, "modified_at": iso_ms(sb.now_ms())})
 
     async def archive_route(request: Request) -> Response:
@@ -1668,8 +2212,9 @@ def _hubspot_control_routes(sb: HubSpotSandbox) -> list[Route]:
     async def set_property_route(request: Request) -> Response:
         b = await body_of(request)
         try:
-            record = sb.set_properties(str(b.get("object_type", "companies")), str(b["id"]),
-                                       dict(b.get("properties") or {}))
+            record = sb.set_properties(
+                str(b.get("object_type", "companies")), str(b["id"]), dict(b.get("properties") or {})
+            )
         except KeyError as exc:
             return JSONResponse({"error": f"not found: {exc}"}, status_code=404)
         return JSONResponse(record)
@@ -1711,8 +2256,12 @@ def sandbox_state(app: Starlette | HubSpotSandbox) -> HubSpotSandbox:
     return state
 
 
-def touch(app: Starlette | HubSpotSandbox, object_type: str = "companies", count: int | None = None,
-          ids: Iterable[str] | None = None) -> list[str]:
+def touch(
+    app: Starlette | HubSpotSandbox,
+    object_type: str = "companies",
+    count: int | None = None,
+    ids: Iterable[str] | None = None,
+) -> list[str]:
     """Mark ``count`` records (lowest ids first) or ``ids`` modified now, all at the same millisecond."""
     return sandbox_state(app).touch(object_type, count, ids)
 
@@ -1722,8 +2271,9 @@ def archive(app: Starlette | HubSpotSandbox, object_type: str, ids: Iterable[str
     return sandbox_state(app).archive(object_type, ids)
 
 
-def set_properties(app: Starlette | HubSpotSandbox, object_type: str, object_id: str,
-                   properties: dict[str, str | None]) -> dict[str, Any]:
+def set_properties(
+    app: Starlette | HubSpotSandbox, object_type: str, object_id: str, properties: dict[str, str | None]
+) -> dict[str, Any]:
     """Set property values on one record as a user would (the record's modified stamp moves)."""
     return sandbox_state(app).set_properties(object_type, object_id, properties)
 
