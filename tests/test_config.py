@@ -223,7 +223,7 @@ def several() -> Config:
         {
             "connections": {
                 "eu": {"crm": "hubspot"},
-                "us": {"crm": "salesforce", "schedule": "0 */4 * * *"},
+                "us": {"crm": "salesforce"},
             }
         },
         "team.toml",
@@ -242,7 +242,7 @@ def test_several_connections_need_a_name() -> None:
 
 def test_several_connections_by_name() -> None:
     name, connection = several().connection("us")
-    assert (name, connection.crm, connection.schedule) == ("us", "salesforce", "0 */4 * * *")
+    assert (name, connection.crm) == ("us", "salesforce")
 
 
 def test_unknown_connection_name_lists_the_configured_ones() -> None:

@@ -202,3 +202,20 @@ def test_numbers_are_floats(store: sa.Engine) -> None:
 def test_naive_now_is_refused(store: sa.Engine) -> None:
     with store.connect() as conn, pytest.raises(ValueError, match="timezone"):
         compute_features(conn, "c1", datetime(2026, 1, 1), CONFIG, CATALOGUE)
+
+
+def test_rows_can_be_read_after_the_connection_closes(store: sa.Engine) -> None:
+    with store.connect() as conn:
+        rows = compute_features(conn, "c1", NOW, CONFIG, CATALOGUE)
+    assert [r["account_id"] for r in rows] == ["a1", "a2"]
+
+
+def test_crm_fields_lists_each_mapped_field_once() -> None:
+    assert CONFIG.crm_fields() == (
+        "seats_purchased",
+        "seats_active",
+        "nps",
+        "onboarding_stage",
+        "dnc",
+        "contract_end",
+    )

@@ -113,10 +113,13 @@ async def test_429_retries_even_a_write_that_is_not_idempotent(
         ]
     )
 
+    started = time.monotonic()
     response = await client.request("POST", "/tasks", json={"subject": "x"}, idempotent=False)
 
     assert response.status_code == 201
     assert route.call_count == 2
+    # "Retry-After: 0" means now, not "wait out the whole rate-limit window".
+    assert time.monotonic() - started < 0.5
 
 
 async def test_non_idempotent_post_is_not_retried_on_502(
@@ -359,6 +362,18 @@ async def test_rate_limiter_waits_for_the_window_when_the_crm_says_none_remain()
     await _start(limiter, clock, starts)
 
     assert starts == [1_000.0, 1_010.0]
+
+
+async def test_rate_limiter_retry_after_zero_means_now() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(100, 10.0, clock=clock)
+    starts: list[float] = []
+    await _start(limiter, clock, starts)
+
+    limiter.observe(LimitHint(remaining=0, retry_after_s=0.0))
+    await _start(limiter, clock, starts)
+
+    assert starts == [1_000.0, 1_000.0]
 
 
 async def test_rate_limiter_adopts_the_limit_the_crm_announces() -> None:

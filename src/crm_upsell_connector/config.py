@@ -64,8 +64,6 @@ class SyncSettings(_Strict):
 class ConnectionConfig(_Strict):
     crm: str
     settings: dict[str, Any] = Field(default_factory=dict)
-    # Used by the scheduler: a cron expression ("0 */4 * * *") or an interval in minutes.
-    schedule: str | None = None
 
 
 class Config(_Strict):

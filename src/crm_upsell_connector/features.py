@@ -17,7 +17,7 @@ Conventions every rule can rely on:
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
@@ -247,6 +247,52 @@ def convert_mapped(raw: Any, type_: MappedType, now: datetime) -> Any:
     return text if text.strip() else None
 
 
+_COUNTS = tuple(
+    [name for window in WINDOWS for name in (f"activities_{window}d", f"inbound_{window}d")]
+    + [f"{kind}s_{window}d" for window in WINDOWS for kind in ACTIVITY_KINDS]
+    + ["complaints_30d", "complaints_90d"]
+)
+_DEAL_NUMBERS = (
+    "deals_won",
+    "deals_won_365d",
+    "deals_lost_365d",
+    "renewals_won",
+    "revenue_won_365d",
+    "revenue_won_total",
+    "open_deals",
+    "open_deal_amount",
+)
+
+
+class _Interner:
+    """Shares equal values between accounts: 100,000 feature rows of small counts and the same few
+    product maps would otherwise hold millions of identical objects."""
+
+    def __init__(self) -> None:
+        self._numbers: dict[float, float] = {}
+        self._values: dict[Any, Any] = {}
+
+    def number(self, value: Any) -> float:
+        number = float(value) if value is not None else 0.0
+        return (
+            self._numbers.setdefault(number, number) if number.is_integer() and abs(number) < 1e6 else number
+        )
+
+    def list(self, values: list[str]) -> list[str]:
+        return self._values.setdefault(("l", *values), values)  # type: ignore[no-any-return]
+
+    def map(self, values: dict[str, Any]) -> dict[str, Any]:
+        return self._values.setdefault(("m", *values.items()), values)  # type: ignore[no-any-return]
+
+    def value(self, value: Any) -> Any:
+        """A string (owner id, stage...) or number shared with its equals; ``None`` stays ``None``."""
+        if isinstance(value, float):
+            return self.number(value)
+        if isinstance(value, str):
+            return self._values.setdefault(("s", value), value)
+        return value
+
+
 # ---- SQL --------------------------------------------------------------------------------------
 
 
@@ -267,7 +313,10 @@ def _keyword_match(column: sa.ColumnElement[str], keywords: Sequence[str]) -> sa
     return sa.or_(*parts) if parts else sa.false()
 
 
-def _account_rows(conn: sa.Connection, connection: str, config: FeaturesConfig) -> list[sa.Row[Any]]:
+def _account_rows(
+    conn: sa.Connection, connection: str, now: datetime, config: FeaturesConfig, intern: _Interner
+) -> list[tuple[Any, ...]]:
+    """(id, name, owner, stage, industry, tenure days, *mapped values) per account, by id."""
     a = schema.accounts
     mapped = [a.c.fields[m.field].as_string().label(f"f_{i}") for i, m in enumerate(config.fields.values())]
     query = (
@@ -275,7 +324,20 @@ def _account_rows(conn: sa.Connection, connection: str, config: FeaturesConfig) 
         .where(a.c.connection == connection)
         .order_by(a.c.id)
     )
-    return list(conn.execute(query))
+    types = [m.type for m in config.fields.values()]
+    v = intern.value
+    return [
+        (
+            row[0],
+            row[1] or "",
+            v(row[2]),
+            v(row[3]),
+            v(row[4]),
+            _days(now, row[5]),
+            *(v(convert_mapped(raw, t, now)) for raw, t in zip(row[6:], types, strict=True)),
+        )
+        for row in conn.execute(query)
+    ]
 
 
 def _contact_counts(conn: sa.Connection, connection: str) -> dict[str, int]:
@@ -289,8 +351,9 @@ def _contact_counts(conn: sa.Connection, connection: str) -> dict[str, int]:
 
 
 def _activity_aggregates(
-    conn: sa.Connection, connection: str, now: datetime, config: FeaturesConfig
-) -> dict[str, Any]:
+    conn: sa.Connection, connection: str, now: datetime, config: FeaturesConfig, intern: _Interner
+) -> dict[str, tuple[Any, ...]]:
+    """Per account: the ``_COUNTS`` then days since the last complaint, activity, inbound, meeting."""
     act = schema.activities
     con = schema.contacts
     when = act.c.occurred_at
@@ -349,37 +412,50 @@ def _activity_aggregates(
         .group_by(rows.c.account, rows.c.kind, rows.c.inbound, rows.c.complaint, rows.c.b)
         .subquery()
     )
-    out: list[sa.ColumnElement[Any]] = [u.c.account]
+    sums: dict[str, sa.ColumnElement[Any]] = {}
     for index, window in enumerate(WINDOWS):
         recent = u.c.b <= index
-        out.append(_sum_if(recent, u.c.n).label(f"activities_{window}d"))
-        out.append(_sum_if(sa.and_(recent, u.c.inbound == 1), u.c.n).label(f"inbound_{window}d"))
+        sums[f"activities_{window}d"] = _sum_if(recent, u.c.n)
+        sums[f"inbound_{window}d"] = _sum_if(sa.and_(recent, u.c.inbound == 1), u.c.n)
         for kind in ACTIVITY_KINDS:
-            out.append(_sum_if(sa.and_(recent, u.c.kind == kind), u.c.n).label(f"{kind}s_{window}d"))
-    out += [
-        _sum_if(sa.and_(u.c.b == 0, u.c.complaint == 1), u.c.n).label("complaints_30d"),
-        _sum_if(sa.and_(u.c.b <= 1, u.c.complaint == 1), u.c.n).label("complaints_90d"),
-        _max_if(u.c.complaint == 1, u.c.at).label("last_complaint"),
-        sa.func.max(u.c.at).label("last_activity"),
-        _max_if(u.c.inbound == 1, u.c.at).label("last_inbound"),
-        _max_if(u.c.kind == "meeting", u.c.at).label("last_meeting"),
+            sums[f"{kind}s_{window}d"] = _sum_if(sa.and_(recent, u.c.kind == kind), u.c.n)
+    sums["complaints_30d"] = _sum_if(sa.and_(u.c.b == 0, u.c.complaint == 1), u.c.n)
+    sums["complaints_90d"] = _sum_if(sa.and_(u.c.b <= 1, u.c.complaint == 1), u.c.n)
+    out: list[sa.ColumnElement[Any]] = [
+        u.c.account,
+        *(sums[name] for name in _COUNTS),
+        _max_if(u.c.complaint == 1, u.c.at),
+        sa.func.max(u.c.at),
+        _max_if(u.c.inbound == 1, u.c.at),
+        _max_if(u.c.kind == "meeting", u.c.at),
     ]
     query = sa.select(*out).group_by(u.c.account)
-    return {row.account: row for row in conn.execute(query)}
+    n = len(_COUNTS)
+    num = intern.number
+    return {
+        row[0]: (*(num(x) for x in row[1 : n + 1]), *(_days(now, t) for t in row[n + 1 :]))
+        for row in conn.execute(query)
+    }
 
 
 def _upsell_tasks(conn: sa.Connection, connection: str) -> dict[str, tuple[int, datetime | None]]:
-    """Per account: open upsell tasks and when the last one was made (``upsell_key > ''`` uses the index)."""
+    """Per account: open upsell tasks and when the last one was made (``upsell_key > ''`` uses the index).
+
+    A task's own stamp is its due date (HubSpot ``hs_timestamp``, Salesforce ``ActivityDate``), which
+    lies after its creation; the earlier of it and the last modification is the best creation time
+    the CRM gives back for every connector.
+    """
     act = schema.activities
-    query = sa.select(
-        act.c.account_id, act.c.kind, act.c.status, sa.func.coalesce(act.c.occurred_at, act.c.updated_at)
-    ).where(act.c.connection == connection, act.c.upsell_key > "", act.c.account_id.is_not(None))
+    query = sa.select(act.c.account_id, act.c.kind, act.c.status, act.c.occurred_at, act.c.updated_at).where(
+        act.c.connection == connection, act.c.upsell_key > "", act.c.account_id.is_not(None)
+    )
     result: dict[str, tuple[int, datetime | None]] = {}
-    for account_id, kind, status, when in conn.execute(query):
+    for account_id, kind, status, occurred, updated in conn.execute(query):
         count, last = result.get(account_id, (0, None))
         if kind == "task" and (status or "open") != "done":
             count += 1
-        when = _aware(when)
+        stamps = [t for t in (_aware(occurred), _aware(updated)) if t is not None]
+        when = min(stamps) if stamps else None
         if when is not None and (last is None or when > last):
             last = when
         result[account_id] = (count, last)
@@ -397,8 +473,9 @@ def _last_task_keys(conn: sa.Connection, connection: str) -> dict[str, datetime]
 
 
 def _deal_aggregates(
-    conn: sa.Connection, connection: str, now: datetime, config: FeaturesConfig
-) -> dict[str, Any]:
+    conn: sa.Connection, connection: str, now: datetime, config: FeaturesConfig, intern: _Interner
+) -> dict[str, tuple[Any, ...]]:
+    """Per account: the ``_DEAL_NUMBERS`` then days since the last and the first won deal."""
     d = schema.deals
     won = d.c.is_won == sa.true()
     closed_at = sa.func.coalesce(d.c.close_date, d.c.updated_at)
@@ -422,32 +499,34 @@ def _deal_aggregates(
         .where(d.c.connection == connection, d.c.account_id.is_not(None))
         .group_by(d.c.account_id)
     )
-    return {row.account_id: row for row in conn.execute(query)}
+    num = intern.number
+    return {
+        row.account_id: (
+            *(num(getattr(row, name)) for name in _DEAL_NUMBERS),
+            _days(now, row.last_won),
+            _days(now, row.first_won),
+        )
+        for row in conn.execute(query)
+    }
 
 
-@dataclass
+@dataclass(slots=True)
 class _Holdings:
-    owned: dict[str, tuple[datetime, int, str, float]]  # family -> (date, tier, sku, quantity)
-    owned_skus: set[str]
-    open_skus: set[str]
-    open_families: set[str]
+    owned: dict[str, tuple[datetime, int, str, float]] = field(default_factory=dict)  # family -> ...
+    owned_skus: set[str] = field(default_factory=set)
+    open_skus: set[str] | None = None  # most accounts have no open deal: no set for them
+    open_families: set[str] | None = None
 
 
 def _line_item_holdings(
-    conn: sa.Connection, connection: str, catalogue: Mapping[str, CatalogueItem]
-) -> dict[str, _Holdings]:
+    conn: sa.Connection, connection: str, catalogue: Mapping[str, CatalogueItem], intern: _Interner
+) -> dict[str, tuple[Any, ...]]:
+    """Per account: owned SKUs, families, family -> SKU / tier / quantity, count, open SKUs, families."""
     li, d, p = schema.line_items, schema.deals, schema.products
     sku = sa.func.coalesce(li.c.sku, p.c.sku).label("sku")
     deal_date = sa.func.coalesce(d.c.close_date, d.c.updated_at).label("deal_date")
     query = (
-        sa.select(
-            d.c.account_id,
-            sku,
-            d.c.is_won,
-            d.c.is_closed,
-            deal_date,
-            sa.func.sum(li.c.quantity).label("quantity"),
-        )
+        sa.select(d.c.account_id, sku, d.c.is_won, deal_date, sa.func.sum(li.c.quantity).label("quantity"))
         .select_from(
             li.join(d, sa.and_(d.c.connection == li.c.connection, d.c.id == li.c.deal_id)).outerjoin(
                 p, sa.and_(p.c.connection == li.c.connection, p.c.id == li.c.product_id)
@@ -459,53 +538,57 @@ def _line_item_holdings(
             sa.or_(d.c.is_won == sa.true(), d.c.is_closed == sa.false()),
         )
         .group_by(d.c.account_id, sku, d.c.is_won, d.c.is_closed, deal_date)
+        .order_by(d.c.account_id)
     )
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    holdings: dict[str, _Holdings] = {}
+    holdings: dict[str, tuple[Any, ...]] = {}
+    account: str | None = None
+    h = _Holdings()
     for row in conn.execute(query):
-        if row.sku is None:
-            continue
-        h = holdings.get(row.account_id)
-        if h is None:
-            h = holdings[row.account_id] = _Holdings({}, set(), set(), set())
-        item = catalogue.get(row.sku)
-        if not row.is_won:
-            h.open_skus.add(row.sku)
-            if item is not None:
-                h.open_families.add(item.family)
-            continue
-        h.owned_skus.add(row.sku)
-        if item is None:
-            continue
-        # The latest won deal in a family is the current subscription; on the same day, the top tier.
-        candidate = (_aware(row.deal_date) or epoch, item.tier, row.sku, float(row.quantity or 0.0))
-        current = h.owned.get(item.family)
-        if current is None or candidate[:2] > current[:2]:
-            h.owned[item.family] = candidate
-        elif candidate[:3] == current[:3]:
-            h.owned[item.family] = (*current[:3], current[3] + candidate[3])
+        if row.account_id != account:
+            if account is not None:
+                holdings[account] = _finish(h, intern)
+            account, h = row.account_id, _Holdings()
+        if row.sku is not None:
+            _add(h, row, catalogue.get(row.sku))
+    if account is not None:
+        holdings[account] = _finish(h, intern)
     return holdings
 
 
-class _Interner:
-    """Shares equal values between accounts: 100,000 feature rows of small counts and the same few
-    product maps would otherwise hold millions of identical objects."""
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-    def __init__(self) -> None:
-        self._numbers: dict[float, float] = {}
-        self._values: dict[Any, Any] = {}
 
-    def number(self, value: Any) -> float:
-        number = float(value) if value is not None else 0.0
-        return (
-            self._numbers.setdefault(number, number) if number.is_integer() and abs(number) < 1e6 else number
-        )
+def _add(h: _Holdings, row: Any, item: CatalogueItem | None) -> None:
+    if not row.is_won:
+        h.open_skus = (h.open_skus or set()) | {row.sku}
+        if item is not None:
+            h.open_families = (h.open_families or set()) | {item.family}
+        return
+    h.owned_skus.add(row.sku)
+    if item is None:
+        return
+    # The latest won deal in a family is the current subscription; on the same day, the top tier.
+    candidate = (_aware(row.deal_date) or _EPOCH, item.tier, row.sku, float(row.quantity or 0.0))
+    current = h.owned.get(item.family)
+    if current is None or candidate[:2] > current[:2]:
+        h.owned[item.family] = candidate
+    elif candidate[:3] == current[:3]:
+        h.owned[item.family] = (*current[:3], current[3] + candidate[3])
 
-    def list(self, values: list[str]) -> list[str]:
-        return self._values.setdefault(("l", *values), values)  # type: ignore[no-any-return]
 
-    def map(self, values: dict[str, Any]) -> dict[str, Any]:
-        return self._values.setdefault(("m", *values.items()), values)  # type: ignore[no-any-return]
+def _finish(h: _Holdings, intern: _Interner) -> tuple[Any, ...]:
+    owned = sorted(h.owned.items())
+    num = intern.number
+    return (
+        intern.list(sorted(h.owned_skus)),
+        intern.list([fam for fam, _ in owned]),
+        intern.map({fam: v[2] for fam, v in owned}),
+        intern.map({fam: num(v[1]) for fam, v in owned}),
+        intern.map({fam: num(v[3]) for fam, v in owned}),
+        num(len(owned)),
+        intern.list(sorted(h.open_skus or ())),
+        intern.list(sorted(h.open_families or ())),
+    )
 
 
 def compute_features(
@@ -526,97 +609,73 @@ def compute_features(
         raise ValueError("now must carry a timezone")
     now = now.astimezone(UTC)
     by_sku = {item.sku: item for item in catalogue}
-    accounts = _account_rows(conn, connection, config)
+    intern = _Interner()
+    accounts = _account_rows(conn, connection, now, config, intern)
     contacts = _contact_counts(conn, connection)
-    activities = _activity_aggregates(conn, connection, now, config)
+    activities = _activity_aggregates(conn, connection, now, config, intern)
     tasks = _upsell_tasks(conn, connection)
-    deals = _deal_aggregates(conn, connection, now, config)
-    holdings = _line_item_holdings(conn, connection, by_sku)
+    deals = _deal_aggregates(conn, connection, now, config, intern)
+    holdings = _line_item_holdings(conn, connection, by_sku, intern)
     task_keys = _last_task_keys(conn, connection)
-    return _rows(now, config, accounts, contacts, activities, tasks, deals, holdings, task_keys)
+    return _rows(now, config, intern, accounts, contacts, activities, tasks, deals, holdings, task_keys)
 
 
-_COUNTS = tuple(
-    [name for window in WINDOWS for name in (f"activities_{window}d", f"inbound_{window}d")]
-    + [f"{kind}s_{window}d" for window in WINDOWS for kind in ACTIVITY_KINDS]
-    + ["complaints_30d", "complaints_90d"]
+_NO_ACTIVITY: tuple[Any, ...] = (*(0.0 for _ in _COUNTS), None, None, None, None)
+_NO_DEALS: tuple[Any, ...] = (*(0.0 for _ in _DEAL_NUMBERS), None, None)
+_NO_HOLDINGS: tuple[Any, ...] = ([], [], {}, {}, {}, 0.0, [], [])
+_ACTIVITY_NAMES = (
+    *_COUNTS,
+    "days_since_last_complaint",
+    "days_since_last_activity",
+    "days_since_last_inbound",
+    "days_since_last_meeting",
 )
-_DEAL_NUMBERS = (
-    "deals_won",
-    "deals_won_365d",
-    "deals_lost_365d",
-    "renewals_won",
-    "revenue_won_365d",
-    "revenue_won_total",
-    "open_deals",
-    "open_deal_amount",
+_DEAL_NAMES = (*_DEAL_NUMBERS, "days_since_last_purchase", "days_since_first_purchase")
+_HOLDING_NAMES = (
+    "owned_skus",
+    "owned_families",
+    "owned_products",
+    "owned_tiers",
+    "owned_quantity",
+    "products_owned",
+    "open_deal_skus",
+    "open_deal_families",
 )
-_EMPTY: list[str] = []
-_EMPTY_MAP: dict[str, Any] = {}
 
 
 def _rows(
     now: datetime,
     config: FeaturesConfig,
-    accounts: list[sa.Row[Any]],
+    intern: _Interner,
+    accounts: list[tuple[Any, ...]],
     contacts: dict[str, int],
-    activities: dict[str, Any],
+    activities: dict[str, tuple[Any, ...]],
     tasks: dict[str, tuple[int, datetime | None]],
-    deals: dict[str, Any],
-    holdings: dict[str, _Holdings],
+    deals: dict[str, tuple[Any, ...]],
+    holdings: dict[str, tuple[Any, ...]],
     task_keys: dict[str, datetime],
 ) -> Iterator[dict[str, Any]]:
-    intern = _Interner()
     num = intern.number
-    mapped = list(config.fields.items())
-    accounts.reverse()  # popped from the end: each row is freed as soon as it is used
+    mapped = tuple(config.fields)
+    accounts.reverse()  # popped from the end: each account's data is freed as soon as it is used
     while accounts:
         row = accounts.pop()
-        account_id: str = row.id
+        account_id: str = row[0]
         f: dict[str, Any] = {
             "account_id": account_id,
-            "account_name": row.name or "",
-            "owner_id": row.owner_id,
-            "lifecycle_stage": row.lifecycle_stage,
-            "industry": row.industry,
-            "tenure_days": _days(now, row.created_at),
+            "account_name": row[1],
+            "owner_id": row[2],
+            "lifecycle_stage": row[3],
+            "industry": row[4],
+            "tenure_days": row[5],
             "contacts": num(contacts.pop(account_id, 0)),
         }
-        act = activities.pop(account_id, None)
-        for name in _COUNTS:
-            f[name] = num(getattr(act, name)) if act is not None else num(0)
-        f["days_since_last_complaint"] = _days(now, act.last_complaint) if act is not None else None
-        f["days_since_last_activity"] = _days(now, act.last_activity) if act is not None else None
-        f["days_since_last_inbound"] = _days(now, act.last_inbound) if act is not None else None
-        f["days_since_last_meeting"] = _days(now, act.last_meeting) if act is not None else None
+        f.update(zip(_ACTIVITY_NAMES, activities.pop(account_id, _NO_ACTIVITY), strict=True))
         open_tasks, last_task = tasks.pop(account_id, (0, None))
         f["open_upsell_tasks"] = num(open_tasks)
         proposals = [t for t in (last_task, _aware(task_keys.get(account_id))) if t is not None]
         f["days_since_last_proposal"] = _days(now, max(proposals)) if proposals else None
-
-        deal = deals.pop(account_id, None)
-        for name in _DEAL_NUMBERS:
-            f[name] = num(getattr(deal, name)) if deal is not None else num(0)
-        f["days_since_last_purchase"] = _days(now, deal.last_won) if deal is not None else None
-        f["days_since_first_purchase"] = _days(now, deal.first_won) if deal is not None else None
-
-        h = holdings.pop(account_id, None)
-        if h is None:
-            f["owned_skus"] = f["owned_families"] = f["open_deal_skus"] = f["open_deal_families"] = _EMPTY
-            f["owned_products"] = f["owned_tiers"] = f["owned_quantity"] = _EMPTY_MAP
-            f["products_owned"] = num(0)
-        else:
-            owned = sorted(h.owned.items())
-            f["owned_skus"] = intern.list(sorted(h.owned_skus))
-            f["owned_families"] = intern.list([fam for fam, _ in owned])
-            f["owned_products"] = intern.map({fam: v[2] for fam, v in owned})
-            f["owned_tiers"] = intern.map({fam: num(v[1]) for fam, v in owned})
-            f["owned_quantity"] = intern.map({fam: num(v[3]) for fam, v in owned})
-            f["products_owned"] = num(len(owned))
-            f["open_deal_skus"] = intern.list(sorted(h.open_skus))
-            f["open_deal_families"] = intern.list(sorted(h.open_families))
-
-        for i, (name, spec) in enumerate(mapped):
-            value = convert_mapped(row[6 + i], spec.type, now)
-            f[name] = num(value) if isinstance(value, float) else value
+        f.update(zip(_DEAL_NAMES, deals.pop(account_id, _NO_DEALS), strict=True))
+        f.update(zip(_HOLDING_NAMES, holdings.pop(account_id, _NO_HOLDINGS), strict=True))
+        f.update(zip(mapped, row[6:], strict=True))
         yield f

@@ -175,7 +175,7 @@ def build_plan(
         before = {k: shown.get(k) for k in ACCOUNT_FIELD_NAMES}
         if not all(_same(before.get(k), v) for k, v in wanted.items()):
             plan.changes.append(FieldChange(rec.account_id, name, before, {**wanted, "updated_at": stamp}))
-        if rec.proposal is None or rec.blocked_by is not None:
+        if not rec.wants_task:
             continue
         if rec.account_id in covered:
             plan.skipped["already have an open upsell task"] = (

@@ -115,7 +115,8 @@ def test_cooldown(small_rules: RulesConfig) -> None:
 def test_open_upsell_task(small_rules: RulesConfig) -> None:
     rec = run(small_rules, busy(open_upsell_tasks=1.0))["a1"]
     assert rec.blocked_by == "open_upsell_task"
-    assert rec.proposal is None
+    assert rec.proposal is not None  # still shown on the account: it is the task in flight
+    assert not rec.wants_task
 
 
 def test_open_deal_covers_family(small_rules: RulesConfig) -> None:
@@ -137,8 +138,8 @@ def test_owner_cap_in_uplift_times_score_order(small_rules: RulesConfig) -> None
     for row in rows:
         row["owned_quantity"] = {"crm": row["seats_purchased"]}
     recs = run(small_rules, *rows, owner_open_tasks_this_week={"o1": 1})
-    proposed = sorted(a for a, r in recs.items() if r.proposal is not None)
-    assert proposed == ["a3", "a4"]  # cap 3, one already used: the two biggest uplifts
+    tasked = sorted(a for a, r in recs.items() if r.wants_task)
+    assert tasked == ["a3", "a4"]  # cap 3, one already used: the two biggest uplifts get tasks
     assert recs["a0"].blocked_by == "owner_weekly_cap"
 
 
@@ -187,3 +188,16 @@ def test_task_rendering(small_rules: RulesConfig) -> None:
     assert len(task_key(rec)) <= 64
     draft = task.draft(task_key(rec), rec.account_id, rec.owner_id)
     assert draft.owner_id == "o1"
+
+
+def test_task_rendering_from_the_tasks_section_alone(small_rules: RulesConfig) -> None:
+    rec = run(small_rules, busy())["a1"]
+    assert render_task(rec, small_rules.tasks, NOW) == render_task(rec, small_rules, NOW)
+
+
+def test_records_dump_like_pydantic_models(small_rules: RulesConfig) -> None:
+    rec = run(small_rules, busy())["a1"]
+    dumped = rec.model_dump(mode="json")
+    assert dumped["proposal"]["product_sku"] == "CRM-PRO"
+    assert dumped["factors"][0] == rec.factors[0].model_dump(mode="json")
+    assert type(rec).model_validate(rec.model_dump()) == rec

@@ -65,9 +65,12 @@ def sync_table(report: SyncReport) -> None:
 
 def segment_counts(recs: Sequence[Recommendation]) -> None:
     counts = Counter(r.segment for r in recs)
-    proposals = sum(1 for r in recs if r.proposal is not None and r.blocked_by is None)
+    proposals = sum(1 for r in recs if r.proposal is not None)
+    ready = sum(1 for r in recs if r.proposal is not None and r.blocked_by is None)
     blocked = Counter(r.blocked_by for r in recs if r.blocked_by)
-    console.print(f"Scored {len(recs)} account(s); {proposals} with a proposal.")
+    console.print(
+        f"Scored {len(recs)} account(s); {proposals} with a proposal, {ready} of them ready for a new task."
+    )
     table = Table(title="Segments", show_edge=False)
     table.add_column("segment")
     table.add_column("accounts", justify="right")
@@ -76,13 +79,13 @@ def segment_counts(recs: Sequence[Recommendation]) -> None:
     console.print(table)
     if blocked:
         console.print(
-            "Held back by guardrails: " + ", ".join(f"{name} {n}" for name, n in sorted(blocked.items()))
+            "Guardrails (no new task): " + ", ".join(f"{name} {n}" for name, n in sorted(blocked.items()))
         )
 
 
 def top_proposals(recs: Sequence[Recommendation], limit: int = 10) -> None:
     ranked = sorted(
-        (r for r in recs if r.proposal is not None and r.blocked_by is None),
+        (r for r in recs if r.proposal is not None),
         key=lambda r: (-(r.proposal.uplift if r.proposal else 0.0), -r.score, r.account_id),
     )[:limit]
     table = Table(title=f"Top {len(ranked)} proposals", show_edge=False, show_lines=False)

@@ -140,7 +140,9 @@ class ApiClient:
             stop=stop_after_attempt(self.settings.max_attempts),
             wait=_WaitRetryAfter(
                 wait_exponential_jitter(
-                    initial=self.settings.backoff_initial_s, max=self.settings.backoff_max_s
+                    multiplier=self.settings.backoff_initial_s,
+                    max=self.settings.backoff_max_s,
+                    jitter=self.settings.backoff_initial_s,
                 )
             ),
             retry=retry_if_exception(lambda e: self._worth_retry(e, safe)),

@@ -82,8 +82,10 @@ class RateLimiter:
             self.interval_s = hint.interval_s
         if hint.max_requests and hint.max_requests > 0 and hint.max_requests != self.max_requests:
             self.max_requests = hint.max_requests
-        if hint.retry_after_s is not None and hint.retry_after_s > 0:
-            self._paused_until = max(self._paused_until, now + hint.retry_after_s)
+        if hint.retry_after_s is not None:
+            # The CRM said when to come back (``Retry-After: 0`` is "now"): that beats guessing.
+            if hint.retry_after_s > 0:
+                self._paused_until = max(self._paused_until, now + hint.retry_after_s)
         elif hint.remaining is not None and hint.remaining <= 0:
             # The server's window is spent: wait until our oldest send leaves it.
             oldest = self._sent[0] if self._sent else now

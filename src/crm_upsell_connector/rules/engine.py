@@ -42,7 +42,6 @@ from datetime import datetime
 from typing import Any
 
 from crm_upsell_connector.rules.config import KINDS, CompiledRule, ProductConfig, RulesConfig
-from crm_upsell_connector.rules.expressions import Outcome
 from crm_upsell_connector.rules.result import (
     KIND_LABELS,
     FactorContribution,
@@ -55,6 +54,9 @@ from crm_upsell_connector.rules.scoring import Normaliser, points
 from crm_upsell_connector.rules.segments import place
 
 OWNER_CAP = "owner_weekly_cap"
+# Guardrails about pace, not suitability: the proposal stands (and shows on the account), but no
+# new task is created while one is open, during the cooldown, or past the owner's weekly cap.
+PACING_GUARDRAILS = frozenset({"cooldown", "open_upsell_task", OWNER_CAP})
 NO_OWNER = ""
 
 
@@ -141,17 +143,23 @@ class RuleEngine:
         names = self._names
         # Pass 1, streaming: derived features and factor values; each account is kept as a tuple.
         packed: list[tuple[str, tuple[Any, ...]]] = []
-        factor_outcomes: list[list[Outcome]] = [[] for _ in compiled.factors]
+        factor_values: list[list[Any]] = [[] for _ in compiled.factors]
+        factor_errors: list[dict[int, str]] = [{} for _ in compiled.factors]
         for row in features:
             context = dict(row)
             for name, expression in compiled.derived:
                 context[name] = expression.evaluate(context).value
-            for outcomes, (_, expression) in zip(factor_outcomes, compiled.factors, strict=True):
-                outcomes.append(expression.evaluate(context))
-            packed.append((str(context["account_id"]), tuple(context.get(n) for n in names)))
+            for values, errors, (_, expression) in zip(
+                factor_values, factor_errors, compiled.factors, strict=True
+            ):
+                outcome = expression.evaluate(context)
+                if outcome.error is not None:
+                    errors[len(values)] = outcome.error
+                values.append(outcome.value)
+            packed.append((str(context["account_id"]), tuple([context.get(n) for n in names])))
         normalisers = [
-            Normaliser(factor, [o.value for o in outcomes])
-            for (factor, _), outcomes in zip(compiled.factors, factor_outcomes, strict=True)
+            Normaliser(factor, values)
+            for (factor, _), values in zip(compiled.factors, factor_values, strict=True)
         ]
         total_weight = sum(factor.weight for factor, _ in compiled.factors)
 
@@ -163,19 +171,19 @@ class RuleEngine:
             context = dict(zip(names, packed[i][1], strict=True))
             packed[i] = ("", ())  # free the features as we go
             contributions = []
-            for (factor, _), outcomes, normaliser in zip(
-                compiled.factors, factor_outcomes, normalisers, strict=True
+            for (factor, _), values, errors, normaliser in zip(
+                compiled.factors, factor_values, factor_errors, normalisers, strict=True
             ):
-                outcome = outcomes[i]
-                normalised = normaliser(outcome.value)
+                value = values[i]
+                normalised = normaliser(value)
                 contributions.append(
                     FactorContribution(
                         factor.name,
-                        outcome.value,
+                        value,
                         None if normalised is None else round(normalised, 4),
                         factor.weight,
                         round(points(factor, normalised, total_weight), 2),
-                        outcome.error,
+                        errors.get(i),
                     )
                 )
             score = round(sum(c.points for c in contributions), 1)
@@ -428,7 +436,8 @@ class RuleEngine:
             rule = candidate.rule
             product = candidate.product
             product_name = product.name if product else "retention call"
-            if d.blocked_by is None:
+            if d.blocked_by is None or d.blocked_by in PACING_GUARDRAILS:
+                # Pacing guardrails hold back a new task, not the recommendation the CRM shows.
                 proposal = Proposal(
                     rule.kind,
                     product.sku if product else None,

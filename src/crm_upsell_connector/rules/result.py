@@ -95,6 +95,11 @@ class Recommendation(_Record):
     facts: dict[str, Any] = field(default_factory=dict)
     trace: Sequence[TraceEntry] = ()
 
+    @property
+    def wants_task(self) -> bool:
+        """A proposal no guardrail holds back: a new task may be created for it."""
+        return self.proposal is not None and self.blocked_by is None
+
     def explain_text(self, currency: str = "USD") -> str:
         """Everything about this recommendation in plain text, for ``crm-upsell explain``."""
         lines = [

@@ -125,7 +125,6 @@ class HubSpotConnector(Connector):
         self.settings = settings
         self.context = context
         self.options = MappingOptions(prefix=settings.property_prefix, account_fields=context.account_fields)
-        self.archive_check_interval = timedelta(hours=settings.archive_check_hours)
         # (object type, id) -> (modification stamp, association links) of records read lately.
         self._links: OrderedDict[tuple[str, str], tuple[datetime, list[Any]]] = OrderedDict()
         auth = build_auth(

@@ -64,7 +64,6 @@ class HubSpotSettings(BaseModel):
     )
     rate_limit_interval_s: float = Field(10.0, gt=0, description="length of the rate-limit window")
     search_rate_per_s: int = Field(5, ge=1, description="search requests per second (its own, lower limit)")
-    archive_check_hours: float = Field(6.0, gt=0, description="how often the delete pass runs per stream")
     search_page_size: int = Field(
         200, ge=1, le=200, description="records per search page (HubSpot's maximum is 200)"
     )
