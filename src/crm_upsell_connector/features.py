@@ -16,6 +16,7 @@ Conventions every rule can rely on:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -189,7 +190,8 @@ def _days(now: datetime, then: datetime | None) -> float | None:
     then = _aware(then)
     if then is None:
         return None
-    return round((now - then).total_seconds() / 86400.0, 3)
+    # Whole days: the facts quoted in reasons (and written to the CRM) stay the same all day long.
+    return float(math.floor((now - then).total_seconds() / 86400.0))
 
 
 def _to_number(raw: Any) -> float | None:
