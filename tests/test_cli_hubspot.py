@@ -13,12 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
+from crm_upsell_hubspot.sandbox import create_app
 
 from crm_upsell_connector.cli import main
 from crm_upsell_connector.init import example_text
 from crm_upsell_connector.sandbox.scenario import Scenario, build_scenario
 from crm_upsell_connector.sandbox.server import SandboxOptions, SandboxServer
-from crm_upsell_hubspot.sandbox import create_app
 
 ACCOUNTS = 120
 TOKEN_ENV = "CRM_UPSELL_TEST_HUBSPOT_TOKEN"
@@ -37,7 +37,9 @@ class Env:
 
 def write_config(path: Path, base_url: str, store: Path, **settings: Any) -> None:
     text = example_text()
-    text = text.replace('token = "keyring:hubspot-token"', f'token = "env:{TOKEN_ENV}"\nbase_url = "{base_url}"')
+    text = text.replace(
+        'token = "keyring:hubspot-token"', f'token = "env:{TOKEN_ENV}"\nbase_url = "{base_url}"'
+    )
     for key, value in settings.items():
         text = text.replace("[connections.main.settings]", f"[connections.main.settings]\n{key} = {value}")
     text = text.replace('# url = "sqlite:////var/lib/crm-upsell/store.sqlite3"', f'url = "sqlite:///{store}"')
@@ -82,8 +84,14 @@ def test_the_whole_pipeline_as_a_user_runs_it(env: Env, capsys: pytest.CaptureFi
     dry = capsys.readouterr().out
     assert "Plan:" in dry
     with env.crm() as crm:
-        tasks = crm.post("/crm/v3/objects/tasks/search", json={"filterGroups": [{"filters": [
-            {"propertyName": "crm_upsell_key", "operator": "HAS_PROPERTY"}]}]}).json()
+        tasks = crm.post(
+            "/crm/v3/objects/tasks/search",
+            json={
+                "filterGroups": [
+                    {"filters": [{"propertyName": "crm_upsell_key", "operator": "HAS_PROPERTY"}]}
+                ]
+            },
+        ).json()
     assert tasks["total"] == 0  # a dry run writes nothing
 
     assert cli(env, "plan", "--json") == 0
@@ -97,24 +105,38 @@ def test_the_whole_pipeline_as_a_user_runs_it(env: Env, capsys: pytest.CaptureFi
     # The CRM now shows the fields and the tasks, owned by the company owner, linked with type 192.
     with env.crm() as crm:
         planted = crm.get("/__sandbox/planted").json()
-        found = crm.post("/crm/v3/objects/tasks/search", json={
-            "filterGroups": [{"filters": [{"propertyName": "crm_upsell_key", "operator": "HAS_PROPERTY"}]}],
-            "properties": ["hubspot_owner_id", "crm_upsell_key", "hs_task_body", "hs_task_subject"],
-            "limit": 200,
-        }).json()
+        found = crm.post(
+            "/crm/v3/objects/tasks/search",
+            json={
+                "filterGroups": [
+                    {"filters": [{"propertyName": "crm_upsell_key", "operator": "HAS_PROPERTY"}]}
+                ],
+                "properties": ["hubspot_owner_id", "crm_upsell_key", "hs_task_body", "hs_task_subject"],
+                "limit": 200,
+            },
+        ).json()
         assert found["total"] == len(plan["tasks"])
         task_ids = [t["id"] for t in found["results"]]
-        links = crm.post("/crm/v4/associations/tasks/companies/batch/read",
-                         json={"inputs": [{"id": i} for i in task_ids]}).json()["results"]
+        links = crm.post(
+            "/crm/v4/associations/tasks/companies/batch/read", json={"inputs": [{"id": i} for i in task_ids]}
+        ).json()["results"]
         company_of = {link["from"]["id"]: link["to"][0] for link in links}
         assert all(192 in [t["typeId"] for t in to["associationTypes"]] for to in company_of.values())
         for task in found["results"]:
             company_id = str(company_of[task["id"]]["toObjectId"])
-            company = crm.get(f"/crm/v3/objects/companies/{company_id}", params={
-                "properties": "hubspot_owner_id,crm_upsell_next_product,crm_upsell_loyalty_score"}).json()
+            company = crm.get(
+                f"/crm/v3/objects/companies/{company_id}",
+                params={"properties": "hubspot_owner_id,crm_upsell_next_product,crm_upsell_loyalty_score"},
+            ).json()
             assert task["properties"]["hubspot_owner_id"] == company["properties"]["hubspot_owner_id"]
             assert company["properties"]["crm_upsell_next_product"] in task["properties"]["hs_task_body"]
-            assert planted[company_id] not in ("at_risk", "dormant", "new_customer", "do_not_contact", "covered")
+            assert planted[company_id] not in (
+                "at_risk",
+                "dormant",
+                "new_customer",
+                "do_not_contact",
+                "covered",
+            )
 
     # A second run writes nothing new: no task twice, no field rewritten.
     assert cli(env, "run") == 0
@@ -140,7 +162,9 @@ def test_unknown_account_for_explain_is_one_clear_line(env: Env, capsys: pytest.
     assert err == ["error: no account with id 'no-such-account' in the store (run 'crm-upsell sync' first)"]
 
 
-def test_config_mistakes_are_one_line_with_the_key_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_config_mistakes_are_one_line_with_the_key_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = tmp_path / "config.toml"
     config.write_text(example_text().replace("[sync]\n", "[sync]\nparalel_streams = 2\n"), encoding="utf-8")
     assert main(["--config", str(config), "check"]) == 2
