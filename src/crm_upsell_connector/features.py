@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from crm_upsell_connector.store import schema
+from crm_upsell_connector.values import parse_bool, parse_number
 
 FeatureType = Literal["number", "string", "bool", "list", "map"]
 MappedType = Literal["number", "string", "bool", "date"]
@@ -34,8 +35,6 @@ ACTIVITY_KINDS: tuple[str, ...] = ("call", "meeting", "email", "note")
 WINDOWS: tuple[int, ...] = (30, 90, 365)
 DEFAULT_COMPLAINT_KEYWORDS: tuple[str, ...] = ("complaint", "cancel", "クレーム", "解約")
 DEFAULT_RENEWAL_KEYWORDS: tuple[str, ...] = ("renewal", "renew", "更新")
-_TRUE = frozenset({"true", "yes", "y", "1", "on", "t"})
-_FALSE = frozenset({"false", "no", "n", "0", "off", "f"})
 
 
 @dataclass(frozen=True)
@@ -194,34 +193,6 @@ def _days(now: datetime, then: datetime | None) -> float | None:
     return float(math.floor((now - then).total_seconds() / 86400.0))
 
 
-def _to_number(raw: Any) -> float | None:
-    if raw is None or isinstance(raw, bool):
-        return None
-    if isinstance(raw, int | float):
-        return float(raw)
-    text = str(raw).strip().replace(",", "")
-    if not text:
-        return None
-    try:
-        number = float(text)
-    except ValueError:
-        return None
-    return number if number == number and abs(number) != float("inf") else None
-
-
-def _to_bool(raw: Any) -> bool | None:
-    if raw is None:
-        return None
-    if isinstance(raw, bool):
-        return raw
-    text = str(raw).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    return None
-
-
 def _to_date_days(raw: Any, now: datetime) -> float | None:
     if raw is None:
         return None
@@ -238,9 +209,9 @@ def _to_date_days(raw: Any, now: datetime) -> float | None:
 def convert_mapped(raw: Any, type_: MappedType, now: datetime) -> Any:
     """A raw CRM field value as the feature type; unparseable or empty is ``None``."""
     if type_ == "number":
-        return _to_number(raw)
+        return parse_number(raw)
     if type_ == "bool":
-        return _to_bool(raw)
+        return parse_bool(raw)
     if type_ == "date":
         return _to_date_days(raw, now)
     if raw is None:

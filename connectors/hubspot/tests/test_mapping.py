@@ -13,7 +13,6 @@ from crm_upsell_hubspot.mapping import (
     map_object,
     map_objects,
     parse_datetime,
-    parse_number,
     properties_for,
     task_create_input,
 )
@@ -30,6 +29,7 @@ from crm_upsell_connector.models import (
     Product,
     TaskDraft,
 )
+from crm_upsell_connector.values import parse_number
 
 OPTIONS = MappingOptions(prefix="crm_upsell_", account_fields=("seats_purchased", "nps_score"))
 STAMP = "2026-10-01T12:34:56.789Z"

@@ -31,6 +31,7 @@ from crm_upsell_connector.models import (
     Record,
     TaskDraft,
 )
+from crm_upsell_connector.values import parse_bool, parse_number
 
 log = logging.getLogger(__name__)
 
@@ -171,35 +172,6 @@ def _from_epoch_ms(ms: float) -> datetime | None:
         return datetime.fromtimestamp(ms / 1000.0, tz=UTC)
     except (OverflowError, OSError, ValueError):
         return None
-
-
-def parse_number(value: Any) -> float | None:
-    """A float from ``1234.5``, ``"1,234.50"``, ``" 12 "``; None for blanks and nonsense."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    text = str(value).strip().replace(",", "").replace("_", "")
-    if not text:
-        return None
-    try:
-        number = float(text)
-    except ValueError:
-        return None
-    return number if number == number and abs(number) != float("inf") else None
-
-
-def parse_bool(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if value is None:
-        return None
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes"):
-        return True
-    if text in ("false", "0", "no"):
-        return False
-    return None
 
 
 def text(value: Any) -> str | None:
