@@ -14,11 +14,12 @@ import typer
 
 from crm_upsell_connector.cli import output
 from crm_upsell_connector.config import default_config_path
-from crm_upsell_connector.connector import load_plugins
+from crm_upsell_connector.connector import Connector, load_plugins
 from crm_upsell_connector.errors import ConfigError
 from crm_upsell_connector.fields import ALL_FIELDS
 from crm_upsell_connector.http.redact import install_log_redaction
 from crm_upsell_connector.pipeline import Session
+from crm_upsell_connector.plan import Plan
 from crm_upsell_connector.secrets import SecretResolver
 
 app = typer.Typer(
@@ -260,13 +261,18 @@ def apply(ctx: typer.Context) -> None:
         result = session.plan(session.score())
         output.console.print(result.render(limit=20))
         async with session.connector() as connector:
-            with output.progress_bar("writing") as advance:
-                report = await session.apply(connector, result, progress=advance)
-        output.apply_summary(report)
-        return report.ok
+            return await _apply(session, connector, result)
 
     if not asyncio.run(go()):
         raise typer.Exit(1)
+
+
+async def _apply(session: Session, connector: Connector, result: Plan) -> bool:
+    """Apply a plan with a progress bar; True when every write went through."""
+    with output.progress_bar("writing") as advance:
+        report = await session.apply(connector, result, progress=advance)
+    output.apply_summary(report)
+    return report.ok
 
 
 @app.command()
@@ -287,12 +293,7 @@ def run(
             output.segment_counts(recs)
             result = session.plan(recs)
             output.console.print(result.render(limit=20))
-            if dry_run:
-                return True
-            with output.progress_bar("writing") as advance:
-                report = await session.apply(connector, result, progress=advance)
-            output.apply_summary(report)
-            return report.ok
+            return True if dry_run else await _apply(session, connector, result)
 
     if not asyncio.run(go()):
         raise typer.Exit(1)
