@@ -119,8 +119,14 @@ async def measure(port: int, accounts: int, latency_ms: int, rate: int) -> None:
             print(f"  peak RSS {peak_rss_mb():.0f} MB (target <= 300)")
 
             before = connector.stats.calls
+            before_by = dict(connector.stats.by_endpoint)
+            retries_before = connector.stats.retries
             t0 = time.monotonic()
             await session.sync(connector)
+            for endpoint, n in sorted(connector.stats.by_endpoint.items()):
+                if n > before_by.get(endpoint, 0):
+                    print(f"    {endpoint}: {n - before_by.get(endpoint, 0)}")
+            print(f"    (of which retries: {connector.stats.retries - retries_before})")
             print(
                 f"incremental sync, nothing changed: {connector.stats.calls - before} calls for "
                 f"{len(connector.streams)} streams in {time.monotonic() - t0:.1f} s (target <= 1 per stream)"
