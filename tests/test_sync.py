@@ -45,8 +45,9 @@ async def test_full_sync_stores_everything_and_takes_the_cursor_from_the_data(en
     with engine.connect() as conn:
         state = load_sync_state(conn, "t", "accounts")
     newest = max(a.updated_at for a in crm.accounts.values())
-    assert state.cursor == newest
-    assert set(state.boundary_ids) == {a.id for a in crm.accounts.values() if a.updated_at == newest}
+    # The newest instant is long past (older than the start minus the skew): it is complete.
+    assert state.cursor == newest + timedelta(milliseconds=1)
+    assert state.boundary_ids == []
     assert state.resume is None and state.full_started_at is None
 
 
@@ -77,7 +78,6 @@ async def test_incremental_reads_only_changes_and_costs_one_call_when_nothing_ch
     report = await syncer(engine, quiet).run(streams=["accounts"])
     assert report.streams["accounts"].mode == "incremental"
     assert quiet.stats.calls == 1
-    assert quiet.last_skip  # boundary records already stored were offered for skipping
 
     crm.touch("3", NOW - timedelta(hours=1))
     crm.touch("7", NOW - timedelta(hours=1))
@@ -123,3 +123,22 @@ async def test_full_resync_upserts_instead_of_duplicating(engine: Engine) -> Non
     await syncer(engine, FakeConnector(crm)).run(streams=["accounts"])
     await syncer(engine, FakeConnector(crm)).run(full=True, streams=["accounts"])
     assert count(engine) == 12
+
+
+async def test_a_crash_mid_incremental_read_skips_the_boundary_it_already_stored(engine: Engine) -> None:
+    crm = FakeCRM(accounts=20)
+    await syncer(engine, FakeConnector(crm)).run(streams=["accounts"])
+    instant = NOW - timedelta(hours=2)
+    for account_id in ("2", "4", "6", "8", "10", "12", "14"):
+        crm.touch(account_id, instant)  # seven records at one instant: more than a page of five
+    dying = FakeConnector(crm)
+    dying.fail_at_call = 2
+    with pytest.raises(Crash):
+        await syncer(engine, dying).run(streams=["accounts"])
+    with engine.connect() as conn:
+        state = load_sync_state(conn, "t", "accounts")
+    assert state.cursor == instant and len(state.boundary_ids) == 5
+    again = FakeConnector(crm)
+    report = await syncer(engine, again).run(streams=["accounts"])
+    assert again.last_skip == frozenset(state.boundary_ids)
+    assert report.streams["accounts"].records == 2  # only the two not stored before the crash

@@ -75,6 +75,21 @@ class _Edge:
                 self.ids.add(record.id)
 
 
+def _close_instant(state: SyncState, edge: _Edge, limit: datetime) -> bool:
+    """Move the cursor just past the newest instant read when that instant is complete.
+
+    Mid-read, the cursor stays on the last stamp read and is re-read inclusively. Once a read has
+    finished, an instant older than the read's start minus the skew margin cannot gain records
+    (the margin covers the CRM's clock and its search index lag), so the next read may start
+    after it, and costs one call when nothing changed, however many records share that instant.
+    """
+    if edge.newest is None or state.cursor != edge.newest or edge.newest >= limit:
+        return False
+    state.cursor = edge.newest + timedelta(milliseconds=1)
+    state.boundary_ids = []
+    return True
+
+
 def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
     first = group.exceptions[0]
     return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
@@ -164,6 +179,7 @@ class Syncer:
         limit = started - skew
         state.cursor = min(edge.newest, limit) if edge.newest is not None else limit
         state.boundary_ids = sorted(edge.ids) if state.cursor == edge.newest else []
+        _close_instant(state, edge, limit)
         state.resume = None
         state.full_started_at = None
         self._save(state)
@@ -173,7 +189,9 @@ class Syncer:
         report = StreamReport(state.stream, "incremental")
         limit = self.clock() - skew
         skip = frozenset(state.boundary_ids)
+        edge = _Edge()
         async for page in self.connector.read(state.stream, state.cursor, None, skip):
+            edge.see(page)
             if page.watermark is not None and state.cursor is not None:
                 cursor = max(state.cursor, min(page.watermark, limit))
                 at_cursor = [r.id for r in page.records if r.updated_at == cursor]
@@ -183,6 +201,8 @@ class Syncer:
                     state.boundary_ids = sorted(set(state.boundary_ids) | set(at_cursor))[:_MAX_BOUNDARY]
                 state.cursor = cursor
             self._commit_page(state, page, report)
+        if _close_instant(state, edge, limit):
+            self._save(state)
         return report
 
     def _commit_page(self, state: SyncState, page: Page, report: StreamReport) -> None:

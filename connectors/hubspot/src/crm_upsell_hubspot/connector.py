@@ -60,6 +60,8 @@ if TYPE_CHECKING:
     from crm_upsell_connector.sandbox.server import SandboxOptions
     from crm_upsell_connector.secrets import SecretResolver
 
+# The owners API pages up to 500 at a time (objects: 100).
+OWNERS_LIMIT = 500
 log = logging.getLogger(__name__)
 
 #: connector stream (HubSpot object type) -> canonical stream, in the order to sync.
@@ -172,7 +174,7 @@ class HubSpotConnector(Connector):
     ) -> AsyncIterator[Page]:
         object_type = self._object_type(stream)
         if object_type == "owners":  # no search for owners, and there are few: always list them
-            pages = self._list_read(stream, "/crm/v3/owners", {"limit": LIST_LIMIT}, resume)
+            pages = self._list_read(stream, "/crm/v3/owners", {"limit": OWNERS_LIMIT}, resume)
         elif since is None:
             params: dict[str, Any] = {
                 "limit": LIST_LIMIT,
@@ -358,7 +360,7 @@ class HubSpotConnector(Connector):
         """Archived records by list pages (archived records are not searchable)."""
         object_type = self._object_type(stream)
         if object_type == "owners":
-            path, params = "/crm/v3/owners", {"limit": LIST_LIMIT, "archived": "true"}
+            path, params = "/crm/v3/owners", {"limit": OWNERS_LIMIT, "archived": "true"}
         else:
             path = f"/crm/v3/objects/{object_type}"
             params = {"limit": LIST_LIMIT, "archived": "true", "properties": "hs_object_id"}
