@@ -24,14 +24,8 @@ from crm_upsell_connector.connector import load_plugins
 from crm_upsell_connector.demo import sandbox_config
 from crm_upsell_connector.fields import ALL_FIELDS
 from crm_upsell_connector.pipeline import Session
-from crm_upsell_connector.sandbox.server import SandboxOptions
+from crm_upsell_connector.sandbox.server import SandboxOptions, find_free_port
 from crm_upsell_connector.secrets import SecretResolver
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(port: int, proc: subprocess.Popen[bytes], timeout: float = 600) -> None:
@@ -56,7 +50,7 @@ def minimum_full_calls(per_type: dict[str, int]) -> int:
 
 
 def main(accounts: int, latency_ms: int, rate: int) -> None:
-    port = free_port()
+    port = find_free_port()
     cmd = [
         sys.executable,
         "-m",

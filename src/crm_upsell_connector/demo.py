@@ -17,7 +17,7 @@ from crm_upsell_connector.fields import ALL_FIELDS
 from crm_upsell_connector.init import example_text
 from crm_upsell_connector.pipeline import Session
 from crm_upsell_connector.sandbox.scenario import build_scenario
-from crm_upsell_connector.sandbox.server import SandboxOptions, SandboxServer, serve_forever
+from crm_upsell_connector.sandbox.server import SandboxOptions, SandboxServer, find_free_port, serve_forever
 from crm_upsell_connector.secrets import SecretResolver
 
 
@@ -52,6 +52,7 @@ def serve_sandbox(
         options = options.model_copy(update={"rate_limit_max": rate_limit})
     output.err_console.print(f"building a {crm} scenario with {accounts} companies (seed {seed})...")
     app = plugin.sandbox_app(build_scenario(accounts=accounts, seed=seed), options)
+    port = port or find_free_port()
     output.err_console.print(
         f"{crm} sandbox on http://127.0.0.1:{port} (token: the sandbox's fixed demo token); Ctrl-C stops it"
     )
