@@ -334,3 +334,18 @@ async def test_short_lived_oauth_tokens_are_refreshed_transparently() -> None:
             assert conn.token_refreshes >= 2
         finally:
             await conn.close()
+
+
+@pytest.mark.parametrize("same_ms", [True, False])
+async def test_more_than_ten_thousand_changed_companies_at_hubspots_real_cap(same_ms: bool) -> None:
+    """PITFALLS: HubSpot's search stops at 10,000 results; every changed record must still arrive."""
+    for running in start(10_150, search_cap=10_000, search_rate_limit_max=1000):
+        conn = running.connector()
+        try:
+            since = running.now()
+            touched = sandbox_state(running.app).touch("companies", count=10_150, same_ms=same_ms)
+            got = [r.id for page in await pages_of(conn.read("companies", since)) for r in page.records]
+            assert len(got) == len(set(got)) == 10_150
+            assert sorted(got) == sorted(touched)
+        finally:
+            await conn.close()
