@@ -45,8 +45,9 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def minimum_full_calls(per_type: dict[str, int]) -> int:
-    return sum(math.ceil(n / 100) for n in per_type.values())
+def minimum_full_calls(per_stream: dict[str, int]) -> int:
+    """List endpoints: 100 objects per call; the owners API: 500 per call (see README.md)."""
+    return sum(math.ceil(n / (500 if stream == "owners" else 100)) or 1 for stream, n in per_stream.items())
 
 
 def main(accounts: int, latency_ms: int, rate: int) -> None:
