@@ -63,6 +63,8 @@ class Connector(ABC):
 
     #: connector stream name -> the canonical stream its records belong to, in the order to sync.
     streams: Mapping[str, Stream]
+    #: how many writes the CRM takes in one batch call (the outbox sends batches of this size).
+    write_batch_size: int = 100
 
     @property
     @abstractmethod

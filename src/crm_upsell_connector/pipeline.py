@@ -169,7 +169,9 @@ class Session:
     async def apply(self, connector: Connector, plan: Plan, progress: Progress | None = None) -> ApplyReport:
         run_id = start_run(self.engine, self.name, "apply")
         try:
-            report = await Applier(self.engine, connector, self.name, progress=progress).apply(plan, run_id)
+            report = await Applier(
+                self.engine, connector, self.name, batch_size=connector.write_batch_size, progress=progress
+            ).apply(plan, run_id)
         except BaseException as exc:
             finish_run(self.engine, run_id, "failed", {"error": type(exc).__name__})
             raise

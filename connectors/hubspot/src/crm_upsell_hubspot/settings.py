@@ -2,41 +2,15 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from crm_upsell_connector.errors import ConfigError
+from crm_upsell_connector.http.urls import check_url
 from crm_upsell_connector.secrets import parse_ref
 
 DEFAULT_BASE_URL = "https://api.hubapi.com"
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_url(value: str, *, what: str) -> str:
-    """``value`` without a trailing slash; https everywhere, plain http only on this machine."""
-    parts = urlsplit(value.strip())
-    host = parts.hostname or ""
-    if parts.scheme not in ("http", "https") or not host:
-        raise ValueError(f"{what} must be an absolute http(s) URL like {DEFAULT_BASE_URL}, not {value!r}")
-    if parts.scheme == "http" and not _is_loopback(host):
-        raise ValueError(
-            f"{what} must use https (plain http is only allowed for a sandbox on this machine "
-            f"such as http://127.0.0.1:8080); got {value!r}"
-        )
-    if parts.query or parts.fragment:
-        raise ValueError(f"{what} must not carry a query string or fragment")
-    return value.strip().rstrip("/")
 
 
 class HubSpotSettings(BaseModel):
@@ -73,12 +47,16 @@ class HubSpotSettings(BaseModel):
     @field_validator("base_url")
     @classmethod
     def _base_url(cls, value: str) -> str:
-        return check_url(value, what="base_url")
+        return check_url(value, what="base_url", example=DEFAULT_BASE_URL)
 
     @field_validator("token_url")
     @classmethod
     def _token_url(cls, value: str | None) -> str | None:
-        return None if value is None else check_url(value, what="token_url")
+        return (
+            None
+            if value is None
+            else check_url(value, what="token_url", example=DEFAULT_BASE_URL + "/oauth/v1/token")
+        )
 
     @field_validator("token", "client_secret", "refresh_token")
     @classmethod

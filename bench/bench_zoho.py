@@ -1,0 +1,176 @@
+"""Full sync, incremental sync and write-back against the Zoho CRM sandbox: calls, credits, wall time, RSS.
+
+The sandbox runs as a separate process (``crm-upsell sandbox serve --crm zoho``), so the memory and CPU
+measured are the connector's alone. The minimum number of calls is ``ceil(N / 200)`` per module read
+(the records API returns at most 200 records a call; line items come inside their deals) and
+``ceil(M / 100)`` per write (100 records a call). See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from crm_upsell_connector.config import parse_config
+from crm_upsell_connector.connector import Connector, load_plugins
+from crm_upsell_connector.demo import sandbox_config
+from crm_upsell_connector.fields import ALL_FIELDS
+from crm_upsell_connector.pipeline import Session
+from crm_upsell_connector.sandbox.server import SandboxOptions, find_free_port
+from crm_upsell_connector.secrets import SecretResolver
+
+PAGE = 200
+WRITE = 100
+#: Streams that are a read of their own module; line items arrive inside the Deals pages.
+MODULE_STREAMS = ("users", "products", "accounts", "contacts", "deals", "tasks", "calls", "events", "notes")
+
+
+def wait_for(port: int, proc: subprocess.Popen[bytes], timeout: float = 900) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the sandbox exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise SystemExit("the sandbox did not start in time")
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def minimum_full_calls(per_stream: dict[str, int]) -> int:
+    """``ceil(N / 200)`` per module read (at least one call each); line items cost nothing extra."""
+    return sum(max(1, math.ceil(per_stream.get(s, 0) / PAGE)) for s in MODULE_STREAMS)
+
+
+def credits_of(connector: Connector) -> int:
+    return int(getattr(connector, "credits_used", 0))
+
+
+def main(accounts: int, latency_ms: int, rate: int, concurrency: int) -> None:
+    port = find_free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "crm_upsell_connector.cli",
+        "sandbox",
+        "serve",
+        "--crm",
+        "zoho",
+        "--port",
+        str(port),
+        "--accounts",
+        str(accounts),
+        "--latency-ms",
+        str(latency_ms),
+        "--rate-limit",
+        str(rate),
+    ]
+    print(
+        f"starting the Zoho sandbox: {accounts} accounts, {rate} req/10 s, {latency_ms} ms latency ...",
+        flush=True,
+    )
+    built = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    try:
+        wait_for(port, proc)
+        print(f"sandbox up in {time.monotonic() - built:.1f} s", flush=True)
+        asyncio.run(measure(port, accounts, latency_ms, rate, concurrency))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+async def measure(port: int, accounts: int, latency_ms: int, rate: int, concurrency: int) -> None:
+    plugin = load_plugins()["zoho"]
+    options = SandboxOptions(accounts=accounts, latency_ms=latency_ms, rate_limit_max=rate)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = "sqlite:///" + str(Path(tmp) / "bench.sqlite3")
+        data = sandbox_config(plugin, f"http://127.0.0.1:{port}", options, store)
+        data["connections"]["demo"]["settings"]["max_concurrency"] = concurrency
+        config = parse_config(data, "bench")
+        session = Session.open(
+            config, "demo", secrets=SecretResolver(environ=plugin.sandbox_secrets(options))
+        )
+        async with session.connector() as connector:
+            await connector.ensure_fields(ALL_FIELDS)
+            start_calls = connector.stats.calls
+            start_tokens = connector.stats.by_endpoint.get("POST /oauth/v2/token", 0)
+            start_credits = credits_of(connector)
+            t0 = time.monotonic()
+            report = await session.sync(connector)
+            wall = time.monotonic() - t0
+            # The token call is not an API call and costs no credits; leave it out of the ratio.
+            token_calls = connector.stats.by_endpoint.get("POST /oauth/v2/token", 0) - start_tokens
+            calls = connector.stats.calls - start_calls - token_calls
+            per_stream = {s.stream: s.records for s in report.streams.values()}
+            minimum = minimum_full_calls(per_stream)
+            print("full sync:")
+            for name, n in per_stream.items():
+                print(f"  {name:<11} {n:>8} records")
+            print(f"  calls {calls} (minimum {minimum}, ratio {calls / minimum:.3f}, target <= 1.1)")
+            print(f"  credits {credits_of(connector) - start_credits}")
+            print(f"  wall {wall:.1f} s ({concurrency} in flight)")
+            print(f"  retries {connector.stats.retries}, 429s {connector.stats.rate_limited}")
+            print(f"  peak RSS {peak_rss_mb():.0f} MB (target <= 300)")
+
+            before = connector.stats.calls
+            before_by = dict(connector.stats.by_endpoint)
+            retries_before = connector.stats.retries
+            credits_before = credits_of(connector)
+            t0 = time.monotonic()
+            await session.sync(connector)
+            for endpoint, n in sorted(connector.stats.by_endpoint.items()):
+                if n > before_by.get(endpoint, 0):
+                    print(f"    {endpoint}: {n - before_by.get(endpoint, 0)}")
+            print(f"    (of which retries: {connector.stats.retries - retries_before})")
+            print(
+                f"incremental sync, nothing changed: {connector.stats.calls - before} calls, "
+                f"{credits_of(connector) - credits_before} credits for {len(connector.streams)} streams "
+                f"in {time.monotonic() - t0:.1f} s (target <= 1 per stream)"
+            )
+
+            recs = session.score()
+            plan = session.plan(recs)
+            before = connector.stats.calls
+            credits_before = credits_of(connector)
+            t0 = time.monotonic()
+            applied = await session.apply(connector, plan)
+            m_updates, m_tasks = applied.updated, applied.tasks_created
+            ideal = math.ceil(m_updates / WRITE) + math.ceil(m_tasks / WRITE)
+            used = connector.stats.calls - before
+            print(
+                f"write-back: {m_updates} accounts updated, {m_tasks} tasks created with {used} calls, "
+                f"{credits_of(connector) - credits_before} credits (ideal {ideal}, "
+                f"ratio {used / max(ideal, 1):.3f}, target <= 1.1) in {time.monotonic() - t0:.1f} s"
+            )
+            print(
+                f"credits this run: {credits_of(connector)}; peak RSS overall {peak_rss_mb():.0f} MB "
+                f"at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+            )
+        session.engine.dispose()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--accounts", type=int, default=20_000)
+    parser.add_argument("--latency-ms", type=int, default=100)
+    parser.add_argument("--rate", type=int, default=190, help="sandbox requests per 10 s")
+    parser.add_argument("--concurrency", type=int, default=5, help="the connector's max_concurrency")
+    args = parser.parse_args()
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main(args.accounts, args.latency_ms, args.rate, args.concurrency)

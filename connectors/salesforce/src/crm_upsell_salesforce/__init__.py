@@ -1,0 +1,1 @@
+"""Salesforce connector for crm-upsell-connector."""

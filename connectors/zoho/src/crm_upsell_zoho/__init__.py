@@ -1,0 +1,1 @@
+"""Zoho CRM connector for crm-upsell-connector."""

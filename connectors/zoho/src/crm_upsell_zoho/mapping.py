@@ -1,0 +1,550 @@
+"""Zoho CRM records to canonical records and back (field updates and task drafts to record bodies).
+
+Reading is forgiving: a record without an id or a readable ``Modified_Time``, or of the wrong shape, is
+skipped with a warning naming the module and the id; numbers and dates are parsed leniently; text
+(Japanese included) is kept as Zoho holds it. Lookups are ``{name, id}`` objects; activities point at
+their account through ``What_Id`` (notes: ``Parent_Id``) with ``$se_module`` = ``Accounts``.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from crm_upsell_connector.fields import ACCOUNT_FIELDS, TASK_KEY_FIELD
+from crm_upsell_connector.models import (
+    Account,
+    Activity,
+    ActivityKind,
+    Contact,
+    Deal,
+    FieldSpec,
+    FieldUpdate,
+    LineItem,
+    Owner,
+    Product,
+    Record,
+    TaskDraft,
+)
+from crm_upsell_connector.values import parse_number
+
+log = logging.getLogger(__name__)
+
+#: connector stream -> Zoho module api_name (line items are the product subform of Deals).
+MODULES: dict[str, str] = {
+    "products": "Products",
+    "accounts": "Accounts",
+    "contacts": "Contacts",
+    "deals": "Deals",
+    "line_items": "Deals",
+    "tasks": "Tasks",
+    "calls": "Calls",
+    "events": "Events",
+    "notes": "Notes",
+}
+ACTIVITY_KINDS: dict[str, ActivityKind] = {
+    "tasks": ActivityKind.TASK,
+    "calls": ActivityKind.CALL,
+    "events": ActivityKind.MEETING,
+    "notes": ActivityKind.NOTE,
+}
+DEAL_PRODUCTS = "Deal_Products"  # the subform on Deals holding what a deal sells
+PRODUCT_EXTRA = {"Product_Category": "family", "Tier": "tier"}
+PRIORITIES = {"high": "High", "medium": "Normal", "low": "Low"}
+DONE_STATUSES = frozenset({"completed", "closed", "done"})
+
+
+@dataclass(frozen=True)
+class MappingOptions:
+    """What a mapping needs: the product's field api_names and the account fields asked for."""
+
+    #: canonical product field name (``segment``) -> Zoho api_name (``Upsell_segment``).
+    product_fields: Mapping[str, str] = field(default_factory=dict)
+    #: api_name of the task key field on Tasks.
+    task_key_field: str = "Upsell_task_key"
+    #: the account field names the configuration asks for, as it spells them (``seats_purchased``).
+    account_fields: tuple[str, ...] = ()
+    #: requested name -> the api_name Zoho spells it with (``Seats_Purchased``), where known.
+    account_field_names: Mapping[str, str] = field(default_factory=dict)
+
+    def account_api_name(self, name: str) -> str:
+        return self.account_field_names.get(name) or self.account_field_names.get(name.lower()) or name
+
+
+def fields_for(stream: str, options: MappingOptions) -> tuple[str, ...]:
+    """Only the fields the product uses (Zoho requires ``fields`` and takes at most 50)."""
+    names: tuple[str, ...]
+    if stream == "accounts":
+        names = (
+            "Account_Name",
+            "Owner",
+            "Website",
+            "Industry",
+            "Created_Time",
+            *(options.account_api_name(n) for n in options.account_fields),
+            *options.product_fields.values(),
+        )
+    elif stream == "contacts":
+        names = ("First_Name", "Last_Name", "Full_Name", "Email", "Account_Name", "Created_Time")
+    elif stream in ("deals", "line_items"):
+        # Both streams ask for the same fields, so that one page can serve both (see connector.py).
+        names = (
+            "Deal_Name",
+            "Account_Name",
+            "Owner",
+            "Stage",
+            "Amount",
+            "Closing_Date",
+            "Created_Time",
+            DEAL_PRODUCTS,
+        )
+    elif stream == "products":
+        names = ("Product_Name", "Product_Code", "Unit_Price", *PRODUCT_EXTRA)
+    elif stream == "tasks":
+        names = (
+            "Subject",
+            "Status",
+            "Priority",
+            "Due_Date",
+            "What_Id",
+            "$se_module",
+            "Who_Id",
+            "Owner",
+            options.task_key_field,
+        )
+    elif stream == "calls":
+        names = (
+            "Subject",
+            "Call_Type",
+            "Call_Start_Time",
+            "Call_Result",
+            "Call_Duration",
+            "What_Id",
+            "$se_module",
+            "Who_Id",
+            "Owner",
+        )
+    elif stream == "events":
+        names = ("Event_Title", "Start_DateTime", "End_DateTime", "What_Id", "$se_module", "Who_Id", "Owner")
+    elif stream == "notes":
+        names = ("Note_Title", "Note_Content", "Parent_Id", "$se_module", "Owner", "Created_Time")
+    else:
+        raise ValueError(f"unknown Zoho stream {stream!r}")
+    return tuple(dict.fromkeys((*names, "Modified_Time")))
+
+
+# ---- lenient parsing ---------------------------------------------------------------------------
+
+
+def parse_datetime(value: Any) -> datetime | None:
+    """Zoho's ISO 8601 with offset (``2026-01-15T10:20:30+05:30``) or a date; None if unreadable."""
+    if value is None or isinstance(value, bool | int | float):
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    text_value = str(value).strip()
+    if not text_value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text_value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def zoho_datetime(value: datetime) -> str:
+    """A datetime as Zoho writes and reads them: seconds, with an offset (``+00:00``)."""
+    return value.astimezone(UTC).replace(microsecond=0).isoformat()
+
+
+def text(value: Any) -> str | None:
+    """A value as text, None for missing or blank; booleans as ``true``/``false``, whole numbers
+    without ``.0``."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dict | list):
+        return None
+    out = str(value).strip()
+    return out or None
+
+
+_TAG = re.compile(r"<[^>]+>")
+_BREAK = re.compile(r"(?i)<\s*(br|/p|/div|/li|/h\d)\s*/?\s*>")
+
+
+def first_line(body: Any) -> str:
+    """The first non-empty line of a (possibly HTML) body."""
+    raw = text(body)
+    if raw is None:
+        return ""
+    plain = html.unescape(_TAG.sub("", _BREAK.sub("\n", raw)))
+    for line in plain.splitlines():
+        if line.strip():
+            return line.strip()[:255]
+    return ""
+
+
+def lookup_id(value: Any) -> str | None:
+    """The id of a lookup ``{name, id}`` (or a bare id)."""
+    if isinstance(value, dict):
+        return text(value.get("id"))
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        return text(value)
+    return None
+
+
+def get_ci(raw: Mapping[str, Any], name: str) -> Any:
+    """``raw[name]``, matching the key without regard to case (``seats_purchased`` ~ ``Seats_Purchased``)."""
+    if name in raw:
+        return raw[name]
+    lowered = name.lower()
+    for key, value in raw.items():
+        if key.lower() == lowered:
+            return value
+    return None
+
+
+# ---- Zoho -> canonical -------------------------------------------------------------------------
+
+
+class SkipRecord(ValueError):
+    """A record that cannot be mapped; it is logged and left out."""
+
+
+def record_id(raw: Mapping[str, Any]) -> str:
+    value = raw.get("id")
+    if value is None or isinstance(value, bool | dict | list) or not str(value).strip():
+        raise SkipRecord("it has no id")
+    return str(value).strip()
+
+
+def modified_at(raw: Mapping[str, Any]) -> datetime | None:
+    return parse_datetime(raw.get("Modified_Time"))
+
+
+def _updated(raw: Mapping[str, Any]) -> datetime:
+    stamp = modified_at(raw)
+    if stamp is None:
+        raise SkipRecord(f"its Modified_Time {raw.get('Modified_Time')!r} cannot be read")
+    return stamp
+
+
+def _account_of(raw: Mapping[str, Any], lookup: str) -> str | None:
+    """The account an activity belongs to: ``What_Id``/``Parent_Id`` when ``$se_module`` is Accounts."""
+    target = raw.get(lookup)
+    module = raw.get("$se_module")
+    if module is None and isinstance(target, dict):
+        inner = target.get("module")
+        module = inner.get("api_name") if isinstance(inner, dict) else inner
+    if module not in (None, "Accounts"):
+        return None
+    return lookup_id(target)
+
+
+def map_account(raw: Mapping[str, Any], options: MappingOptions) -> Account:
+    return Account(
+        id=record_id(raw),
+        updated_at=_updated(raw),
+        name=text(raw.get("Account_Name")) or "",
+        owner_id=lookup_id(raw.get("Owner")),
+        domain=text(raw.get("Website")),
+        industry=text(raw.get("Industry")),
+        lifecycle_stage=text(raw.get("Account_Type")),  # not asked for: not in every org
+        created_at=parse_datetime(raw.get("Created_Time")),
+        fields={name: text(get_ci(raw, options.account_api_name(name))) for name in options.account_fields},
+        product_fields={name: text(raw.get(api)) for name, api in options.product_fields.items()},
+    )
+
+
+def map_contact(raw: Mapping[str, Any], options: MappingOptions) -> Contact:
+    name = " ".join(p for p in (text(raw.get("First_Name")), text(raw.get("Last_Name"))) if p)
+    return Contact(
+        id=record_id(raw),
+        updated_at=_updated(raw),
+        account_id=lookup_id(raw.get("Account_Name")),
+        email=text(raw.get("Email")),
+        name=name or text(raw.get("Full_Name")) or "",
+        lifecycle_stage=text(raw.get("Lead_Source")),
+        created_at=parse_datetime(raw.get("Created_Time")),
+    )
+
+
+def deal_state(stage: str | None) -> tuple[bool, bool]:
+    """(closed, won) from a Zoho stage name (``Closed Won``, ``Closed Lost``, ``Closed-Lost to Competition``)."""
+    lowered = (stage or "").lower()
+    closed = lowered.startswith("closed")
+    return closed, closed and "won" in lowered
+
+
+def map_deal(raw: Mapping[str, Any], options: MappingOptions) -> Deal:
+    stage = text(raw.get("Stage"))
+    closed, won = deal_state(stage)
+    pipeline = text(raw.get("Pipeline"))
+    close = raw.get("Closing_Date")
+    return Deal(
+        id=record_id(raw),
+        updated_at=_updated(raw),
+        account_id=lookup_id(raw.get("Account_Name")),
+        owner_id=lookup_id(raw.get("Owner")),
+        name=text(raw.get("Deal_Name")) or "",
+        stage=stage,
+        is_closed=closed,
+        is_won=won,
+        amount=parse_number(raw.get("Amount")),
+        currency=text(raw.get("Currency")),
+        close_date=parse_datetime(close),
+        created_at=parse_datetime(raw.get("Created_Time")),
+        extra={"pipeline": pipeline} if pipeline else {},
+    )
+
+
+def map_line_items(raw: Mapping[str, Any]) -> list[LineItem]:
+    """One canonical line item per row of a deal's product subform (the deal's stamp as theirs)."""
+    deal_id = record_id(raw)
+    updated = _updated(raw)
+    rows = raw.get(DEAL_PRODUCTS)
+    if rows is None:
+        return []
+    if not isinstance(rows, list):
+        raise SkipRecord(f"its {DEAL_PRODUCTS} is not a list")
+    items: list[LineItem] = []
+    for n, row in enumerate(rows):
+        if not isinstance(row, dict):
+            log.warning("skipping Zoho Deals %s %s row %d: not an object", deal_id, DEAL_PRODUCTS, n)
+            continue
+        product = row.get("Product_Name") or row.get("Product")
+        quantity = parse_number(row.get("Quantity"))
+        price = parse_number(row.get("List_Price") or row.get("Unit_Price"))
+        amount = parse_number(row.get("Total") or row.get("Amount"))
+        if amount is None and price is not None:
+            amount = price * (1.0 if quantity is None else quantity)
+        try:
+            items.append(
+                LineItem(
+                    id=text(row.get("id")) or f"{deal_id}:{n}",
+                    updated_at=updated,
+                    deal_id=deal_id,
+                    product_id=lookup_id(product),
+                    sku=text(row.get("Product_Code")),
+                    name=(text(product.get("name")) if isinstance(product, dict) else None) or "",
+                    quantity=1.0 if quantity is None else quantity,
+                    unit_price=price,
+                    amount=amount,
+                    billing_period=_billing_period(row.get("Billing_Frequency")),
+                )
+            )
+        except ValidationError as exc:
+            log.warning(
+                "skipping Zoho Deals %s %s row %d: %s", deal_id, DEAL_PRODUCTS, n, exc.errors()[0]["msg"]
+            )
+    return items
+
+
+_PERIODS = {"annually": "annually", "yearly": "annually", "monthly": "monthly", "quarterly": "quarterly"}
+
+
+def _billing_period(value: Any) -> str | None:
+    raw = text(value)
+    return None if raw is None else _PERIODS.get(raw.lower(), raw.lower())
+
+
+def map_product(raw: Mapping[str, Any], options: MappingOptions) -> Product:
+    extra = {key: value for api, key in PRODUCT_EXTRA.items() if (value := text(raw.get(api))) is not None}
+    return Product(
+        id=record_id(raw),
+        updated_at=_updated(raw),
+        sku=text(raw.get("Product_Code")),
+        name=text(raw.get("Product_Name")) or "",
+        unit_price=parse_number(raw.get("Unit_Price")),
+        extra=extra,
+    )
+
+
+def map_user(raw: Mapping[str, Any]) -> Owner:
+    updated = parse_datetime(raw.get("Modified_Time")) or parse_datetime(raw.get("created_time"))
+    if updated is None:
+        raise SkipRecord(f"its Modified_Time {raw.get('Modified_Time')!r} cannot be read")
+    name = text(raw.get("full_name")) or " ".join(
+        p for p in (text(raw.get("first_name")), text(raw.get("last_name"))) if p
+    )
+    status = (text(raw.get("status")) or "active").lower()
+    extra: dict[str, Any] = {}
+    for key in ("role", "profile"):
+        value = raw.get(key)
+        if isinstance(value, dict) and value.get("name"):
+            extra[key] = str(value["name"])
+    return Owner(
+        id=record_id(raw),
+        updated_at=updated,
+        email=text(raw.get("email")),
+        name=name,
+        active=status == "active",
+        extra=extra,
+    )
+
+
+Direction = Literal["inbound", "outbound"]
+_CALL_DIRECTIONS: dict[str, Direction] = {"inbound": "inbound", "outbound": "outbound", "missed": "inbound"}
+
+
+def map_activity(stream: str, raw: Mapping[str, Any], options: MappingOptions) -> Activity:
+    kind = ACTIVITY_KINDS[stream]
+    direction: Direction | None = None
+    outcome: str | None = None
+    status: str | None = None
+    upsell_key: str | None = None
+    extra: dict[str, Any] = {}
+    account_id = _account_of(raw, "What_Id")
+    if kind is ActivityKind.CALL:
+        subject = text(raw.get("Subject")) or ""
+        call_type = (text(raw.get("Call_Type")) or "").lower()
+        direction = _CALL_DIRECTIONS.get(call_type)
+        outcome = text(raw.get("Call_Result")) or ("missed" if call_type == "missed" else None)
+        occurred = parse_datetime(raw.get("Call_Start_Time"))
+    elif kind is ActivityKind.MEETING:
+        subject = text(raw.get("Event_Title")) or ""
+        occurred = parse_datetime(raw.get("Start_DateTime"))
+    elif kind is ActivityKind.NOTE:
+        subject = text(raw.get("Note_Title")) or first_line(raw.get("Note_Content"))
+        occurred = parse_datetime(raw.get("Created_Time"))
+        account_id = _account_of(raw, "Parent_Id")
+    else:
+        subject = text(raw.get("Subject")) or ""
+        status = "done" if (text(raw.get("Status")) or "").lower() in DONE_STATUSES else "open"
+        upsell_key = text(raw.get(options.task_key_field))
+        due = parse_datetime(raw.get("Due_Date"))
+        occurred = due
+        if (priority := text(raw.get("Priority"))) is not None:
+            extra["priority"] = priority
+    return Activity(
+        id=record_id(raw),
+        updated_at=_updated(raw),
+        kind=kind,
+        account_id=account_id,
+        contact_id=lookup_id(raw.get("Who_Id")),
+        owner_id=lookup_id(raw.get("Owner")),
+        occurred_at=occurred,
+        direction=direction,
+        outcome=outcome,
+        subject=subject,
+        status=status,
+        upsell_key=upsell_key,
+        extra=extra,
+    )
+
+
+_MAPPERS: dict[str, Callable[[Mapping[str, Any], MappingOptions], Record | list[LineItem]]] = {
+    "accounts": map_account,
+    "contacts": map_contact,
+    "deals": map_deal,
+    "line_items": lambda raw, _options: map_line_items(raw),
+    "products": map_product,
+    "users": lambda raw, _options: map_user(raw),
+    "tasks": lambda raw, options: map_activity("tasks", raw, options),
+    "calls": lambda raw, options: map_activity("calls", raw, options),
+    "events": lambda raw, options: map_activity("events", raw, options),
+    "notes": lambda raw, options: map_activity("notes", raw, options),
+}
+
+
+def map_record(stream: str, raw: Any, options: MappingOptions) -> list[Record]:
+    """One Zoho record as canonical records (line items: one per subform row); [] with a warning
+    where it is malformed."""
+    mapper = _MAPPERS[stream]
+    ident = raw.get("id") if isinstance(raw, dict) else None
+    module = MODULES.get(stream, "users")
+    try:
+        if not isinstance(raw, dict):
+            raise SkipRecord(f"it is a {type(raw).__name__}, not an object")
+        mapped = mapper(raw, options)
+    except (SkipRecord, ValidationError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        reason = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) and exc.errors() else str(exc)
+        log.warning("skipping Zoho %s %s: %s", module, ident if ident is not None else "(no id)", reason)
+        return []
+    return list(mapped) if isinstance(mapped, list) else [mapped]
+
+
+def map_records(stream: str, raws: Iterable[Any], options: MappingOptions) -> list[Record]:
+    return [record for raw in raws for record in map_record(stream, raw, options)]
+
+
+# ---- canonical -> Zoho -------------------------------------------------------------------------
+
+
+def field_body(spec: FieldSpec, label: str) -> dict[str, Any]:
+    """One field of ``POST /settings/fields?module=...``."""
+    kinds: dict[str, dict[str, Any]] = {
+        "number": {"data_type": "double", "length": 16, "decimal_place": 2},
+        "string": {"data_type": "text", "length": 255},
+        "text": {"data_type": "textarea", "textarea": {"type": "large"}},
+        "datetime": {"data_type": "datetime"},
+        "enumeration": {"data_type": "picklist"},
+    }
+    body: dict[str, Any] = {
+        "field_label": label,
+        "tooltip": {"name": "static_text", "value": spec.description[:255]},
+    }
+    body.update(kinds[spec.type])
+    if spec.type == "enumeration":
+        body["pick_list_values"] = [{"display_value": o, "actual_value": o} for o in spec.options]
+    return body
+
+
+_SPEC_TYPES: dict[str, str] = {spec.name: spec.type for spec in (*ACCOUNT_FIELDS, TASK_KEY_FIELD)}
+
+
+def write_value(name: str, value: str) -> Any:
+    """A rendered product value as Zoho takes it: numbers as numbers, datetimes with an offset, blank
+    as null. A value that does not parse is sent as it is, for Zoho to reject that record alone."""
+    kind = _SPEC_TYPES.get(name, "string")
+    if value is None or value.strip() == "":
+        return None
+    if kind == "number":
+        number = parse_number(value)
+        return value if number is None else number
+    if kind == "datetime":
+        stamp = parse_datetime(value)
+        return value if stamp is None else zoho_datetime(stamp)
+    return value
+
+
+def account_update_body(update: FieldUpdate, product_fields: Mapping[str, str]) -> dict[str, Any]:
+    """One record of ``PUT /Accounts``: the id and our fields by api_name."""
+    body: dict[str, Any] = {"id": update.account_id}
+    for name, value in update.values.items():
+        api = product_fields.get(name)
+        if api is not None:
+            body[api] = write_value(name, value)
+    return body
+
+
+def task_body(draft: TaskDraft, key_field: str) -> dict[str, Any]:
+    """One record of ``POST /Tasks``: linked to the account, owned by the account owner."""
+    body: dict[str, Any] = {
+        "Subject": draft.subject[:255],
+        "Description": draft.body,
+        "Due_Date": draft.due.isoformat(),
+        "Priority": PRIORITIES[draft.priority],
+        "Status": "Not Started",
+        "What_Id": {"id": draft.account_id},
+        "$se_module": "Accounts",
+        key_field: draft.key,
+    }
+    if draft.owner_id:
+        body["Owner"] = {"id": draft.owner_id}
+    return body
+
+
+def chunks(items: Sequence[Any], size: int) -> list[list[Any]]:
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
