@@ -36,8 +36,10 @@ slow: install
 	$(UV) run --frozen pytest -q -m slow
 
 bench: install
-	$(UV) run --frozen python bench/bench_rules.py
-	$(UV) run --frozen python bench/bench_hubspot.py
+	$(UV) run --frozen python -m bench.bench_rules
+	$(UV) run --frozen python -m bench.bench_hubspot
+	$(UV) run --frozen python -m bench.bench_salesforce
+	$(UV) run --frozen python -m bench.bench_zoho
 
 clean:
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache

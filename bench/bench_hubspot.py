@@ -10,39 +10,19 @@ import argparse
 import asyncio
 import math
 import os
-import resource
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.common import peak_rss_mb, sandbox_process
 from crm_upsell_connector.config import parse_config
 from crm_upsell_connector.connector import load_plugins
 from crm_upsell_connector.demo import sandbox_config
 from crm_upsell_connector.fields import ALL_FIELDS
 from crm_upsell_connector.pipeline import Session
-from crm_upsell_connector.sandbox.server import SandboxOptions, find_free_port
+from crm_upsell_connector.sandbox.server import SandboxOptions
 from crm_upsell_connector.secrets import SecretResolver
-
-
-def wait_for(port: int, proc: subprocess.Popen[bytes], timeout: float = 600) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the sandbox exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise SystemExit("the sandbox did not start in time")
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def minimum_full_calls(per_stream: dict[str, int]) -> int:
@@ -51,37 +31,8 @@ def minimum_full_calls(per_stream: dict[str, int]) -> int:
 
 
 def main(accounts: int, latency_ms: int, rate: int) -> None:
-    port = find_free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "crm_upsell_connector.cli",
-        "sandbox",
-        "serve",
-        "--crm",
-        "hubspot",
-        "--port",
-        str(port),
-        "--accounts",
-        str(accounts),
-        "--latency-ms",
-        str(latency_ms),
-        "--rate-limit",
-        str(rate),
-    ]
-    print(
-        f"starting the sandbox: {accounts} companies, {rate} req/10 s, {latency_ms} ms latency ...",
-        flush=True,
-    )
-    built = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    try:
-        wait_for(port, proc)
-        print(f"sandbox up in {time.monotonic() - built:.1f} s", flush=True)
+    with sandbox_process("hubspot", accounts, latency_ms, rate) as port:
         asyncio.run(measure(port, accounts, latency_ms, rate))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 async def measure(port: int, accounts: int, latency_ms: int, rate: int) -> None:

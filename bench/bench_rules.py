@@ -4,7 +4,7 @@ Fills a SQLite store file with synthetic rows (bulk ``executemany`` through the 
 format SQLAlchemy reads back), then times ``compute_features`` and ``RuleEngine.evaluate`` with the
 shipped ``config.example.toml``. Prints accounts per second, wall time and peak RSS.
 
-    uv run python bench/bench_rules.py [--accounts 100000] [--activities 2000000] [--db PATH]
+    uv run python -m bench.bench_rules [--accounts 100000] [--activities 2000000] [--db PATH]
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource
 import sqlite3
 import tempfile
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from bench.common import peak_rss_mb
 from crm_upsell_connector.features import compute_features
 from crm_upsell_connector.rules import RuleEngine, load_rules, segment_counts
 from crm_upsell_connector.store import schema
@@ -43,10 +43,6 @@ KINDS = ("email", "email", "email", "call", "call", "meeting", "note", "task")
 
 def ts(value: datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's SQLite DateTime storage format
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def fill(path: Path, accounts: int, activities: int, seed: int = 1) -> None:
