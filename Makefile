@@ -1,15 +1,14 @@
 # Two commands on a fresh machine: `make demo` and `make test`. Both install what they need first.
 SHELL := /bin/bash
-UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv from PATH, else as a module of the machine's Python (installed from PyPI on first use).
+UV ?= $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 PY_SRC := src connectors
 
 .PHONY: demo test check lint typecheck unit slow bench install clean
 
-$(UV):
-	@echo "uv not found: installing it from PyPI into ~/.local"
-	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet --user --break-system-packages uv
-
-.venv/.installed: $(UV) pyproject.toml uv.lock connectors/*/pyproject.toml
+.venv/.installed: pyproject.toml uv.lock connectors/*/pyproject.toml
+	@$(UV) --version >/dev/null 2>&1 || { echo "uv not found: installing it from PyPI"; \
+	  python3 -m pip install --quiet --user uv || python3 -m pip install --quiet --user --break-system-packages uv; }
 	$(UV) sync --frozen --all-packages
 	@touch $@
 
