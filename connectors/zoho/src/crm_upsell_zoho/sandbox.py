@@ -866,6 +866,9 @@ class ZohoSandbox:
         users = (
             org.users if kind not in ("CurrentUser", "AdminUsers", "ActiveConfirmedAdmins") else org.users[:1]
         )
+        since = self._since(request)
+        if since is not None:  # like records: only users modified at or after the header's second
+            users = [u for u in users if u.created_ms + 3_600_000 >= since]
         start = (page - 1) * per_page
         chunk = users[start : start + per_page]
         if not chunk:
