@@ -199,3 +199,12 @@ def test_init_writes_a_config_that_check_can_read(tmp_path: Path, capsys: pytest
     assert 'token = "keyring:hs-token"' in path.read_text()
     assert main(["--config", str(path), "init", "--crm", "hubspot", "--token", "keyring:hs-token"]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_init_for_another_crm_writes_that_connectors_settings(tmp_path: Path) -> None:
+    path = tmp_path / "sf.toml"
+    assert main(["--config", str(path), "init", "--crm", "salesforce"]) == 0
+    text = path.read_text()
+    assert 'crm = "salesforce"' in text
+    assert "# login_url = " in text and "daily_api_share" in text
+    assert 'keyring:hubspot-token' not in text  # no HubSpot keys left behind

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
@@ -42,8 +43,39 @@ def render_config(
         text = re.sub(r'(?m)^# base_url = "[^"]*"', f'base_url = "{base_url}"', text, count=1)
     if store_url:
         text = re.sub(r'(?m)^# url = "[^"]*"', f'url = "{store_url}"', text, count=1)
+    if crm != _EXAMPLE_CRM:
+        text = _replace_settings(text, name, crm)
     parse_config(tomllib.loads(text), "the new config")
     return text
+
+
+_EXAMPLE_CRM = "hubspot"
+_SECRET_FIELDS = ("token", "client_secret", "refresh_token", "private_key")
+
+
+def _replace_settings(text: str, name: str, crm: str) -> str:
+    """The example's HubSpot settings swapped for the named connector's, each key documented."""
+    from crm_upsell_connector.connector import load_plugins
+
+    plugins = load_plugins()
+    if crm not in plugins:
+        raise ConfigError(
+            f"no connector named {crm!r} is installed", hint=f"installed: {', '.join(sorted(plugins))}"
+        )
+    header = f"[connections.{name}.settings]"
+    start = text.index(header)
+    end = text.index("\n\n", start)
+    lines = [header, f"# {plugins[crm].title} settings; see the connector's README for the set-up steps."]
+    for key, info in plugins[crm].settings_model.model_fields.items():
+        if info.description:
+            lines.append(f"# {info.description}")
+        if key in _SECRET_FIELDS:
+            lines.append(f'# {key} = "keyring:{crm}-{key.replace("_", "-")}"')
+        elif info.default is not None and isinstance(info.default, (str, int, float, bool)):
+            lines.append(f"# {key} = {json.dumps(info.default)}")
+        else:
+            lines.append(f'# {key} = ""')
+    return text[:start] + "\n".join(lines) + text[end:]
 
 
 def write_config(

@@ -121,7 +121,12 @@ def init(
     )
     output.console.print(f"wrote {written}")
     secret = token.partition(":")[2]
-    if token.startswith("keyring:"):
+    if crm != "hubspot":
+        output.console.print(
+            f"next: fill in [connections.{name}.settings] (each key is documented there), store its secrets "
+            "with 'crm-upsell auth set NAME', then run 'crm-upsell check'"
+        )
+    elif token.startswith("keyring:"):
         output.console.print(f"next: crm-upsell auth set {secret}, then crm-upsell check")
 
 
