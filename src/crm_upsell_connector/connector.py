@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from importlib import import_module
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -142,6 +143,41 @@ class ConnectorPlugin(Protocol):
 
     def sandbox_secrets(self, options: SandboxOptions) -> dict[str, str]:
         """Environment variables holding the sandbox's credentials (name -> value)."""
+
+
+class PluginBase:
+    """The parts of a :class:`ConnectorPlugin` that are the same for every CRM.
+
+    A connector package sets ``name``, ``title``, ``settings_model``, ``connector_class`` and
+    ``sandbox_module`` (whose ``create_app(scenario, options)`` builds its sandbox, imported only
+    when a sandbox is wanted), and writes ``sandbox_settings`` / ``sandbox_secrets`` itself.
+    """
+
+    name: str
+    title: str
+    settings_model: type[BaseModel]
+    connector_class: Callable[[Any, SecretResolver, ConnectorContext], Connector]
+    sandbox_module: str
+
+    def create(self, settings: BaseModel, secrets: SecretResolver, context: ConnectorContext) -> Connector:
+        if not isinstance(settings, self.settings_model):
+            settings = self.settings_model.model_validate(settings.model_dump())
+        return self.connector_class(settings, secrets, context)
+
+    def sandbox_app(self, scenario: Scenario, options: SandboxOptions) -> ASGIApp:
+        app: ASGIApp = import_module(self.sandbox_module).create_app(scenario, options)
+        return app
+
+
+def fields_check(item: str, expected: Sequence[str], missing: Sequence[str], permission: str) -> CheckResult:
+    """The ``check`` line for the product's fields on one object: present, or what to run."""
+    if missing:
+        return CheckResult(
+            item=item,
+            ok=False,
+            detail=f"missing {', '.join(missing)}: run 'crm-upsell setup' to create them (needs {permission})",
+        )
+    return CheckResult(item=item, ok=True, detail=f"{len(expected)} fields present")
 
 
 def load_plugins() -> dict[str, ConnectorPlugin]:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
-from crm_upsell_connector.connector import CallStats, Connector, ConnectorContext
+from crm_upsell_connector.connector import CallStats, Connector, ConnectorContext, PluginBase, fields_check
 from crm_upsell_connector.errors import ConfigError, ConnectorError, FatalAPIError, RetriableAPIError
 from crm_upsell_connector.fields import ACCOUNT_FIELDS
 from crm_upsell_connector.models import (
@@ -54,9 +54,6 @@ from crm_upsell_hubspot.mapping import (
 from crm_upsell_hubspot.settings import HubSpotSettings
 
 if TYPE_CHECKING:
-    from starlette.types import ASGIApp
-
-    from crm_upsell_connector.sandbox.scenario import Scenario
     from crm_upsell_connector.sandbox.server import SandboxOptions
     from crm_upsell_connector.secrets import SecretResolver
 
@@ -657,36 +654,18 @@ class HubSpotConnector(Connector):
                 checks.append(CheckResult(item=item, ok=False, detail=exc.one_line()))
                 continue
             missing = [n for n in names if n not in existing]
-            if missing:
-                checks.append(
-                    CheckResult(
-                        item=item,
-                        ok=False,
-                        detail=f"missing {', '.join(missing)}: run 'crm-upsell setup' to create them "
-                        "(needs the crm.schemas.*.write scopes)",
-                    )
-                )
-            else:
-                checks.append(CheckResult(item=item, ok=True, detail=f"{len(names)} properties present"))
+            checks.append(fields_check(item, names, missing, "the crm.schemas.*.write scopes"))
         return checks
 
 
-class HubSpotPlugin:
+class HubSpotPlugin(PluginBase):
     """What the package registers in the ``crm_upsell_connector.connectors`` entry-point group."""
 
     name = "hubspot"
     title = "HubSpot"
     settings_model: type[BaseModel] = HubSpotSettings
-
-    def create(self, settings: BaseModel, secrets: SecretResolver, context: ConnectorContext) -> Connector:
-        if not isinstance(settings, HubSpotSettings):
-            settings = HubSpotSettings.model_validate(settings.model_dump())
-        return HubSpotConnector(settings, secrets, context)
-
-    def sandbox_app(self, scenario: Scenario, options: SandboxOptions) -> ASGIApp:
-        from crm_upsell_hubspot.sandbox import create_app
-
-        return create_app(scenario, options)
+    connector_class = HubSpotConnector
+    sandbox_module = "crm_upsell_hubspot.sandbox"
 
     def sandbox_settings(self, base_url: str, options: SandboxOptions) -> dict[str, Any]:
         return {

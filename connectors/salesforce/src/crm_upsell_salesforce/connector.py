@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
-from crm_upsell_connector.connector import CallStats, Connector, ConnectorContext
+from crm_upsell_connector.connector import CallStats, Connector, ConnectorContext, PluginBase, fields_check
 from crm_upsell_connector.errors import ConfigError, ConnectorError, FatalAPIError, RetriableAPIError
 from crm_upsell_connector.fields import ACCOUNT_FIELD_NAMES, ACCOUNT_FIELDS
 from crm_upsell_connector.models import (
@@ -48,9 +48,6 @@ from crm_upsell_salesforce.mapping import (
 from crm_upsell_salesforce.settings import SalesforceSettings
 
 if TYPE_CHECKING:
-    from starlette.types import ASGIApp
-
-    from crm_upsell_connector.sandbox.scenario import Scenario
     from crm_upsell_connector.sandbox.server import SandboxOptions
     from crm_upsell_connector.secrets import SecretResolver
 
@@ -589,36 +586,18 @@ class SalesforceConnector(Connector):
                 checks.append(CheckResult(item=item, ok=False, detail=exc.one_line()))
                 continue
             missing = [n for n in names if n.removesuffix("__c").lower() not in existing]
-            if missing:
-                checks.append(
-                    CheckResult(
-                        item=item,
-                        ok=False,
-                        detail=f"missing {', '.join(missing)}: run 'crm-upsell setup' to create them "
-                        "(needs the 'Customize Application' permission)",
-                    )
-                )
-            else:
-                checks.append(CheckResult(item=item, ok=True, detail=f"{len(names)} custom fields present"))
+            checks.append(fields_check(item, names, missing, "the 'Customize Application' permission"))
         return checks
 
 
-class SalesforcePlugin:
+class SalesforcePlugin(PluginBase):
     """What the package registers in the ``crm_upsell_connector.connectors`` entry-point group."""
 
     name = "salesforce"
     title = "Salesforce"
     settings_model: type[BaseModel] = SalesforceSettings
-
-    def create(self, settings: BaseModel, secrets: SecretResolver, context: ConnectorContext) -> Connector:
-        if not isinstance(settings, SalesforceSettings):
-            settings = SalesforceSettings.model_validate(settings.model_dump())
-        return SalesforceConnector(settings, secrets, context)
-
-    def sandbox_app(self, scenario: Scenario, options: SandboxOptions) -> ASGIApp:
-        from crm_upsell_salesforce.sandbox import create_app
-
-        return create_app(scenario, options)
+    connector_class = SalesforceConnector
+    sandbox_module = "crm_upsell_salesforce.sandbox"
 
     def sandbox_settings(self, base_url: str, options: SandboxOptions) -> dict[str, Any]:
         """The sandbox through the client-credentials flow (its login host is the sandbox itself)."""

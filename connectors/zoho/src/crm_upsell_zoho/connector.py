@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from pydantic import BaseModel
 
-from crm_upsell_connector.connector import CallStats, Connector, ConnectorContext
+from crm_upsell_connector.connector import CallStats, Connector, ConnectorContext, PluginBase, fields_check
 from crm_upsell_connector.errors import (
     ConfigError,
     ConnectorError,
@@ -84,9 +84,6 @@ from crm_upsell_zoho.mapping import (
 from crm_upsell_zoho.settings import ZohoSettings
 
 if TYPE_CHECKING:
-    from starlette.types import ASGIApp
-
-    from crm_upsell_connector.sandbox.scenario import Scenario
     from crm_upsell_connector.sandbox.server import SandboxOptions
     from crm_upsell_connector.secrets import SecretResolver
 
@@ -724,36 +721,18 @@ class ZohoConnector(Connector):
             self._learn(module, fields)
             present = {str(f.get("field_label") or "").strip().lower() for f in fields}
             missing = [label for label in labels if label.lower() not in present]
-            if missing:
-                checks.append(
-                    CheckResult(
-                        item=item,
-                        ok=False,
-                        detail=f"missing {', '.join(missing)}: run 'crm-upsell setup' to create them "
-                        "(needs the ZohoCRM.settings.fields.ALL scope)",
-                    )
-                )
-            else:
-                checks.append(CheckResult(item=item, ok=True, detail=f"{len(labels)} fields present"))
+            checks.append(fields_check(item, labels, missing, "the ZohoCRM.settings.fields.ALL scope"))
         return checks
 
 
-class ZohoPlugin:
+class ZohoPlugin(PluginBase):
     """What the package registers in the ``crm_upsell_connector.connectors`` entry-point group."""
 
     name = "zoho"
     title = "Zoho CRM"
     settings_model: type[BaseModel] = ZohoSettings
-
-    def create(self, settings: BaseModel, secrets: SecretResolver, context: ConnectorContext) -> Connector:
-        if not isinstance(settings, ZohoSettings):
-            settings = ZohoSettings.model_validate(settings.model_dump())
-        return ZohoConnector(settings, secrets, context)
-
-    def sandbox_app(self, scenario: Scenario, options: SandboxOptions) -> ASGIApp:
-        from crm_upsell_zoho.sandbox import create_app
-
-        return create_app(scenario, options)
+    connector_class = ZohoConnector
+    sandbox_module = "crm_upsell_zoho.sandbox"
 
     def sandbox_settings(self, base_url: str, options: SandboxOptions) -> dict[str, Any]:
         return {
