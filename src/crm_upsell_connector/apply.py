@@ -16,10 +16,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, select, update
 
+from crm_upsell_connector.batching import chunked
 from crm_upsell_connector.connector import Connector
 from crm_upsell_connector.errors import APIError, QuotaError, RetriableAPIError
 from crm_upsell_connector.models import ActivityKind, FieldUpdate, TaskDraft, WriteResult
-from crm_upsell_connector.plan import Plan, chunked
+from crm_upsell_connector.plan import Plan
 from crm_upsell_connector.store.repo import upsert
 from crm_upsell_connector.store.schema import accounts, activities, outbox, task_keys
 

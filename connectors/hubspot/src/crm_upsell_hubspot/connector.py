@@ -14,11 +14,12 @@ import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from pydantic import BaseModel
 
+from crm_upsell_connector.batching import chunked, unique_batches
 from crm_upsell_connector.connector import CallStats, Connector, ConnectorContext, PluginBase, fields_check
 from crm_upsell_connector.errors import ConfigError, ConnectorError, FatalAPIError, RetriableAPIError
 from crm_upsell_connector.fields import ACCOUNT_FIELDS
@@ -93,7 +94,6 @@ _NOT_RETRIABLE = frozenset(
 )
 _MS = timedelta(milliseconds=1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_T = TypeVar("_T")
 
 
 def to_ms(value: datetime) -> int:
@@ -102,10 +102,6 @@ def to_ms(value: datetime) -> int:
 
 def from_ms(ms: int) -> datetime:
     return _EPOCH + ms * _MS
-
-
-def _chunks(items: Sequence[_T], size: int) -> list[list[_T]]:
-    return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
 class HubSpotConnector(Connector):
@@ -477,25 +473,9 @@ class HubSpotConnector(Connector):
             message += " (it may or may not have been applied)"
         return [WriteResult(ref=r, ok=False, error=message, retriable=retriable) for r in refs]
 
-    @staticmethod
-    def _split_unique(refs: Sequence[str], size: int) -> list[list[int]]:
-        """Batches of input positions, at most ``size`` each, never the same ref twice in one."""
-        batches: list[list[int]] = []
-        current: list[int] = []
-        seen: set[str] = set()
-        for i, ref in enumerate(refs):
-            if len(current) >= size or ref in seen:
-                batches.append(current)
-                current, seen = [], set()
-            current.append(i)
-            seen.add(ref)
-        if current:
-            batches.append(current)
-        return batches
-
     async def update_accounts(self, updates: Sequence[FieldUpdate]) -> list[WriteResult]:
         out: list[WriteResult] = []
-        for batch in self._split_unique([u.account_id for u in updates], BATCH_LIMIT):
+        for batch in unique_batches([u.account_id for u in updates], BATCH_LIMIT):
             out.extend(await self._update_batch([updates[i] for i in batch]))
         return out
 
@@ -542,7 +522,7 @@ class HubSpotConnector(Connector):
         for draft in drafts:
             unique.setdefault(draft.key, draft)
         outcome: dict[str, WriteResult] = {}
-        for batch in _chunks(list(unique.values()), BATCH_LIMIT):
+        for batch in chunked(list(unique.values()), BATCH_LIMIT):
             for result in await self._create_batch(batch):
                 outcome[result.ref] = result
         return [outcome[d.key] for d in drafts]
@@ -604,7 +584,7 @@ class HubSpotConnector(Connector):
     async def find_tasks(self, keys: Sequence[str]) -> dict[str, str]:
         key_property = self.options.task_key_property
         found: dict[str, str] = {}
-        for chunk in _chunks(list(dict.fromkeys(keys)), 100):
+        for chunk in chunked(list(dict.fromkeys(keys)), 100):
             body = self._search_body(
                 "tasks",
                 [{"propertyName": key_property, "operator": "IN", "values": chunk}],

@@ -13,11 +13,12 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from pydantic import BaseModel
 
+from crm_upsell_connector.batching import chunked, unique_batches
 from crm_upsell_connector.connector import CallStats, Connector, ConnectorContext, PluginBase, fields_check
 from crm_upsell_connector.errors import ConfigError, ConnectorError, FatalAPIError, RetriableAPIError
 from crm_upsell_connector.fields import ACCOUNT_FIELD_NAMES, ACCOUNT_FIELDS
@@ -81,11 +82,6 @@ _RETRIABLE_CODES = frozenset(
     }
 )
 _NO_SUCH_COLUMN = re.compile(r"No such column '([A-Za-z0-9_.]+)'")
-_T = TypeVar("_T")
-
-
-def _chunks(items: Sequence[_T], size: int) -> list[list[_T]]:
-    return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
 def _iso(moment: datetime) -> str:
@@ -444,22 +440,6 @@ class SalesforceConnector(Connector):
             out.append(WriteResult(ref=ref, ok=False, error=message, retriable=retriable))
         return out
 
-    @staticmethod
-    def _split_unique(refs: Sequence[str], size: int) -> list[list[int]]:
-        """Batches of input positions, at most ``size`` each, never the same ref twice in one."""
-        batches: list[list[int]] = []
-        current: list[int] = []
-        seen: set[str] = set()
-        for i, ref in enumerate(refs):
-            if len(current) >= size or ref in seen:
-                batches.append(current)
-                current, seen = [], set()
-            current.append(i)
-            seen.add(ref)
-        if current:
-            batches.append(current)
-        return batches
-
     async def update_accounts(self, updates: Sequence[FieldUpdate]) -> list[WriteResult]:
         results: list[WriteResult | None] = [None] * len(updates)
         sendable: list[int] = []
@@ -472,7 +452,7 @@ class SalesforceConnector(Connector):
             else:
                 sendable.append(i)
         refs = [updates[i].account_id for i in sendable]
-        for batch in self._split_unique(refs, COLLECTION_LIMIT):
+        for batch in unique_batches(refs, COLLECTION_LIMIT):
             positions = [sendable[j] for j in batch]
             batch_refs = [updates[p].account_id for p in positions]
             try:
@@ -498,7 +478,7 @@ class SalesforceConnector(Connector):
         for draft in drafts:
             unique.setdefault(draft.key, draft)
         outcome: dict[str, WriteResult] = {}
-        for batch in _chunks(list(unique.values()), COLLECTION_LIMIT):
+        for batch in chunked(list(unique.values()), COLLECTION_LIMIT):
             refs = [d.key for d in batch]
             try:
                 reply = await self.client.request(
@@ -519,7 +499,7 @@ class SalesforceConnector(Connector):
     async def find_tasks(self, keys: Sequence[str]) -> dict[str, str]:
         key_field = self.options.task_key_field
         found: dict[str, str] = {}
-        for chunk in _chunks(list(dict.fromkeys(k for k in keys if k)), FIND_CHUNK):
+        for chunk in chunked(list(dict.fromkeys(k for k in keys if k)), FIND_CHUNK):
             query = soql.select("Task", ("Id", key_field), where=[soql.in_condition(key_field, chunk)])
             try:
                 async for records, _nxt in self.client.query_pages(query, endpoint="GET query Task keys"):

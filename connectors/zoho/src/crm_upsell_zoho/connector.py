@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from pydantic import BaseModel
 
+from crm_upsell_connector.batching import unique_batches
 from crm_upsell_connector.connector import CallStats, Connector, ConnectorContext, PluginBase, fields_check
 from crm_upsell_connector.errors import (
     ConfigError,
@@ -607,26 +608,10 @@ class ZohoConnector(Connector):
             self._record_result(ref, results[i] if i < len(results) else None) for i, ref in enumerate(refs)
         ]
 
-    @staticmethod
-    def _split_unique(refs: Sequence[str], size: int) -> list[list[int]]:
-        """Batches of input positions, at most ``size`` each, never the same ref twice in one."""
-        batches: list[list[int]] = []
-        current: list[int] = []
-        seen: set[str] = set()
-        for i, ref in enumerate(refs):
-            if len(current) >= size or ref in seen:
-                batches.append(current)
-                current, seen = [], set()
-            current.append(i)
-            seen.add(ref)
-        if current:
-            batches.append(current)
-        return batches
-
     async def update_accounts(self, updates: Sequence[FieldUpdate]) -> list[WriteResult]:
         """``PUT /Accounts``, 100 records a call, one result per update in input order."""
         out: list[WriteResult | None] = [None] * len(updates)
-        for batch in self._split_unique([u.account_id for u in updates], WRITE_LIMIT):
+        for batch in unique_batches([u.account_id for u in updates], WRITE_LIMIT):
             bodies = [account_update_body(updates[i], self._product_fields) for i in batch]
             results = await self._write(
                 "PUT", "Accounts", bodies, [updates[i].account_id for i in batch], idempotent=True
