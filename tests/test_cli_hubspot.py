@@ -207,4 +207,4 @@ def test_init_for_another_crm_writes_that_connectors_settings(tmp_path: Path) ->
     text = path.read_text()
     assert 'crm = "salesforce"' in text
     assert "# login_url = " in text and "daily_api_share" in text
-    assert 'keyring:hubspot-token' not in text  # no HubSpot keys left behind
+    assert "keyring:hubspot-token" not in text  # no HubSpot keys left behind
