@@ -8,6 +8,7 @@
     ├── AuthError                       credentials missing, rejected or not refreshable (exit 3)
     ├── StoreError                      the local database cannot be used (exit 4)
     ├── QuotaError                      the run stopped to stay within an API allowance (exit 5)
+    ├── BusyError                       another run holds this connection's store (exit 7)
     └── APIError(request, response)     the CRM answered with an error (exit 6)
         ├── RetriableAPIError           429, 5xx, transport failures: worth another try
         │   └── RateLimitError          429 / rate-limit body, carries the wait the CRM asked for
@@ -61,6 +62,12 @@ class QuotaError(ConnectorError):
     """A run stopped on purpose to stay inside the configured share of an API allowance."""
 
     exit_code = 5
+
+
+class BusyError(ConnectorError):
+    """Another run writes this connection's store right now; never two writers at once."""
+
+    exit_code = 7
 
 
 @dataclass(frozen=True)

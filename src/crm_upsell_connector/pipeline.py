@@ -24,6 +24,7 @@ from crm_upsell_connector.rules.engine import RuleEngine
 from crm_upsell_connector.rules.result import Recommendation
 from crm_upsell_connector.secrets import SecretResolver
 from crm_upsell_connector.store.engine import open_store
+from crm_upsell_connector.store.lock import RunLock
 from crm_upsell_connector.store.repo import upsert
 from crm_upsell_connector.store.runs import finish_run, start_run
 from crm_upsell_connector.store.schema import recommendation_history, recommendations, task_keys
@@ -47,6 +48,8 @@ class Session:
     engine: Engine
     secrets: SecretResolver = field(default_factory=SecretResolver)
     clock: Callable[[], datetime] = utcnow
+    #: how long a run waits for another run on the same connection before giving up.
+    lock_wait_s: float = 0.0
 
     @classmethod
     def open(
@@ -71,6 +74,10 @@ class Session:
     @classmethod
     def from_path(cls, path: Path | None, connection: str | None = None) -> Session:
         return cls.open(load_config(path), connection)
+
+    def writing(self) -> RunLock:
+        """Hold this for as long as the store is written: never two writers on one connection."""
+        return RunLock(self.engine, self.name, wait_s=self.lock_wait_s)
 
     def settings(self) -> Any:
         try:

@@ -42,6 +42,7 @@ class Globals:
     config: Path | None
     connection: str | None
     verbose: int
+    wait: float = 0.0
 
 
 def _globals(ctx: typer.Context) -> Globals:
@@ -66,6 +67,10 @@ def _root(
     verbose: Annotated[
         int, typer.Option("--verbose", "-v", count=True, help="more logging (-vv for HTTP)")
     ] = 0,
+    wait: Annotated[
+        float,
+        typer.Option("--wait", min=0, help="seconds to wait for another run on the same connection"),
+    ] = 0.0,
 ) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(
@@ -74,12 +79,14 @@ def _root(
     if verbose < 2:
         logging.getLogger("httpx").setLevel(logging.WARNING)
     install_log_redaction()
-    ctx.obj = Globals(config, connection, verbose)
+    ctx.obj = Globals(config, connection, verbose, wait)
 
 
 def _session(ctx: typer.Context) -> Session:
     g = _globals(ctx)
-    return Session.from_path(g.config, g.connection)
+    session = Session.from_path(g.config, g.connection)
+    session.lock_wait_s = g.wait
+    return session
 
 
 # ---- set-up -------------------------------------------------------------------------------------
@@ -210,7 +217,8 @@ def sync(
             output.sync_table(report)
             output.console.print(f"{connector.stats.calls} API call(s)")
 
-    asyncio.run(go())
+    with session.writing():
+        asyncio.run(go())
 
 
 @app.command()
@@ -220,7 +228,9 @@ def score(
     top: Annotated[int, typer.Option(help="how many proposals to list")] = 10,
 ) -> None:
     """Score every account, segment it and pick its proposal (from the store; no CRM calls)."""
-    recs = _session(ctx).score()
+    session = _session(ctx)
+    with session.writing():
+        recs = session.score()
     if as_json:
         output.print_json([r.model_dump(mode="json") for r in recs])
         return
@@ -235,7 +245,9 @@ def explain(
     """Show the score, every factor, rule and guardrail, and the proposal for one account."""
     from crm_upsell_connector.cli.explain import render_explanation
 
-    recs = _session(ctx).score()
+    session = _session(ctx)
+    with session.writing():
+        recs = session.score()
     match = next((r for r in recs if r.account_id == account_id), None)
     if match is None:
         raise ConfigError(
@@ -250,7 +262,8 @@ def plan(
 ) -> None:
     """Show every write apply would make, without making any."""
     session = _session(ctx)
-    result = session.plan(session.score())
+    with session.writing():
+        result = session.plan(session.score())
     if as_json:
         output.print_json(result.to_json())
     else:
@@ -268,7 +281,9 @@ def apply(ctx: typer.Context) -> None:
         async with session.connector() as connector:
             return await _apply(session, connector, result)
 
-    if not asyncio.run(go()):
+    with session.writing():
+        ok = asyncio.run(go())
+    if not ok:
         raise typer.Exit(1)
 
 
@@ -300,7 +315,9 @@ def run(
             output.console.print(result.render(limit=20))
             return True if dry_run else await _apply(session, connector, result)
 
-    if not asyncio.run(go()):
+    with session.writing():
+        ok = asyncio.run(go())
+    if not ok:
         raise typer.Exit(1)
 
 
