@@ -142,3 +142,19 @@ async def test_a_crash_mid_incremental_read_skips_the_boundary_it_already_stored
     report = await syncer(engine, again).run(streams=["accounts"])
     assert again.last_skip == frozenset(state.boundary_ids)
     assert report.streams["accounts"].records == 2  # only the two not stored before the crash
+
+
+async def test_a_stream_that_keeps_failing_does_not_stop_the_others(engine: Engine) -> None:
+    from crm_upsell_connector.errors import RetriableAPIError
+
+    class TasksDown(FakeConnector):
+        async def read(self, stream, since, resume=None, skip_ids=frozenset()):  # type: ignore[no-untyped-def]
+            if stream == "tasks":
+                raise RetriableAPIError("the CRM failed with HTTP 503 on GET /tasks")
+            async for page in super().read(stream, since, resume, skip_ids):
+                yield page
+
+    report = await syncer(engine, TasksDown(FakeCRM(accounts=12))).run()
+    assert report.streams["accounts"].records == 12
+    assert report.failed == {"tasks": "the CRM failed with HTTP 503 on GET /tasks"}
+    assert count(engine) == 12

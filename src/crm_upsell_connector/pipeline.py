@@ -116,8 +116,13 @@ class Session:
         finish_run(
             self.engine,
             run_id,
-            "ok",
-            {"records": report.records, "deleted": report.deleted, "calls": connector.stats.calls},
+            "partial" if report.failed else "ok",
+            {
+                "records": report.records,
+                "deleted": report.deleted,
+                "calls": connector.stats.calls,
+                "failed_streams": report.failed,
+            },
         )
         return report
 

@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 
 from crm_upsell_connector.config import SyncSettings
 from crm_upsell_connector.connector import Connector
-from crm_upsell_connector.errors import ConfigError
+from crm_upsell_connector.errors import AuthError, ConfigError, ConnectorError, QuotaError
 from crm_upsell_connector.models import Page
 from crm_upsell_connector.store.repo import (
     SyncState,
@@ -45,6 +45,8 @@ class StreamReport:
 @dataclass
 class SyncReport:
     streams: dict[str, StreamReport] = field(default_factory=dict)
+    #: streams that failed after their retries, with the reason; the others completed.
+    failed: dict[str, str] = field(default_factory=dict)
 
     @property
     def records(self) -> int:
@@ -118,7 +120,12 @@ class Syncer:
         self.progress = progress
 
     async def run(self, *, full: bool = False, streams: list[str] | None = None) -> SyncReport:
-        """Sync the given (default: all) streams, several at once; the first failure is raised."""
+        """Sync the given (default: all) streams, several at once.
+
+        A stream that fails after its retries keeps its last committed page and is reported in
+        ``failed``; the other streams go on. Credentials refused or an API quota reached stop
+        every stream (they would fail the same way), and are raised as they are.
+        """
         names = streams or list(self.connector.streams)
         unknown = [n for n in names if n not in self.connector.streams]
         if unknown:
@@ -131,7 +138,15 @@ class Syncer:
 
         async def one(name: str) -> None:
             async with gate:
-                report.streams[name] = await self.sync_stream(name, full=full)
+                try:
+                    report.streams[name] = await self.sync_stream(name, full=full)
+                except (AuthError, QuotaError):
+                    raise
+                except ConnectorError as exc:
+                    log.warning(
+                        "stream %s failed and resumes from its last page next run: %s", name, exc.one_line()
+                    )
+                    report.failed[name] = exc.one_line()
 
         try:
             async with asyncio.TaskGroup() as group:
@@ -140,7 +155,7 @@ class Syncer:
         except BaseExceptionGroup as failed:
             # The other streams were stopped at a committed page; report the first cause as it is.
             raise _first_leaf(failed) from None
-        report.streams = {n: report.streams[n] for n in names}
+        report.streams = {n: report.streams[n] for n in names if n in report.streams}
         return report
 
     async def sync_stream(self, stream: str, *, full: bool = False) -> StreamReport:

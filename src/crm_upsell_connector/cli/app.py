@@ -210,15 +210,18 @@ def sync(
     """Read what changed in the CRM since the last sync into the store."""
     session = _session(ctx)
 
-    async def go() -> None:
+    async def go() -> bool:
         async with session.connector() as connector:
             with output.progress_bar("syncing") as advance:
                 report = await session.sync(connector, full=full, progress=advance)
             output.sync_table(report)
             output.console.print(f"{connector.stats.calls} API call(s)")
+            return not report.failed
 
     with session.writing():
-        asyncio.run(go())
+        ok = asyncio.run(go())
+    if not ok:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -309,6 +312,10 @@ def run(
             with output.progress_bar("syncing") as advance:
                 synced = await session.sync(connector, full=full, progress=advance)
             output.sync_table(synced)
+            if synced.failed:
+                # Scoring on half-synced data could propose the wrong thing: write nothing this time.
+                output.console.print("Nothing written to the CRM this run because a stream failed to sync.")
+                return False
             recs = session.score()
             output.segment_counts(recs)
             result = session.plan(recs)

@@ -61,6 +61,8 @@ def sync_table(report: SyncReport) -> None:
         table.add_row(s.stream, s.mode, str(s.records), str(s.deleted), str(s.pages))
     table.add_row("total", "", str(report.records), str(report.deleted), "")
     console.print(table)
+    for stream, reason in report.failed.items():
+        console.print(f"FAILED {stream}: {reason} (resumes from its last committed page next run)")
 
 
 def segment_counts(recs: Sequence[Recommendation]) -> None:
