@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from crm_upsell_connector.errors import ConfigError
 from crm_upsell_connector.http.settings import HttpSettings
-from crm_upsell_connector.rules.config import RulesConfig, load_rules
+from crm_upsell_connector.rules.config import RulesConfig, key_text, load_rules
 
 APP_NAME = "crm-upsell-connector"
 CONFIG_ENV = "CRM_UPSELL_CONFIG"
@@ -104,7 +104,7 @@ class Config(_Strict):
 def format_validation_error(source: str, exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> str:
     """The first problem of a pydantic error as 'file: dotted.path: what is wrong'."""
     first = exc.errors()[0]
-    path = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in (*prefix, *first["loc"])).replace(
+    path = ".".join(f"[{p}]" if isinstance(p, int) else key_text(p) for p in (*prefix, *first["loc"])).replace(
         ".[", "["
     )
     message = first["msg"]

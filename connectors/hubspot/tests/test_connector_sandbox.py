@@ -7,6 +7,7 @@ import math
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -349,3 +350,41 @@ async def test_more_than_ten_thousand_changed_companies_at_hubspots_real_cap(sam
             assert sorted(got) == sorted(touched)
         finally:
             await conn.close()
+
+
+async def test_a_run_stops_within_its_share_of_the_daily_allowance_and_the_next_resumes(
+    tmp_path: Path,
+) -> None:
+    from crm_upsell_connector.config import SyncSettings
+    from crm_upsell_connector.errors import QuotaError
+    from crm_upsell_connector.store.engine import open_store
+    from crm_upsell_connector.sync import Syncer
+
+    for running in start(40, daily_limit=20, search_rate_limit_max=1000):
+        engine = open_store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+        settings = SyncSettings(parallel_streams=1)
+        first = running.connector(daily_api_share=0.5)
+        try:
+            with pytest.raises(QuotaError) as stopped:
+                await Syncer(engine, first, "sbx", settings).run()
+            budget = first.client.budget
+            assert budget.allowance == 10  # half of the 20 left at the start
+            assert budget.spent == 10  # the 11th call was never sent
+            assert "resumes from its checkpoints" in stopped.value.one_line()
+        finally:
+            await first.close()
+        sandbox_state(running.app).runtime.reset_limits()  # a new day
+        second = running.connector(daily_api_share=1.0)
+        try:
+            report = await Syncer(engine, second, "sbx", settings).run()
+            assert report.failed == {}
+            assert any(s.mode == "resumed" for s in report.streams.values())
+        finally:
+            await second.close()
+        with engine.connect() as conn:
+            from sqlalchemy import func, select
+
+            from crm_upsell_connector.store.schema import accounts
+
+            assert conn.execute(select(func.count()).select_from(accounts)).scalar_one() == 40
+        engine.dispose()

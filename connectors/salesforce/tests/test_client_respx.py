@@ -210,7 +210,7 @@ async def test_the_daily_share_stops_the_run_cleanly() -> None:
     assert len(pages) == 2 and pages[-1].resume == "/services/data/v62.0/query/01g-4000"
     assert route.call_count == 1 and nxt.call_count == 1 and third.call_count == 0
     message = caught.value.one_line()
-    assert "25%" in message and "daily API allocation" in message and "resumes" in message
+    assert "25%" in message and "daily API allowance" in message and "resumes" in message
     assert caught.value.exit_code == 5
 
 

@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from crm_upsell_connector.http.budget import DailyBudget
+
 
 @dataclass(frozen=True)
 class LimitHint:
@@ -35,6 +37,7 @@ class RateLimiter:
         max_in_flight: int = 8,
         headroom: float = 0.03,
         clock: Clock | None = None,
+        daily: DailyBudget | None = None,
     ) -> None:
         if max_requests < 1 or interval_s <= 0:
             raise ValueError("a rate limit needs at least one request per positive interval")
@@ -47,6 +50,8 @@ class RateLimiter:
         self._paused_until = 0.0
         self._clock = clock or Clock()
         self.waited_s = 0.0
+        #: the run's share of the CRM's daily allowance, checked before each send (retries included).
+        self.daily = daily
 
     @property
     def budget(self) -> int:
@@ -56,6 +61,8 @@ class RateLimiter:
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """Hold one request slot: waits for room in the window and for a free in-flight place."""
+        if self.daily is not None:
+            self.daily.spend()
         async with self._in_flight:
             await self._acquire()
             yield

@@ -391,7 +391,7 @@ def compile_rules(rules: RulesConfig, source: str) -> CompiledRules:
     )
     scored = {**features, **SCORE_NAMES}
     tags = [
-        (name, compile_in(text, f"segments.tags.{name}", scored, "bool"))
+        (name, compile_in(text, f"segments.tags.{key_text(name)}", scored, "bool"))
         for name, text in rules.segments.tags.items()
     ]
     full = {**scored, **TAG_NAMES}
@@ -470,7 +470,7 @@ def _check_target(
         if members is None:
             raise ConfigError(
                 f"{source}: {key}.family: no product of family {rule.family!r} in [[products]]; "
-                f"families: {', '.join(sorted(families)) or 'none'}"
+                f"families: {', '.join(key_text(f) for f in sorted(families)) or 'none'}"
             )
         if len(members) < 2:
             raise ConfigError(f"{source}: {key}.family: family {rule.family!r} has only one tier")
@@ -481,10 +481,15 @@ def _check_target(
     product = products.get(sku)
     if product is None:
         raise ConfigError(
-            f"{source}: {key}.product: unknown SKU {sku!r}; products: {', '.join(products) or 'none'}"
+            f"{source}: {key}.product: unknown SKU {sku!r}; products: {', '.join(key_text(p) for p in products) or 'none'}"
         )
     if kind == "upgrade" and product.tier == min(p.tier for p in families[product.family]):
         raise ConfigError(f"{source}: {key}.product: {sku!r} is the lowest tier of {product.family!r}")
+
+
+def key_text(part: str) -> str:
+    """A key as a message shows it: as written, or quoted when blank or not printable (a newline)."""
+    return part if part.isprintable() and part.strip() else repr(part)
 
 
 def _format_location(loc: tuple[int | str, ...]) -> str:
@@ -493,7 +498,7 @@ def _format_location(loc: tuple[int | str, ...]) -> str:
         if isinstance(part, int):
             text += f"[{part}]"
         else:
-            text += f".{part}" if text else part
+            text += f".{key_text(part)}" if text else key_text(part)
     return text
 
 

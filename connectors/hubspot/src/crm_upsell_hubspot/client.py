@@ -24,6 +24,7 @@ from crm_upsell_connector.errors import (
     ResponseInfo,
     RetriableAPIError,
 )
+from crm_upsell_connector.http.budget import DailyBudget
 from crm_upsell_connector.http.client import ApiClient, retry_after_seconds
 from crm_upsell_connector.http.ratelimit import LimitHint, RateLimiter
 from crm_upsell_connector.http.redact import scrub
@@ -175,16 +176,20 @@ class HubSpotClient:
         rate_limit_max: int,
         rate_limit_interval_s: float,
         search_rate_per_s: int,
+        daily_share: float = 1.0,
         http: HttpSettings | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         settings = http or HttpSettings()
+        # Private apps have a daily allowance (headers X-HubSpot-RateLimit-Daily[-Remaining]); OAuth
+        # apps have none, and then the budget never learns an allowance and never stops a run.
+        self.budget = DailyBudget("HubSpot", daily_share)
         self.limiter = RateLimiter(
-            rate_limit_max, rate_limit_interval_s, max_in_flight=settings.max_in_flight
+            rate_limit_max, rate_limit_interval_s, max_in_flight=settings.max_in_flight, daily=self.budget
         )
         # HubSpot counts arrivals, we count sends: a little slack keeps latency jitter from a 429.
         self.search_limiter = RateLimiter(
-            search_rate_per_s, 1.0 + _SEARCH_SLACK_S, max_in_flight=settings.max_in_flight
+            search_rate_per_s, 1.0 + _SEARCH_SLACK_S, max_in_flight=settings.max_in_flight, daily=self.budget
         )
         self.api = ApiClient(
             base_url,
@@ -192,11 +197,18 @@ class HubSpotClient:
             limiter=self.limiter,
             settings=settings,
             error_mapper=map_error,
-            hint_parser=parse_limit_hint,
+            hint_parser=self._hint,
             headers={"Accept": "application/json"},
             transport=transport,
         )
         self.auth = auth
+
+    def _hint(self, response: httpx.Response) -> LimitHint:
+        daily = _int_header(response, "X-HubSpot-RateLimit-Daily")
+        remaining = _int_header(response, "X-HubSpot-RateLimit-Daily-Remaining")
+        if daily is not None and remaining is not None and daily > 0:
+            self.budget.observe(max(0, daily - remaining), daily)
+        return parse_limit_hint(response)
 
     @property
     def stats(self) -> CallStats:

@@ -135,6 +135,7 @@ class HubSpotConnector(Connector):
             rate_limit_max=settings.rate_limit_max,
             rate_limit_interval_s=settings.rate_limit_interval_s,
             search_rate_per_s=settings.search_rate_per_s,
+            daily_share=settings.daily_api_share,
             http=context.http,
             transport=transport,
         )

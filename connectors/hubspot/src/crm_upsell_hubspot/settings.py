@@ -37,6 +37,9 @@ class HubSpotSettings(BaseModel):
         190, ge=1, description="requests per interval (190 on Pro/Enterprise, 100 on Free/Starter)"
     )
     rate_limit_interval_s: float = Field(10.0, gt=0, description="length of the rate-limit window")
+    daily_api_share: float = Field(
+        0.25, gt=0, le=1, description="most of the portal's remaining daily API calls one run may use"
+    )
     search_rate_per_s: int = Field(5, ge=1, description="search requests per second (its own, lower limit)")
     search_page_size: int = Field(
         200, ge=1, le=200, description="records per search page (HubSpot's maximum is 200)"

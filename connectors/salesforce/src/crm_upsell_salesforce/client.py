@@ -11,11 +11,8 @@ is spent) stops the run the same way. Error bodies are ``[{message, errorCode, f
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -31,6 +28,7 @@ from crm_upsell_connector.errors import (
     ResponseInfo,
     RetriableAPIError,
 )
+from crm_upsell_connector.http.budget import DailyBudget
 from crm_upsell_connector.http.client import ApiClient, retry_after_seconds
 from crm_upsell_connector.http.ratelimit import LimitHint, RateLimiter
 from crm_upsell_connector.http.redact import scrub
@@ -58,65 +56,6 @@ def api_usage(response: httpx.Response) -> tuple[int, int] | None:
     header = response.headers.get("Sforce-Limit-Info")
     match = _USAGE.search(header) if header else None
     return (int(match.group(1)), int(match.group(2))) if match else None
-
-
-@dataclass
-class DailyBudget:
-    """This run's share of the org's remaining daily API calls."""
-
-    share: float
-    spent: int = 0  # calls this connector has sent
-    allowance: int | None = None  # fixed by the first usage report
-    remaining_at_start: int | None = None
-    used: int | None = None
-    max: int | None = None
-    history: list[tuple[int, int]] = field(default_factory=list)
-
-    def observe(self, used: int, maximum: int) -> None:
-        self.used, self.max = used, maximum
-        if self.allowance is None:
-            # ``used`` already counts the calls this run made before the first answer came back.
-            self.remaining_at_start = max(0, maximum - used + self.spent)
-            self.allowance = math.floor(self.share * self.remaining_at_start)
-            log.info(
-                "Salesforce daily API calls: %d of %d used; this run may use %d (%.0f%% of what is left)",
-                used,
-                maximum,
-                self.allowance,
-                self.share * 100,
-            )
-
-    def spend(self) -> None:
-        """Count one call about to be sent, or refuse it when the run's share is used up."""
-        if self.allowance is not None and self.spent >= self.allowance:
-            raise self.exhausted()
-        self.spent += 1
-
-    def exhausted(self) -> QuotaError:
-        left = f"{self.remaining_at_start} of {self.max}" if self.max is not None else "what was"
-        return QuotaError(
-            f"the run stopped after {self.spent} Salesforce API calls to stay within "
-            f"{self.share:.0%} of the org's remaining daily API allocation ({left} left at the start); "
-            "the sync resumes from its checkpoints on the next run",
-            hint="raise daily_api_share in the connection's settings, or run again when the org's "
-            "24-hour allocation has room",
-        )
-
-
-class _BudgetedLimiter(RateLimiter):
-    """The rate limiter, with the daily share checked before every send (retries included)."""
-
-    def __init__(
-        self, max_requests: int, interval_s: float, *, budget: DailyBudget, max_in_flight: int
-    ) -> None:
-        super().__init__(max_requests, interval_s, max_in_flight=max_in_flight)
-        self.daily = budget  # (``budget`` is the base class's per-interval request budget)
-
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        self.daily.spend()
-        async with super().slot():
-            yield
 
 
 def _errors(response: httpx.Response) -> list[dict[str, Any]]:
@@ -214,9 +153,9 @@ class SalesforceClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         settings = http or HttpSettings()
-        self.budget = DailyBudget(daily_share)
-        self.limiter = _BudgetedLimiter(
-            rate_limit_max, rate_limit_interval_s, budget=self.budget, max_in_flight=settings.max_in_flight
+        self.budget = DailyBudget("Salesforce", daily_share)
+        self.limiter = RateLimiter(
+            rate_limit_max, rate_limit_interval_s, daily=self.budget, max_in_flight=settings.max_in_flight
         )
         self.auth = auth
         self.version = api_version

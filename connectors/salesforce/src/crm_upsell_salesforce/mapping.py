@@ -229,7 +229,10 @@ def parse_datetime(value: Any) -> datetime | None:
         parsed = datetime.fromisoformat(text_value.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         return None
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00: before datetime.min once in UTC
+        return None
 
 
 def text(value: Any) -> str | None:

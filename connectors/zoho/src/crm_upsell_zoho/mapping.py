@@ -156,7 +156,10 @@ def parse_datetime(value: Any) -> datetime | None:
         parsed = datetime.fromisoformat(text_value.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    try:
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00: before datetime.min once in UTC
+        return None
 
 
 def zoho_datetime(value: datetime) -> str:
