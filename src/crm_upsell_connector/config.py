@@ -104,9 +104,9 @@ class Config(_Strict):
 def format_validation_error(source: str, exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> str:
     """The first problem of a pydantic error as 'file: dotted.path: what is wrong'."""
     first = exc.errors()[0]
-    path = ".".join(f"[{p}]" if isinstance(p, int) else key_text(p) for p in (*prefix, *first["loc"])).replace(
-        ".[", "["
-    )
+    path = ".".join(
+        f"[{p}]" if isinstance(p, int) else key_text(p) for p in (*prefix, *first["loc"])
+    ).replace(".[", "[")
     message = first["msg"]
     if first["type"] == "extra_forbidden":
         message = "unknown key (check the spelling against config.example.toml)"

@@ -13,6 +13,7 @@ counts twice when the won opportunity that sold it is synced too.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -363,6 +364,9 @@ def map_asset(raw: Mapping[str, Any], options: MappingOptions) -> LineItem:
     quantity = parse_number(raw.get("quantity"))
     price = parse_number(raw.get("price"))
     count = 1.0 if quantity is None else quantity
+    amount = price * count if price is not None else None
+    if amount is not None and not math.isfinite(amount):
+        amount = None  # 1e308 x 10: no amount rather than infinity
     extra: dict[str, Any] = {"object": "Asset"}
     if (account := text(raw.get("accountid"))) is not None:
         extra["account_id"] = account
@@ -375,7 +379,7 @@ def map_asset(raw: Mapping[str, Any], options: MappingOptions) -> LineItem:
         name=text(raw.get("name")) or "",
         quantity=count,
         unit_price=price,
-        amount=price * count if price is not None else None,
+        amount=amount,
         extra=extra,
     )
 

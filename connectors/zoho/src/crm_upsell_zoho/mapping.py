@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import logging
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -332,6 +333,8 @@ def map_line_items(raw: Mapping[str, Any]) -> list[LineItem]:
         amount = parse_number(row.get("Total") or row.get("Amount"))
         if amount is None and price is not None:
             amount = price * (1.0 if quantity is None else quantity)
+            if not math.isfinite(amount):
+                amount = None  # 1e308 x 10: no amount rather than infinity
         try:
             items.append(
                 LineItem(
