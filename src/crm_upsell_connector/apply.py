@@ -214,7 +214,30 @@ class Applier:
                 return
             self._fail(rows, exc.one_line(), report, kind)
             return
+        if kind == "task":
+            rows, results = await self._confirm_unsure(rows, results, report)
         self._record(kind, rows, results, report)
+
+    async def _confirm_unsure(
+        self, rows: Sequence[Any], results: list[WriteResult], report: ApplyReport
+    ) -> tuple[Sequence[Any], list[WriteResult]]:
+        """A task reported failed but worth another try (a timeout, a dropped connection) may have
+        been created all the same: ask the CRM before recording it as failed, or the next run would
+        create it a second time."""
+        unsure = [r.ref for r in results if not r.ok and r.retriable]
+        if not unsure:
+            return rows, results
+        try:
+            found = await self.connector.find_tasks(unsure)
+        except APIError as exc:
+            # Leave them "sent": the next run settles them before sending anything.
+            left = set(unsure)
+            report.failed.extend(("task", ref, exc.one_line()) for ref in unsure)
+            return [r for r in rows if r.ref not in left], [r for r in results if r.ref not in left]
+        return rows, [
+            WriteResult(ref=r.ref, ok=True, crm_id=found[r.ref]) if not r.ok and r.ref in found else r
+            for r in results
+        ]
 
     def _record(
         self, kind: str, rows: Sequence[Any], results: list[WriteResult], report: ApplyReport

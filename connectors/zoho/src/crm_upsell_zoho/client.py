@@ -183,9 +183,10 @@ class CreditMeter:
                 "stops here and resumes from its checkpoints on the next run",
                 hint="raise credits_per_run in the connection settings, or run again later",
             )
+        # Counted now, not when the answer comes: calls in flight at once must not all pass the check.
+        self.used += credits
 
     def spend(self, kind: str, credits: int) -> None:
-        self.used += credits
         self.by_kind[kind] = self.by_kind.get(kind, 0) + credits
 
 
