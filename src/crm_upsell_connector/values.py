@@ -1,8 +1,10 @@
-"""Lenient parsing of the raw values CRMs hand back (numbers and booleans as text, blanks, junk)."""
+"""Lenient parsing of the raw values CRMs hand back (numbers and booleans as text, blanks, junk, HTML)."""
 
 from __future__ import annotations
 
+import html
 import math
+import re
 from typing import Any
 
 TRUE_WORDS = frozenset({"true", "t", "1", "yes", "y", "on"})
@@ -38,3 +40,19 @@ def parse_bool(value: Any) -> bool | None:
     if text in FALSE_WORDS:
         return False
     return None
+
+
+_TAG = re.compile(r"<[^>]+>")
+_BREAK = re.compile(r"(?i)<\s*(br|/p|/div|/li|/h\d)\s*/?\s*>")
+
+
+def first_line(body: Any) -> str:
+    """The first non-empty line of a (possibly HTML) body, at most 255 characters."""
+    if body is None:
+        return ""
+    raw = str(body).strip()
+    plain = html.unescape(_TAG.sub("", _BREAK.sub("\n", raw)))
+    for line in plain.splitlines():
+        if line.strip():
+            return line.strip()[:255]
+    return ""

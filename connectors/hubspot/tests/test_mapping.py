@@ -9,7 +9,6 @@ import pytest
 from crm_upsell_hubspot.mapping import (
     MappingOptions,
     company_update_input,
-    first_line,
     map_object,
     map_objects,
     parse_datetime,
@@ -29,7 +28,7 @@ from crm_upsell_connector.models import (
     Product,
     TaskDraft,
 )
-from crm_upsell_connector.values import parse_number
+from crm_upsell_connector.values import first_line, parse_number
 
 OPTIONS = MappingOptions(prefix="crm_upsell_", account_fields=("seats_purchased", "nps_score"))
 STAMP = "2026-10-01T12:34:56.789Z"

@@ -7,7 +7,6 @@ leniently; text (Japanese included) is kept as HubSpot holds it.
 
 from __future__ import annotations
 
-import html
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -31,7 +30,7 @@ from crm_upsell_connector.models import (
     Record,
     TaskDraft,
 )
-from crm_upsell_connector.values import parse_bool, parse_number
+from crm_upsell_connector.values import first_line, parse_bool, parse_number
 
 log = logging.getLogger(__name__)
 
@@ -183,22 +182,6 @@ def text(value: Any) -> str | None:
         return None
     out = str(value).strip()
     return out or None
-
-
-_TAG = re.compile(r"<[^>]+>")
-_BREAK = re.compile(r"(?i)<\s*(br|/p|/div|/li|/h\d)\s*/?\s*>")
-
-
-def first_line(body: Any) -> str:
-    """The first non-empty line of a (possibly HTML) body."""
-    raw = text(body)
-    if raw is None:
-        return ""
-    plain = html.unescape(_TAG.sub("", _BREAK.sub("\n", raw)))
-    for line in plain.splitlines():
-        if line.strip():
-            return line.strip()[:255]
-    return ""
 
 
 # ---- HubSpot -> canonical ----------------------------------------------------------------------

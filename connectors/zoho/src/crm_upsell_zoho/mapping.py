@@ -8,10 +8,8 @@ their account through ``What_Id`` (notes: ``Parent_Id``) with ``$se_module`` = `
 
 from __future__ import annotations
 
-import html
 import logging
 import math
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,7 +32,7 @@ from crm_upsell_connector.models import (
     Record,
     TaskDraft,
 )
-from crm_upsell_connector.values import parse_number
+from crm_upsell_connector.values import first_line, parse_number
 
 log = logging.getLogger(__name__)
 
@@ -181,22 +179,6 @@ def text(value: Any) -> str | None:
         return None
     out = str(value).strip()
     return out or None
-
-
-_TAG = re.compile(r"<[^>]+>")
-_BREAK = re.compile(r"(?i)<\s*(br|/p|/div|/li|/h\d)\s*/?\s*>")
-
-
-def first_line(body: Any) -> str:
-    """The first non-empty line of a (possibly HTML) body."""
-    raw = text(body)
-    if raw is None:
-        return ""
-    plain = html.unescape(_TAG.sub("", _BREAK.sub("\n", raw)))
-    for line in plain.splitlines():
-        if line.strip():
-            return line.strip()[:255]
-    return ""
 
 
 def lookup_id(value: Any) -> str | None:
