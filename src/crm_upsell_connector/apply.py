@@ -9,6 +9,7 @@ simply sent again. Failed records keep their reason and are retried next run.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,6 +38,8 @@ class ApplyReport:
     tasks_created: int = 0
     recovered: int = 0
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, ref, reason)
+    #: a stop was requested: the writes not yet sent stay pending in the outbox for the next run.
+    stopped: bool = False
 
     @property
     def ok(self) -> bool:
@@ -56,7 +59,9 @@ class Applier:
         *,
         batch_size: int = BATCH,
         progress: Progress | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
+        self.stop = stop
         self.engine = engine
         self.connector = connector
         self.connection = connection
@@ -184,6 +189,9 @@ class Applier:
                     .order_by(outbox.c.id)
                 ).all()
             for batch in chunked(rows, self.batch_size):
+                if self.stop is not None and self.stop.is_set():
+                    report.stopped = True
+                    return
                 await self._send(kind, batch, report)
 
     async def _send(self, kind: str, rows: Sequence[Any], report: ApplyReport) -> None:

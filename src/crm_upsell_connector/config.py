@@ -1,6 +1,7 @@
 """``config.toml`` parsed into pydantic models; unknown keys are rejected with their path.
 
-The file holds connections, store, sync and HTTP settings, and the rule sections (scoring,
+The file holds connections (each with its CRM settings, an optional schedule and an optional rule
+file of its own), store, sync, HTTP and scheduler settings, and the rule sections (scoring,
 segments, products, upgrades, cross-sell, retention, guardrails, tasks, features), which
 ``rules.config`` validates and compiles. Secrets appear only as references (see secrets.py).
 """
@@ -10,11 +11,24 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from crm_upsell_connector.errors import ConfigError
 from crm_upsell_connector.http.settings import HttpSettings
@@ -25,6 +39,11 @@ CONFIG_ENV = "CRM_UPSELL_CONFIG"
 # The top-level sections that belong to the rule engine ([scoring], [[products]], ...).
 RULE_SECTIONS = frozenset(RulesConfig.model_fields)
 _CONNECTION_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_EVERY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# Interval ticks are counted from this instant, so every worker computes the same tick times and a
+# 15-minute schedule fires at :00, :15, :30 and :45 wherever and whenever a worker started.
+INTERVAL_ANCHOR = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def default_config_path() -> Path:
@@ -61,9 +80,85 @@ class SyncSettings(_Strict):
     clock_skew_s: float = Field(60.0, ge=0, le=3600)
 
 
+def parse_every(value: str) -> float:
+    """``"90s"``, ``"15m"``, ``"2h"`` or ``"1d"`` as seconds."""
+    match = _EVERY.match(value)
+    if not match:
+        raise ValueError(
+            f"{value!r} is not an interval: write a number and a unit, like '15m', '2h' or '90s'"
+        )
+    seconds = float(match[1]) * _UNIT_S[match[2]]
+    if seconds < 1:
+        raise ValueError("the interval must be at least 1s")
+    return seconds
+
+
+class ScheduleSettings(_Strict):
+    """When ``crm-upsell schedule`` runs a connection: a crontab line or a fixed interval."""
+
+    cron: str | None = None
+    every: str | None = None
+    timezone: str = "UTC"
+    enabled: bool = True
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name like 'Europe/Berlin')") from None
+        return value
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_every(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ScheduleSettings:
+        if (self.cron is None) == (self.every is None):
+            raise ValueError("give exactly one of cron = '*/15 * * * *' or every = '15m'")
+        if self.cron is not None:
+            try:
+                self.trigger()
+            except ValueError as exc:
+                raise ValueError(f"cron {self.cron!r}: {exc}") from None
+        return self
+
+    def trigger(self) -> BaseTrigger:
+        """The APScheduler trigger; every worker computes the same fire times from it."""
+        zone = ZoneInfo(self.timezone)
+        if self.cron is not None:
+            return CronTrigger.from_crontab(self.cron, timezone=zone)
+        assert self.every is not None
+        return IntervalTrigger(seconds=parse_every(self.every), start_date=INTERVAL_ANCHOR, timezone=zone)
+
+    def describe(self) -> str:
+        return f"cron '{self.cron}' ({self.timezone})" if self.cron else f"every {self.every}"
+
+
+class SchedulerSettings(_Strict):
+    """How ``crm-upsell schedule`` workers run: threads, retries after a failed run, heartbeat."""
+
+    #: connections one worker runs at the same time.
+    threads: int = Field(4, ge=1, le=64)
+    #: tries again after a failed run (API or store trouble), before the next regular run.
+    retries: int = Field(3, ge=0, le=20)
+    retry_backoff_s: float = Field(60.0, ge=0.1)
+    retry_backoff_max_s: float = Field(900.0, ge=0.1)
+    #: how often a worker records that it is alive (shown by ``crm-upsell status``).
+    heartbeat_s: float = Field(30.0, ge=0.5, le=3600)
+
+
 class ConnectionConfig(_Strict):
     crm: str
     settings: dict[str, Any] = Field(default_factory=dict)
+    schedule: ScheduleSettings | None = None
+    #: a TOML file of rule sections used for this connection instead of the top-level ones.
+    rules: str | None = None
 
 
 class Config(_Strict):
@@ -71,8 +166,14 @@ class Config(_Strict):
     store: StoreSettings = Field(default_factory=StoreSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
     http: HttpSettings = Field(default_factory=lambda: HttpSettings())
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     rules: RulesConfig
     source: str = "config.toml"
+    _connection_rules: dict[str, RulesConfig] = PrivateAttr(default_factory=dict)
+
+    def rules_for(self, name: str) -> RulesConfig:
+        """The rules of connection ``name``: its own rule file, or the top-level sections."""
+        return self._connection_rules.get(name, self.rules)
 
     @field_validator("connections")
     @classmethod
@@ -121,9 +222,38 @@ def parse_config(data: dict[str, Any], source: str = "config.toml") -> Config:
     rest = {k: v for k, v in data.items() if k not in RULE_SECTIONS}
     rules = load_rules(rule_data, source)
     try:
-        return Config.model_validate({**rest, "rules": rules, "source": source})
+        config = Config.model_validate({**rest, "rules": rules, "source": source})
     except ValidationError as exc:
         raise ConfigError(format_validation_error(source, exc)) from None
+    for name, connection in config.connections.items():
+        if connection.rules is not None:
+            config._connection_rules[name] = _load_rule_file(source, name, connection.rules)
+    return config
+
+
+def _load_rule_file(source: str, name: str, ref: str) -> RulesConfig:
+    """A connection's own rule file, relative to the config file; errors name that file."""
+    path = Path(ref).expanduser()
+    if not path.is_absolute():
+        path = Path(source).parent / path
+    where = f"{source}: connections.{key_text(name)}.rules"
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{where}: no rule file at {path}", hint="give a path relative to the config file"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{where}: cannot read {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    extra = sorted(set(data) - RULE_SECTIONS)
+    if extra:
+        raise ConfigError(
+            f"{path}: {key_text(extra[0])}: not a rule section",
+            hint=f"a rule file holds only {', '.join(sorted(RULE_SECTIONS))}",
+        )
+    return load_rules(data, str(path))
 
 
 def load_config(path: Path | None = None) -> Config:

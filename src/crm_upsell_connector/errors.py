@@ -9,6 +9,7 @@
     ├── StoreError                      the local database cannot be used (exit 4)
     ├── QuotaError                      the run stopped to stay within an API allowance (exit 5)
     ├── BusyError                       another run holds this connection's store (exit 7)
+    ├── StopRequested                   SIGTERM/SIGINT: the run stopped at a checkpoint (exit 143)
     └── APIError(request, response)     the CRM answered with an error (exit 6)
         ├── RetriableAPIError           429, 5xx, transport failures: worth another try
         │   └── RateLimitError          429 / rate-limit body, carries the wait the CRM asked for
@@ -68,6 +69,12 @@ class BusyError(ConnectorError):
     """Another run writes this connection's store right now; never two writers at once."""
 
     exit_code = 7
+
+
+class StopRequested(ConnectorError):
+    """A stop was asked for (SIGTERM or SIGINT): the run stopped after committing its current page."""
+
+    exit_code = 143
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,23 @@
-"""The pipeline for one connection: sync -> score -> plan -> apply, each step recorded as a run."""
+"""The pipeline for one connection: sync -> score -> plan -> apply, each step recorded as a run.
+
+``Session.run_pipeline`` runs all four steps as one recorded run (the ``run`` command and every
+scheduled run use it); a ``PipelineView`` lets the caller show progress without the pipeline
+knowing whether a terminal or a log collector is watching.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 from sqlalchemy import Engine, delete, func, select
@@ -17,16 +25,18 @@ from sqlalchemy import Engine, delete, func, select
 from crm_upsell_connector.apply import Applier, ApplyReport
 from crm_upsell_connector.config import Config, ConnectionConfig, format_validation_error, load_config
 from crm_upsell_connector.connector import Connector, ConnectorContext, ConnectorPlugin, load_plugins
-from crm_upsell_connector.errors import ConfigError
+from crm_upsell_connector.errors import ConfigError, ConnectorError, StopRequested
 from crm_upsell_connector.features import compute_features
+from crm_upsell_connector.http.redact import scrub
 from crm_upsell_connector.plan import Plan, build_plan
+from crm_upsell_connector.rules.config import RulesConfig
 from crm_upsell_connector.rules.engine import RuleEngine
 from crm_upsell_connector.rules.result import Recommendation
 from crm_upsell_connector.secrets import SecretResolver
 from crm_upsell_connector.store.engine import open_store
 from crm_upsell_connector.store.lock import RunLock
 from crm_upsell_connector.store.repo import upsert
-from crm_upsell_connector.store.runs import finish_run, start_run
+from crm_upsell_connector.store.runs import close_abandoned_runs, finish_run, start_run
 from crm_upsell_connector.store.schema import recommendation_history, recommendations, task_keys
 from crm_upsell_connector.sync import Progress, Syncer, SyncReport
 
@@ -35,6 +45,51 @@ log = logging.getLogger(__name__)
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class PipelineView(Protocol):
+    """What a caller of ``run_pipeline`` shows as the steps go by (a terminal, a log, nothing)."""
+
+    def progress(self, label: str) -> AbstractContextManager[Progress]: ...
+    def synced(self, report: SyncReport) -> None: ...
+    def scored(self, recs: list[Recommendation]) -> None: ...
+    def planned(self, plan: Plan) -> None: ...
+    def applied(self, report: ApplyReport) -> None: ...
+
+
+class QuietView:
+    """Shows nothing."""
+
+    def progress(self, label: str) -> AbstractContextManager[Progress]:
+        return nullcontext(lambda _what, _n: None)
+
+    def synced(self, report: SyncReport) -> None:
+        pass
+
+    def scored(self, recs: list[Recommendation]) -> None:
+        pass
+
+    def planned(self, plan: Plan) -> None:
+        pass
+
+    def applied(self, report: ApplyReport) -> None:
+        pass
+
+
+@dataclass
+class PipelineReport:
+    """The outcome of one sync -> score -> plan -> apply run, as recorded in the runs table."""
+
+    run_id: int
+    status: str  # ok, partial (a stream or a write failed), dry-run
+    summary: dict[str, Any]
+    synced: SyncReport | None = None
+    plan: Plan | None = None
+    applied: ApplyReport | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("ok", "dry-run")
 
 
 @dataclass
@@ -50,6 +105,8 @@ class Session:
     clock: Callable[[], datetime] = utcnow
     #: how long a run waits for another run on the same connection before giving up.
     lock_wait_s: float = 0.0
+    #: set from a signal handler: the run stops at its next checkpoint (a committed page or batch).
+    stop: threading.Event | None = None
 
     @classmethod
     def open(
@@ -59,6 +116,7 @@ class Session:
         *,
         secrets: SecretResolver | None = None,
         plugins: dict[str, ConnectorPlugin] | None = None,
+        engine: Engine | None = None,
     ) -> Session:
         name, conn_cfg = config.connection(connection)
         plugins = plugins if plugins is not None else load_plugins()
@@ -68,16 +126,27 @@ class Session:
                 f"{config.source}: connections.{name}.crm: no connector named {conn_cfg.crm!r} is installed",
                 hint=f"installed: {', '.join(sorted(plugins)) or 'none'}",
             )
-        engine = open_store(config.store.url)
+        engine = engine if engine is not None else open_store(config.store.url)
         return cls(config, name, conn_cfg, plugin, engine, secrets or SecretResolver())
 
     @classmethod
     def from_path(cls, path: Path | None, connection: str | None = None) -> Session:
         return cls.open(load_config(path), connection)
 
-    def writing(self) -> RunLock:
-        """Hold this for as long as the store is written: never two writers on one connection."""
-        return RunLock(self.engine, self.name, wait_s=self.lock_wait_s)
+    @property
+    def rules(self) -> RulesConfig:
+        return self.config.rules_for(self.name)
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold this for as long as the store is written: never two writers on one connection.
+
+        Whoever holds the lock knows that no other run of this connection is alive, so runs still
+        marked running were cut short (a killed process or host) and are marked interrupted.
+        """
+        with RunLock(self.engine, self.name, wait_s=self.lock_wait_s):
+            close_abandoned_runs(self.engine, self.name)
+            yield
 
     def settings(self) -> Any:
         try:
@@ -91,7 +160,7 @@ class Session:
     async def connector(self) -> AsyncIterator[Connector]:
         context = ConnectorContext(
             connection=self.name,
-            account_fields=self.config.rules.features.crm_fields(),
+            account_fields=self.rules.features.crm_fields(),
             http=self.config.http,
         )
         connector = self.plugin.create(self.settings(), self.secrets, context)
@@ -108,10 +177,16 @@ class Session:
         run_id = start_run(self.engine, self.name, "sync")
         try:
             report = await Syncer(
-                self.engine, connector, self.name, self.config.sync, clock=self.clock, progress=progress
+                self.engine,
+                connector,
+                self.name,
+                self.config.sync,
+                clock=self.clock,
+                progress=progress,
+                stop=self.stop,
             ).run(full=full)
         except BaseException as exc:
-            finish_run(self.engine, run_id, "failed", {"error": type(exc).__name__})
+            finish_run(self.engine, run_id, _failure_status(exc), {"error": type(exc).__name__})
             raise
         finish_run(
             self.engine,
@@ -129,7 +204,7 @@ class Session:
     def score(self) -> list[Recommendation]:
         """Features and rules for every account; the current recommendations are stored."""
         now = self.clock()
-        rules = self.config.rules
+        rules = self.rules
         with self.engine.connect() as conn:
             rows = compute_features(conn, self.name, now, rules.features, rules.products)
             week_ago = now - timedelta(days=7)
@@ -176,24 +251,114 @@ class Session:
 
     def plan(self, recs: list[Recommendation]) -> Plan:
         with self.engine.connect() as conn:
-            return build_plan(conn, self.name, recs, self.config.rules, self.clock())
+            return build_plan(conn, self.name, recs, self.rules, self.clock())
 
     async def apply(self, connector: Connector, plan: Plan, progress: Progress | None = None) -> ApplyReport:
         run_id = start_run(self.engine, self.name, "apply")
         try:
             report = await Applier(
-                self.engine, connector, self.name, batch_size=connector.write_batch_size, progress=progress
+                self.engine,
+                connector,
+                self.name,
+                batch_size=connector.write_batch_size,
+                progress=progress,
+                stop=self.stop,
             ).apply(plan, run_id)
         except BaseException as exc:
-            finish_run(self.engine, run_id, "failed", {"error": type(exc).__name__})
+            finish_run(self.engine, run_id, _failure_status(exc), {"error": type(exc).__name__})
             raise
         finish_run(
             self.engine,
             run_id,
-            "ok" if report.ok else "partial",
+            "stopped" if report.stopped else "ok" if report.ok else "partial",
             {"updated": report.updated, "tasks_created": report.tasks_created, "failed": len(report.failed)},
         )
         return report
+
+    async def run_pipeline(
+        self,
+        connector: Connector,
+        *,
+        full: bool = False,
+        dry_run: bool = False,
+        trigger: str = "cli",
+        view: PipelineView | None = None,
+    ) -> PipelineReport:
+        """Sync, score, plan and apply as one run, recorded with its summary in the runs table.
+
+        Nothing is written to the CRM when a stream failed to sync: scoring half-synced data could
+        propose the wrong thing. Errors are recorded on the run (one line, no secrets) and raised.
+        """
+        view = view or QuietView()
+        run_id = start_run(self.engine, self.name, "run")
+        summary: dict[str, Any] = {"trigger": trigger, "dry_run": dry_run, **worker_identity()}
+        try:
+            with view.progress("syncing") as advance:
+                synced = await self.sync(connector, full=full, progress=advance)
+            summary.update(
+                records=synced.records,
+                deleted=synced.deleted,
+                calls=connector.stats.calls,
+                failed_streams=synced.failed,
+            )
+            view.synced(synced)
+            if synced.failed:
+                return self._finish(run_id, "partial", summary, synced=synced)
+            self._check_stop()
+            recs = self.score()
+            summary["accounts"] = len(recs)
+            summary["proposals"] = sum(1 for r in recs if r.proposal is not None)
+            view.scored(recs)
+            plan = self.plan(recs)
+            summary.update(updates_planned=len(plan.changes), tasks_planned=len(plan.tasks))
+            view.planned(plan)
+            if dry_run:
+                return self._finish(run_id, "dry-run", summary, synced=synced, plan=plan)
+            self._check_stop()
+            with view.progress("writing") as advance:
+                applied = await self.apply(connector, plan, progress=advance)
+            summary.update(
+                updated=applied.updated,
+                tasks_created=applied.tasks_created,
+                write_failures=len(applied.failed),
+                calls=connector.stats.calls,
+            )
+            view.applied(applied)
+            if applied.stopped:
+                self._finish(run_id, "stopped", summary, synced=synced, plan=plan, applied=applied)
+                raise StopRequested("apply stopped on request; unsent writes stay queued for the next run")
+            status = "ok" if applied.ok else "partial"
+            return self._finish(run_id, status, summary, synced=synced, plan=plan, applied=applied)
+        except BaseException as exc:
+            if not isinstance(exc, StopRequested) or summary.get("status") != "stopped":
+                summary["error"] = _error_line(exc)
+                summary["error_kind"] = type(exc).__name__
+                finish_run(self.engine, run_id, _failure_status(exc), summary)
+            raise
+
+    def _check_stop(self) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise StopRequested("stopped on request between steps")
+
+    def _finish(self, run_id: int, status: str, summary: dict[str, Any], **parts: Any) -> PipelineReport:
+        summary["status"] = status
+        finish_run(self.engine, run_id, status, summary)
+        return PipelineReport(run_id, status, summary, **parts)
+
+
+def worker_identity() -> dict[str, Any]:
+    """Which process made a run: shown by ``status`` when several workers share a store."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def _failure_status(exc: BaseException) -> str:
+    return "stopped" if isinstance(exc, StopRequested | KeyboardInterrupt) else "failed"
+
+
+def _error_line(exc: BaseException) -> str:
+    """One line about a failure, safe to store and show (secrets scrubbed)."""
+    text = exc.one_line() if isinstance(exc, ConnectorError) else f"{type(exc).__name__}: {exc}"
+    return scrub(text).splitlines()[0][:500] if text.strip() else type(exc).__name__
 
 
 def _rec_row(connection: str, rec: Recommendation, now: datetime) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,7 @@ from sqlalchemy import Engine
 
 from crm_upsell_connector.config import SyncSettings
 from crm_upsell_connector.connector import Connector
-from crm_upsell_connector.errors import AuthError, ConfigError, ConnectorError, QuotaError
+from crm_upsell_connector.errors import AuthError, ConfigError, ConnectorError, QuotaError, StopRequested
 from crm_upsell_connector.models import Page
 from crm_upsell_connector.store.repo import (
     SyncState,
@@ -111,6 +112,7 @@ class Syncer:
         *,
         clock: Callable[[], datetime] = _utcnow,
         progress: Progress | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.engine = engine
         self.connector = connector
@@ -118,6 +120,8 @@ class Syncer:
         self.settings = settings
         self.clock = clock
         self.progress = progress
+        #: when set (SIGTERM, SIGINT), each stream stops after committing the page it is reading.
+        self.stop = stop
 
     async def run(self, *, full: bool = False, streams: list[str] | None = None) -> SyncReport:
         """Sync the given (default: all) streams, several at once.
@@ -135,11 +139,15 @@ class Syncer:
             )
         report = SyncReport()
         gate = asyncio.Semaphore(self.settings.parallel_streams)
+        stopped: list[str] = []
 
         async def one(name: str) -> None:
             async with gate:
                 try:
+                    self._check_stop()
                     report.streams[name] = await self.sync_stream(name, full=full)
+                except StopRequested:
+                    stopped.append(name)
                 except (AuthError, QuotaError):
                     raise
                 except ConnectorError as exc:
@@ -155,8 +163,17 @@ class Syncer:
         except BaseExceptionGroup as failed:
             # The other streams were stopped at a committed page; report the first cause as it is.
             raise _first_leaf(failed) from None
+        if stopped:
+            raise StopRequested(
+                f"sync stopped on request; {len(stopped)} stream(s) kept their last committed page",
+                hint="the next run resumes from there",
+            )
         report.streams = {n: report.streams[n] for n in names if n in report.streams}
         return report
+
+    def _check_stop(self) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise StopRequested("stop requested")
 
     async def sync_stream(self, stream: str, *, full: bool = False) -> StreamReport:
         with self.engine.connect() as conn:
@@ -176,6 +193,7 @@ class Syncer:
             state.deleted_checked_at = started
             self._save(state)
         elif full or self._delete_pass_due(state):
+            self._check_stop()
             report.deleted = await self._delete_pass(state, skew)
         return report
 
@@ -190,6 +208,7 @@ class Syncer:
             edge.see(page)
             state.resume = page.resume
             self._commit_page(state, page, report)
+            self._check_stop()
         # Everything changed since the read began is read again next time.
         limit = started - skew
         state.cursor = min(edge.newest, limit) if edge.newest is not None else limit
@@ -216,6 +235,7 @@ class Syncer:
                     state.boundary_ids = sorted(set(state.boundary_ids) | set(at_cursor))[:_MAX_BOUNDARY]
                 state.cursor = cursor
             self._commit_page(state, page, report)
+            self._check_stop()
         if _close_instant(state, edge, limit):
             self._save(state)
         return report

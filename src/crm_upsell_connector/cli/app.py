@@ -6,21 +6,25 @@ import asyncio
 import getpass
 import logging
 import sys
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
+from crm_upsell_connector.apply import ApplyReport
 from crm_upsell_connector.cli import output
-from crm_upsell_connector.config import default_config_path
+from crm_upsell_connector.config import default_config_path, load_config
 from crm_upsell_connector.connector import Connector, load_plugins
 from crm_upsell_connector.errors import ConfigError
 from crm_upsell_connector.fields import ALL_FIELDS
-from crm_upsell_connector.http.redact import install_log_redaction
+from crm_upsell_connector.logs import setup_logging
 from crm_upsell_connector.pipeline import Session
 from crm_upsell_connector.plan import Plan
+from crm_upsell_connector.rules.result import Recommendation
 from crm_upsell_connector.secrets import SecretResolver
+from crm_upsell_connector.sync import Progress, SyncReport
 
 app = typer.Typer(
     name="crm-upsell",
@@ -43,6 +47,7 @@ class Globals:
     connection: str | None
     verbose: int
     wait: float = 0.0
+    log_format: Literal["text", "json"] = "text"
 
 
 def _globals(ctx: typer.Context) -> Globals:
@@ -71,15 +76,22 @@ def _root(
         float,
         typer.Option("--wait", min=0, help="seconds to wait for another run on the same connection"),
     ] = 0.0,
+    log_format: Annotated[
+        str,
+        typer.Option(
+            "--log-format", help="logs on standard error as 'text' lines or 'json' lines (for log collectors)"
+        ),
+    ] = "text",
 ) -> None:
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    if verbose < 2:
-        logging.getLogger("httpx").setLevel(logging.WARNING)
-    install_log_redaction()
-    ctx.obj = Globals(config, connection, verbose, wait)
+    if log_format not in ("text", "json"):
+        raise ConfigError(f"--log-format {log_format!r}: use 'text' or 'json'")
+    fmt: Literal["text", "json"] = "json" if log_format == "json" else "text"
+    setup_logging(_level(verbose), fmt)
+    ctx.obj = Globals(config, connection, verbose, wait, fmt)
+
+
+def _level(verbose: int, quiet: int = logging.WARNING) -> int:
+    return quiet if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
 
 
 def _session(ctx: typer.Context) -> Session:
@@ -298,6 +310,28 @@ async def _apply(session: Session, connector: Connector, result: Plan) -> bool:
     return report.ok
 
 
+class CliView:
+    """Shows a pipeline run on the terminal: progress bars, the sync table, segments, the plan."""
+
+    def progress(self, label: str) -> AbstractContextManager[Progress]:
+        return output.progress_bar(label)
+
+    def synced(self, report: SyncReport) -> None:
+        output.sync_table(report)
+        if report.failed:
+            # Scoring on half-synced data could propose the wrong thing: write nothing this time.
+            output.console.print("Nothing written to the CRM this run because a stream failed to sync.")
+
+    def scored(self, recs: list[Recommendation]) -> None:
+        output.segment_counts(recs)
+
+    def planned(self, plan: Plan) -> None:
+        output.console.print(plan.render(limit=20))
+
+    def applied(self, report: ApplyReport) -> None:
+        output.apply_summary(report)
+
+
 @app.command()
 def run(
     ctx: typer.Context,
@@ -309,22 +343,50 @@ def run(
 
     async def go() -> bool:
         async with session.connector() as connector:
-            with output.progress_bar("syncing") as advance:
-                synced = await session.sync(connector, full=full, progress=advance)
-            output.sync_table(synced)
-            if synced.failed:
-                # Scoring on half-synced data could propose the wrong thing: write nothing this time.
-                output.console.print("Nothing written to the CRM this run because a stream failed to sync.")
-                return False
-            recs = session.score()
-            output.segment_counts(recs)
-            result = session.plan(recs)
-            output.console.print(result.render(limit=20))
-            return True if dry_run else await _apply(session, connector, result)
+            report = await session.run_pipeline(connector, full=full, dry_run=dry_run, view=CliView())
+            return report.ok
 
     with session.writing():
         ok = asyncio.run(go())
     if not ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def schedule(ctx: typer.Context) -> None:
+    """Run every scheduled connection on its schedule until SIGTERM or SIGINT (a background worker).
+
+    Start as many workers as you like on one PostgreSQL store: each tick of a connection runs on
+    exactly one of them. Logs go to standard error (--log-format json for log collectors).
+    """
+    from crm_upsell_connector.scheduler import run_worker
+
+    g = _globals(ctx)
+    setup_logging(_level(g.verbose, quiet=logging.INFO), g.log_format)
+    run_worker(load_config(g.config))
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="the status as JSON")] = False,
+) -> None:
+    """Per connection: the last run, the next run and the credentials' health (exit 1 when unhealthy)."""
+    from crm_upsell_connector.status import gather_status
+    from crm_upsell_connector.store.engine import open_store
+
+    g = _globals(ctx)
+    config = load_config(g.config)
+    if g.connection is not None:
+        config.connection(g.connection)
+    report = gather_status(config, open_store(config.store.url), SecretResolver())
+    if g.connection is not None:
+        report.connections = [c for c in report.connections if c.name == g.connection]
+    if as_json:
+        output.print_json(report.to_json())
+    else:
+        output.status_report(report)
+    if not report.healthy:
         raise typer.Exit(1)
 
 

@@ -7,6 +7,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
@@ -16,6 +17,7 @@ from rich.table import Table
 from crm_upsell_connector.apply import ApplyReport
 from crm_upsell_connector.models import CheckResult
 from crm_upsell_connector.rules.result import Recommendation
+from crm_upsell_connector.status import StatusReport
 from crm_upsell_connector.sync import SyncReport
 
 console = Console(highlight=False, soft_wrap=True)
@@ -122,3 +124,47 @@ def check_results(results: Sequence[CheckResult]) -> None:
     for r in results:
         mark = "ok  " if r.ok else "FAIL"
         console.print(f"{mark} {r.item}" + (f": {r.detail}" if r.detail else ""))
+
+
+def _when(value: datetime | None) -> str:
+    return f"{value.astimezone(UTC):%Y-%m-%d %H:%M:%S}" if value else "-"
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+def status_report(report: StatusReport) -> None:
+    """A few lines per connection (readable in a terminal, a mail or a log), then the workers."""
+    for c in report.connections:
+        console.print(f"{c.name} ({c.crm}, {c.schedule or 'not scheduled'})")
+        last = c.last_run
+        if last is None:
+            console.print("  last run     never")
+        else:
+            took = f", took {last.duration_s:.1f}s" if last.duration_s is not None else ""
+            by = f" on {last.worker}" if last.worker else ""
+            console.print(
+                f"  last run     {_when(last.started_at)} UTC: {last.status}{took} ({last.trigger or '-'}{by})"
+            )
+            console.print(
+                f"               {_count(last.records)} record(s) synced, {_count(last.proposals)} proposal(s), "
+                f"{_count(last.tasks_created)} task(s) created, {_count(last.updated)} account(s) updated"
+            )
+            if last.error:
+                console.print(f"  error        {last.error}")
+        if c.last_ok_at is not None and (last is None or last.status != "ok"):
+            console.print(f"  last ok      {_when(c.last_ok_at)} UTC")
+        console.print(f"  next run     {_when(c.next_run) + ' UTC' if c.next_run else '-'}")
+        console.print(f"  credentials  {c.credentials.state}: {c.credentials.detail}")
+        for problem in c.problems:
+            console.print(f"  attention    {problem}")
+    if report.workers:
+        for w in report.workers:
+            state = "alive" if w.alive else "silent"
+            console.print(
+                f"worker {w.id}: {state}, last seen {_when(w.seen_at)} UTC, runs {', '.join(w.connections)}"
+            )
+    else:
+        console.print("no worker running (start one with 'crm-upsell schedule')")
+    console.print("healthy" if report.healthy else "needs attention")

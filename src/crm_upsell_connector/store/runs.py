@@ -33,3 +33,18 @@ def finish_run(engine: Engine, run_id: int, status: str, summary: dict[str, Any]
             .where(runs.c.id == run_id)
             .values(finished_at=datetime.now(UTC), status=status, summary=summary)
         )
+
+
+def close_abandoned_runs(engine: Engine, connection: str) -> int:
+    """Mark runs still 'running' as 'interrupted'; call only while holding the connection's RunLock.
+
+    Holding the lock proves that no other run of the connection is alive, so such rows belong to a
+    process or host that died mid-run. Their summaries are kept.
+    """
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(runs)
+            .where(runs.c.connection == connection, runs.c.status == "running")
+            .values(finished_at=datetime.now(UTC), status="interrupted")
+        )
+        return result.rowcount or 0

@@ -17,10 +17,12 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
     Text,
+    Unicode,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -279,4 +281,41 @@ task_keys = Table(
     Column("owner_id", ID),
     Column("product_sku", Text),
     _ts("created_at", nullable=False),
+)
+
+# ---- the scheduler (``crm-upsell schedule``) --------------------------------------------------
+
+# APScheduler's SQLAlchemyJobStore table, in the shape that job store defines (it creates the table
+# only when missing). Created by our migrations so that workers starting together never race to
+# create it. One row per scheduled connection: its trigger and next fire time.
+scheduler_jobs = Table(
+    "scheduler_jobs",
+    metadata,
+    Column("id", Unicode(191), primary_key=True),
+    Column("next_run_time", Float(25), index=True),
+    Column("job_state", LargeBinary, nullable=False),
+)
+
+# One row per tick of a connection's schedule that a worker claimed: the primary key makes each tick
+# run on exactly one worker, however many workers saw it fire.
+schedule_ticks = Table(
+    "schedule_ticks",
+    metadata,
+    Column("connection", CONN, primary_key=True),
+    Column("tick", UTCDateTime(), primary_key=True),
+    Column("worker", String(255), nullable=False),
+    _ts("claimed_at", nullable=False),
+)
+
+# Each running worker and when it last reported in (``crm-upsell status`` lists them).
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", String(255), primary_key=True),  # host:pid:start
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    _ts("started_at", nullable=False),
+    _ts("seen_at", nullable=False),
+    _ts("stopped_at"),
+    Column("connections", JSON, nullable=False),
 )
