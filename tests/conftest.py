@@ -22,16 +22,34 @@ PG_ADMIN_DSN = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/postgres"
 # --- fixtures ------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """A temporary PostgreSQL database for this test session, dropped at the end."""
+def _pg_admin() -> psycopg.Connection[tuple[object, ...]]:
+    """The server's admin connection; the test is skipped (failed under CI) when it is unreachable."""
     try:
-        admin = psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=3)
+        return psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as exc:
         reason = f"PostgreSQL on {PG_HOST}:{PG_PORT} is not reachable: {str(exc).strip().splitlines()[0]}"
         if os.environ.get("CI"):
             pytest.fail(reason + " (CI is set: the PostgreSQL tests must run)")
         pytest.skip(reason)
+
+
+@pytest.fixture
+def fresh_pg_url() -> Iterator[str]:
+    """An empty PostgreSQL database of its own for one test (several processes may share it)."""
+    admin = _pg_admin()
+    name = f"crm_upsell_test_{uuid.uuid4().hex[:12]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A temporary PostgreSQL database for this test session, dropped at the end."""
+    admin = _pg_admin()
     name = f"crm_upsell_test_{uuid.uuid4().hex[:12]}"
     admin.execute(f'CREATE DATABASE "{name}"')
     try:

@@ -283,6 +283,7 @@ class Session:
         dry_run: bool = False,
         trigger: str = "cli",
         view: PipelineView | None = None,
+        details: dict[str, Any] | None = None,
     ) -> PipelineReport:
         """Sync, score, plan and apply as one run, recorded with its summary in the runs table.
 
@@ -291,7 +292,12 @@ class Session:
         """
         view = view or QuietView()
         run_id = start_run(self.engine, self.name, "run")
-        summary: dict[str, Any] = {"trigger": trigger, "dry_run": dry_run, **worker_identity()}
+        summary: dict[str, Any] = {
+            "trigger": trigger,
+            "dry_run": dry_run,
+            **worker_identity(),
+            **(details or {}),
+        }
         try:
             with view.progress("syncing") as advance:
                 synced = await self.sync(connector, full=full, progress=advance)

@@ -359,7 +359,7 @@ class Worker:
             session.stop = self.stop
             log.info("run started", extra={**extra, "attempt": attempt, "worker": self.id})
             with session.writing():
-                report = asyncio.run(_run(session))
+                report = asyncio.run(_run(session, {**extra, "attempt": attempt, "worker": self.id}))
         except BusyError:
             log.info("skipped: another run of this connection is still going", extra=extra)
             return "busy"
@@ -379,9 +379,11 @@ class Worker:
         return "done" if report.ok else "retry"
 
 
-async def _run(session: Session) -> PipelineReport:
+async def _run(session: Session, details: dict[str, Any]) -> PipelineReport:
     async with session.connector() as connector:
-        return await session.run_pipeline(connector, trigger="schedule", view=LogView(session.name))
+        return await session.run_pipeline(
+            connector, trigger="schedule", view=LogView(session.name), details=details
+        )
 
 
 def _public(report: PipelineReport) -> dict[str, Any]:

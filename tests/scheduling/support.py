@@ -80,6 +80,7 @@ def config_text(
     *,
     schedules: dict[str, str] | None = None,
     scheduler: dict[str, Any] | None = None,
+    http: dict[str, Any] | None = None,
     connection_extra: dict[str, dict[str, Any]] | None = None,
 ) -> str:
     """The example config with one connection per sandbox, the given store, schedules and [scheduler]."""
@@ -96,11 +97,19 @@ def config_text(
     text = example_text()
     start, end = text.index("[connections.main]\n"), text.index("[sync]\n")
     text = text[:start] + "\n".join(lines) + text[end:]
-    if scheduler:
-        start, end = text.index("[scheduler]\n"), text.index("# --- rules ---")
-        block = ["[scheduler]", *(f"{k} = {_toml_value(v)}" for k, v in scheduler.items()), "", ""]
-        text = text[:start] + "\n".join(block) + text[end:]
+    for section, values in (("scheduler", scheduler), ("http", http)):
+        for key, value in (values or {}).items():
+            text = _set(text, section, key, value)
     return text
+
+
+def _set(text: str, section: str, key: str, value: Any) -> str:
+    """``key = value`` in ``[section]`` of the example text (the key is there already)."""
+    start = text.index(f"[{section}]\n")
+    pattern = re.compile(rf"(?m)^{re.escape(key)} = .*$")
+    match = pattern.search(text, start)
+    assert match is not None, f"[{section}] {key} is not in the example config"
+    return text[: match.start()] + f"{key} = {_toml_value(value)}" + text[match.end() :]
 
 
 @dataclass
