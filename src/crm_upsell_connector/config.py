@@ -41,6 +41,9 @@ RULE_SECTIONS = frozenset(RulesConfig.model_fields)
 _CONNECTION_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _EVERY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_MAX_EVERY_S = 366 * 86400
+# Crontab's weekday numbers: 0 (and 7) is Sunday.
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 # Interval ticks are counted from this instant, so every worker computes the same tick times and a
 # 15-minute schedule fires at :00, :15, :30 and :45 wherever and whenever a worker started.
 INTERVAL_ANCHOR = datetime(2024, 1, 1, tzinfo=UTC)
@@ -90,7 +93,56 @@ def parse_every(value: str) -> float:
     seconds = float(match[1]) * _UNIT_S[match[2]]
     if seconds < 1:
         raise ValueError("the interval must be at least 1s")
+    if seconds > _MAX_EVERY_S:
+        raise ValueError("the interval must be at most 366d (use cron for rarer runs)")
     return seconds
+
+
+def crontab_trigger(line: str, zone: ZoneInfo) -> CronTrigger:
+    """A crontab line (minute hour day month weekday) as an APScheduler trigger.
+
+    The weekday is read as crontab reads it (0 or 7 Sunday, 1 Monday, names too); APScheduler 3
+    numbers weekdays from Monday = 0, so numbers are turned into names before it sees them.
+    """
+    fields = line.split()
+    if len(fields) != 5:
+        raise ValueError(f"a crontab line has 5 fields (minute hour day month weekday), not {len(fields)}")
+    minute, hour, day, month, weekday = fields
+    return CronTrigger(
+        minute=minute, hour=hour, day=day, month=month, day_of_week=_crontab_weekdays(weekday), timezone=zone
+    )
+
+
+def _crontab_weekdays(field: str) -> str:
+    if field == "*":
+        return "*"
+    days: set[int] = set()
+    for part in field.lower().split(","):
+        span, _, step_text = part.partition("/")
+        step = int(step_text) if step_text.isdigit() and int(step_text) > 0 else None
+        if step_text and step is None:
+            raise ValueError(f"weekday step {step_text!r} must be a positive number")
+        if span == "*":
+            first, last = 0, 6
+        else:
+            low, dash, high = span.partition("-")
+            first = _weekday_number(low)
+            last = _weekday_number(high) if dash else (6 if step else first)
+            if dash and high.strip() == "7":
+                last = 7
+        if last < first:
+            raise ValueError(f"weekday range {span!r} runs backwards")
+        days.update(d % 7 for d in range(first, last + 1, step or 1))
+    return ",".join(_WEEKDAYS[d] for d in sorted(days))
+
+
+def _weekday_number(text: str) -> int:
+    text = text.strip()
+    if text.isdigit() and 0 <= int(text) <= 7:
+        return int(text) % 7
+    if text[:3] in _WEEKDAYS:
+        return _WEEKDAYS.index(text[:3])
+    raise ValueError(f"weekday {text!r} must be 0-7 (0 and 7 are Sunday) or a name like mon")
 
 
 class ScheduleSettings(_Strict):
@@ -132,7 +184,7 @@ class ScheduleSettings(_Strict):
         """The APScheduler trigger; every worker computes the same fire times from it."""
         zone = ZoneInfo(self.timezone)
         if self.cron is not None:
-            return CronTrigger.from_crontab(self.cron, timezone=zone)
+            return crontab_trigger(self.cron, zone)
         assert self.every is not None
         return IntervalTrigger(seconds=parse_every(self.every), start_date=INTERVAL_ANCHOR, timezone=zone)
 
@@ -208,7 +260,7 @@ def format_validation_error(source: str, exc: ValidationError, prefix: tuple[str
     path = ".".join(
         f"[{p}]" if isinstance(p, int) else key_text(p) for p in (*prefix, *first["loc"])
     ).replace(".[", "[")
-    message = first["msg"]
+    message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown key (check the spelling against config.example.toml)"
     elif first["type"] == "missing":

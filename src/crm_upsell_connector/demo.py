@@ -66,7 +66,7 @@ async def run_demo(*, crm: str, accounts: int, seed: int) -> None:
     # The scenario is laid out relative to today, so tenure and recency read as it means them.
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     scenario = build_scenario(accounts=accounts, seed=seed, now=today)
-    output.console.print(f"[bold]{plugin.title} sandbox[/bold]: {accounts} companies, seed {seed}")
+    output.console.print(f"{plugin.title} sandbox: {accounts} companies, seed {seed}", style="bold")
     with (
         SandboxServer(plugin.sandbox_app(scenario, options)) as base_url,
         tempfile.TemporaryDirectory(prefix="crm-upsell-demo-") as workdir,
@@ -102,7 +102,7 @@ async def run_demo(*, crm: str, accounts: int, seed: int) -> None:
                     _show_tasks(plan)
                 elif plan.empty:
                     output.console.print(
-                        "[green]Second run: nothing new to write; the CRM already shows it all.[/green]"
+                        "Second run: nothing new to write; the CRM already shows it all.", style="green"
                     )
         session.engine.dispose()
     output.console.print(f"demo finished in {time.monotonic() - started:.1f} s")

@@ -67,13 +67,19 @@ def _text(value: Any) -> str:
 
 
 def setup_logging(level: int, log_format: LogFormat = "text") -> None:
-    """Log to standard error in ``log_format``, at ``level``; secrets are redacted on every handler."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    """Log to standard error in ``log_format``, at ``level``; secrets are redacted on every handler.
+
+    Like ``logging.basicConfig``, it leaves a root logger that someone else (an embedding program,
+    pytest) already gave handlers alone, apart from the level; calling it again replaces its own handler.
+    """
     root = logging.getLogger()
-    for old in list(root.handlers):
+    for old in [h for h in root.handlers if getattr(h, _OURS, False)]:
         root.removeHandler(old)
-    root.addHandler(handler)
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+        setattr(handler, _OURS, True)
+        root.addHandler(handler)
     root.setLevel(level)
     if level > logging.DEBUG:
         logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -81,3 +87,6 @@ def setup_logging(level: int, log_format: LogFormat = "text") -> None:
     logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))
     logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
     install_log_redaction()
+
+
+_OURS = "_crm_upsell_handler"

@@ -22,6 +22,8 @@ from crm_upsell_connector.store.schema import runs, scheduler_jobs, workers
 # A next run this far in the past means no worker is picking the connection up.
 OVERDUE = timedelta(minutes=5)
 _PROBLEM_RUNS = ("failed", "partial", "interrupted")
+_ACCEPTED_RUNS = ("ok", "partial", "dry-run", "stopped")
+_CREDENTIAL_PROBLEMS = ("missing", "rejected")
 
 
 @dataclass
@@ -43,7 +45,7 @@ class LastRun:
 
 @dataclass
 class Credentials:
-    state: str  # ok, missing, rejected
+    state: str  # ok, unverified (not readable here, accepted on the last run), missing, rejected
     detail: str
 
 
@@ -156,7 +158,7 @@ def _connection(
         last_ok_at,
         _credentials(name, connection.settings, secrets, last),
     )
-    if status.credentials.state != "ok":
+    if status.credentials.state in _CREDENTIAL_PROBLEMS:
         status.problems.append(f"credentials {status.credentials.state}: {status.credentials.detail}")
     if last is not None and last.status in _PROBLEM_RUNS:
         status.problems.append(f"last run {last.status}" + (f": {last.error}" if last.error else ""))
@@ -197,8 +199,13 @@ def _last_run(conn: Connection, name: str) -> LastRun | None:
 def _credentials(
     name: str, settings: dict[str, Any], secrets: SecretResolver, last: LastRun | None
 ) -> Credentials:
-    """Every secret reference resolvable, and not rejected by the CRM on the last run."""
+    """Every secret reference resolvable, and not rejected by the CRM on the last run.
+
+    ``status`` may run in another environment than the workers (an admin's shell, not the service's
+    environment file): a secret missing here while the last run was accepted is ``unverified``.
+    """
     refs = []
+    missing: str | None = None
     for key, value in sorted(settings.items()):
         if not isinstance(value, str) or value.partition(":")[0] not in ("keyring", "env"):
             continue
@@ -210,9 +217,17 @@ def _credentials(
         try:
             secrets.resolve(value, what=f"connections.{name}.settings.{key}")
         except AuthError as exc:
-            return Credentials("missing", exc.one_line())
+            missing = missing or exc.one_line()
     if last is not None and last.status == "failed" and last.error_kind == "AuthError":
         return Credentials("rejected", last.error or "the CRM refused the credentials")
+    if missing is not None:
+        if last is not None and last.status in _ACCEPTED_RUNS:
+            return Credentials(
+                "unverified",
+                f"{missing}; the last run ({last.started_at:%Y-%m-%d %H:%M} UTC) was accepted by the CRM, "
+                "so the workers' environment has it",
+            )
+        return Credentials("missing", missing)
     if not refs:
         return Credentials("ok", "no secret references in the settings")
     detail = f"{len(refs)} secret(s) found"

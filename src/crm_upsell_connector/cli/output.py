@@ -20,8 +20,9 @@ from crm_upsell_connector.rules.result import Recommendation
 from crm_upsell_connector.status import StatusReport
 from crm_upsell_connector.sync import SyncReport
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False)
+# No markup: CRM data (company names, error texts) may hold square brackets, shown as they are.
+console = Console(highlight=False, soft_wrap=True, markup=False)
+err_console = Console(stderr=True, highlight=False, markup=False)
 
 
 def print_json(data: Any) -> None:
