@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -135,3 +136,26 @@ async def test_a_failed_record_keeps_its_reason_and_is_retried_while_the_rest_st
     assert again.failed and again.failed[0][1] == "404"
     with engine.connect() as conn:
         assert conn.execute(select(outbox.c.attempts).where(outbox.c.ref == "404")).scalar_one() == 2
+
+
+async def test_a_stop_request_ends_apply_after_the_batch_in_flight_and_the_rest_waits(engine: Engine) -> None:
+    crm = FakeCRM(accounts=6)
+    await synced(engine, crm)
+    plan = make_plan(["1", "2", "3", "4"], tasks=False)
+    stop = threading.Event()
+    sent: list[tuple[str, int]] = []
+
+    def after_each_batch(kind: str, n: int) -> None:
+        sent.append((kind, n))
+        stop.set()  # SIGTERM arrives while the first batch is being written
+
+    report = await Applier(
+        engine, FakeConnector(crm), "t", batch_size=2, progress=after_each_batch, stop=stop
+    ).apply(plan)
+    assert report.stopped and report.updated == 2 and sent == [("field_update", 2)]
+    assert statuses(engine).count("pending") == 2  # the rest is queued, nothing half-sent
+    report = await Applier(engine, FakeConnector(crm), "t", batch_size=2).apply(
+        Plan(connection="t", created_at=NOW)
+    )
+    assert report.updated == 2 and not report.stopped
+    assert all(crm.accounts[i].product_fields.get("segment") == "champion" for i in "1234")

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from crm_upsell_connector.cli import main
-from crm_upsell_connector.errors import BusyError
+from crm_upsell_connector.errors import BusyError, StoreError
 from crm_upsell_connector.init import example_text
 from crm_upsell_connector.store.engine import open_store
 from crm_upsell_connector.store.lock import RunLock
@@ -105,3 +105,24 @@ def test_the_cli_exits_7_with_one_line_while_another_run_writes(
     assert code == 7
     assert err.count("\n") == 1
     assert err.startswith("error: another run for connection 'main' is writing the store right now (pid ")
+
+
+@pytest.mark.postgres
+def test_a_run_whose_lock_session_is_ended_stops_writing(pg_database: str) -> None:
+    """The server ends the session that holds the advisory lock: the run notices before its next commit."""
+    engine = open_store(pg_database)
+    try:
+        with RunLock(engine, "main") as lock:
+            lock.ensure_held()  # held: nothing happens
+            assert lock._pg is not None
+            pid = lock._pg.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            lock._pg.commit()
+            with engine.connect() as admin:
+                assert admin.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar_one()
+            # Another run can take the connection now, and this one must not write any more.
+            with RunLock(engine, "main", wait_s=5):
+                pass
+            with pytest.raises(StoreError, match="run lock of connection 'main' was lost"):
+                lock.ensure_held()
+    finally:
+        engine.dispose()

@@ -60,8 +60,11 @@ class Applier:
         batch_size: int = BATCH,
         progress: Progress | None = None,
         stop: threading.Event | None = None,
+        guard: Callable[[], None] | None = None,
     ) -> None:
         self.stop = stop
+        #: called before each batch; raises when this run may no longer write (its lock was lost).
+        self.guard = guard
         self.engine = engine
         self.connector = connector
         self.connection = connection
@@ -192,6 +195,8 @@ class Applier:
                 if self.stop is not None and self.stop.is_set():
                     report.stopped = True
                     return
+                if self.guard is not None:
+                    self.guard()
                 await self._send(kind, batch, report)
 
     async def _send(self, kind: str, rows: Sequence[Any], report: ApplyReport) -> None:

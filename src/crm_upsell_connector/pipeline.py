@@ -107,6 +107,7 @@ class Session:
     lock_wait_s: float = 0.0
     #: set from a signal handler: the run stops at its next checkpoint (a committed page or batch).
     stop: threading.Event | None = None
+    _lock: RunLock | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def open(
@@ -144,9 +145,18 @@ class Session:
         Whoever holds the lock knows that no other run of this connection is alive, so runs still
         marked running were cut short (a killed process or host) and are marked interrupted.
         """
-        with RunLock(self.engine, self.name, wait_s=self.lock_wait_s):
-            close_abandoned_runs(self.engine, self.name)
-            yield
+        with RunLock(self.engine, self.name, wait_s=self.lock_wait_s) as lock:
+            self._lock = lock
+            try:
+                close_abandoned_runs(self.engine, self.name)
+                yield
+            finally:
+                self._lock = None
+
+    def _guard(self) -> None:
+        """Before each commit: stop if the run lock may have been lost (see RunLock.ensure_held)."""
+        if self._lock is not None:
+            self._lock.ensure_held()
 
     def settings(self) -> Any:
         try:
@@ -184,6 +194,7 @@ class Session:
                 clock=self.clock,
                 progress=progress,
                 stop=self.stop,
+                guard=self._guard,
             ).run(full=full)
         except BaseException as exc:
             finish_run(self.engine, run_id, _failure_status(exc), {"error": type(exc).__name__})
@@ -263,6 +274,7 @@ class Session:
                 batch_size=connector.write_batch_size,
                 progress=progress,
                 stop=self.stop,
+                guard=self._guard,
             ).apply(plan, run_id)
         except BaseException as exc:
             finish_run(self.engine, run_id, _failure_status(exc), {"error": type(exc).__name__})
@@ -273,6 +285,11 @@ class Session:
             "stopped" if report.stopped else "ok" if report.ok else "partial",
             {"updated": report.updated, "tasks_created": report.tasks_created, "failed": len(report.failed)},
         )
+        if report.stopped:
+            raise StopRequested(
+                f"apply stopped on request after {report.updated} update(s) and {report.tasks_created} task(s)",
+                hint="the writes not sent yet stay queued for the next run",
+            )
         return report
 
     async def run_pipeline(
@@ -330,16 +347,12 @@ class Session:
                 calls=connector.stats.calls,
             )
             view.applied(applied)
-            if applied.stopped:
-                self._finish(run_id, "stopped", summary, synced=synced, plan=plan, applied=applied)
-                raise StopRequested("apply stopped on request; unsent writes stay queued for the next run")
             status = "ok" if applied.ok else "partial"
             return self._finish(run_id, status, summary, synced=synced, plan=plan, applied=applied)
         except BaseException as exc:
-            if not isinstance(exc, StopRequested) or summary.get("status") != "stopped":
-                summary["error"] = _error_line(exc)
-                summary["error_kind"] = type(exc).__name__
-                finish_run(self.engine, run_id, _failure_status(exc), summary)
+            summary["error"] = _error_line(exc)
+            summary["error_kind"] = type(exc).__name__
+            finish_run(self.engine, run_id, _failure_status(exc), summary)
             raise
 
     def _check_stop(self) -> None:

@@ -170,7 +170,9 @@ class Worker:
             )
         self.plugins = plugins if plugins is not None else load_plugins()
         self.secrets = secrets or SecretResolver()
-        self.engine = engine if engine is not None else open_store(config.store.url)
+        # Each run in progress holds a connection for its lock and uses another to write.
+        pool = 2 * config.scheduler.threads + 2
+        self.engine = engine if engine is not None else open_store(config.store.url, pool_size=pool)
         for name in self.names:
             # Wrong settings or a missing connector fail now, not at the first tick.
             Session.open(
@@ -304,8 +306,16 @@ class Worker:
     # ---- one tick of one connection ---------------------------------------------------------------
 
     def next_tick(self, name: str) -> datetime | None:
-        job = self.scheduler.get_job(JOB_PREFIX + name)
-        return job.next_run_time if job is not None else None
+        """The connection's next regular run after now, from its trigger.
+
+        Computed, not read from APScheduler, whose shutdown holds the job store lock while it waits
+        for the run threads: a run thread asking the scheduler then would never finish.
+        """
+        schedule = self.config.connections[name].schedule
+        if schedule is None:
+            return None
+        fire: datetime | None = schedule.trigger().get_next_fire_time(None, datetime.now(UTC))
+        return fire
 
     def run_connection(self, name: str, tick: datetime) -> None:
         """Claim ``tick`` for ``name`` and run the pipeline, retrying after failures as configured."""
@@ -319,7 +329,7 @@ class Worker:
         attempt = 0
         while True:
             attempt += 1
-            if self._attempt(name, attempt, extra) != "retry":
+            if self._attempt(name, attempt, extra) != "retry" or self.stop.is_set():
                 return
             if attempt > settings.retries:
                 log.error("giving up until the next regular run", extra={**extra, "attempts": attempt})

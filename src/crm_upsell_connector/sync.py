@@ -113,8 +113,11 @@ class Syncer:
         clock: Callable[[], datetime] = _utcnow,
         progress: Progress | None = None,
         stop: threading.Event | None = None,
+        guard: Callable[[], None] | None = None,
     ) -> None:
         self.engine = engine
+        #: called before each commit; raises when this run may no longer write (its lock was lost).
+        self.guard = guard
         self.connector = connector
         self.connection = connection
         self.settings = settings
@@ -243,6 +246,8 @@ class Syncer:
     def _commit_page(self, state: SyncState, page: Page, report: StreamReport) -> None:
         """Records, deletions and the new stream position in one transaction."""
         kind = self.connector.streams[state.stream]
+        if self.guard is not None:
+            self.guard()
         with self.engine.begin() as conn:
             stored = upsert_records(conn, self.connection, kind, page.records)
             if page.deleted_ids:

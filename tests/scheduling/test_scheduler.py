@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from crm_upsell_connector.cli import main
 from crm_upsell_connector.init import example_text
 from tests.scheduling.support import Setup, setup, sqlite_rows, wait_for
 
@@ -228,3 +230,58 @@ def test_connections_keep_their_data_rules_and_secrets_apart(tmp_path: Path) -> 
         assert by_name["emea"]["credentials"]["state"] == "ok"
         assert by_name["org"]["last_run"]["status"] == "ok"
         assert status.returncode == 1
+
+
+def _one_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, str]:
+    code = main(argv)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return code, lines[0]
+
+
+def test_schedule_refuses_what_it_cannot_do_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        example_text().replace("sqlite:////var/lib", "sqlite:////nonexistent"), encoding="utf-8"
+    )
+    code, line = _one_error(capsys, ["--config", str(config), "schedule"])
+    assert code == 2 and "no connection has a schedule" in line and "every = '15m'" in line
+    code, line = _one_error(capsys, ["--config", str(config), "--connection", "main", "schedule"])
+    assert code == 2 and "--connection does not apply" in line
+    code, line = _one_error(capsys, ["--config", str(config), "--log-format", "xml", "schedule"])
+    assert code == 2 and "--log-format 'xml'" in line
+
+
+def test_a_manual_run_stops_at_a_checkpoint_on_sigterm_with_exit_143(tmp_path: Path) -> None:
+    store, url = _store(tmp_path)
+    with setup(tmp_path, [("main", "hubspot")], url, accounts=150, latency_ms=60) as env:
+        assert env.cli("setup").returncode == 0
+        process = subprocess.Popen(
+            env.command("run"), env=env.environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        try:
+            wait_for(
+                lambda: bool(
+                    sqlite_rows(
+                        store, "SELECT 1 FROM sync_state WHERE full_started_at IS NOT NULL AND records > 0"
+                    )
+                ),
+                60,
+                "the first pages of a full sync",
+                poll_s=0.05,
+            )
+            process.send_signal(signal.SIGTERM)
+            _, err = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert process.returncode == 143, err
+        lines = err.decode().strip().splitlines()
+        assert lines[-1].startswith("stopped: sync stopped on request"), lines
+        (run,) = _runs(store)
+        assert run["status"] == "stopped" and run["error_kind"] == "StopRequested"
+        again = env.cli("run")
+        assert again.returncode == 0 and "resumed" in again.stdout, again.stderr

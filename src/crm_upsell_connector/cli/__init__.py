@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 
 import click
 import typer
 
-from crm_upsell_connector.errors import ConnectorError
+from crm_upsell_connector.errors import ConnectorError, StopRequested
 from crm_upsell_connector.http.redact import scrub
 
 INTERNAL_ERROR = 70
@@ -20,8 +22,12 @@ def main(argv: list[str] | None = None) -> int:
     from crm_upsell_connector.cli.app import app
 
     command = typer.main.get_command(app)
+    previous_sigterm = signal.getsignal(signal.SIGTERM)
     try:
         result = command.main(args=argv, prog_name="crm-upsell", standalone_mode=False)
+    except StopRequested as exc:
+        print(f"stopped: {scrub(exc.one_line())}", file=sys.stderr)
+        return exc.exit_code
     except ConnectorError as exc:
         print(f"error: {scrub(exc.one_line())}", file=sys.stderr)
         return exc.exit_code
@@ -42,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return INTERNAL_ERROR
+    finally:
+        # The commands stop at a checkpoint on SIGTERM; give an embedding program its handler back.
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous_sigterm)
     return int(result) if isinstance(result, int) else 0
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import getpass
 import logging
+import signal
 import sys
+import threading
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -48,6 +50,8 @@ class Globals:
     verbose: int
     wait: float = 0.0
     log_format: Literal["text", "json"] = "text"
+    #: set by SIGTERM: a run in progress stops after committing its current page or write batch.
+    stop: threading.Event = field(default_factory=threading.Event)
 
 
 def _globals(ctx: typer.Context) -> Globals:
@@ -67,7 +71,9 @@ def _root(
     ] = None,
     connection: Annotated[
         str | None,
-        typer.Option("--connection", help="which [connections.NAME] to use when there are several"),
+        typer.Option(
+            "--connection", help="which connection (a connections.NAME section) to use when there are several"
+        ),
     ] = None,
     verbose: Annotated[
         int, typer.Option("--verbose", "-v", count=True, help="more logging (-vv for HTTP)")
@@ -88,6 +94,20 @@ def _root(
     fmt: Literal["text", "json"] = "json" if log_format == "json" else "text"
     setup_logging(_level(verbose), fmt)
     ctx.obj = Globals(config, connection, verbose, wait, fmt)
+    _stop_on_sigterm(ctx.obj.stop)
+
+
+def _stop_on_sigterm(stop: threading.Event) -> None:
+    """SIGTERM (a service manager, a timeout) stops a run at its next checkpoint; a second one at once."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def on_sigterm(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            raise SystemExit(128 + signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def _level(verbose: int, quiet: int = logging.WARNING) -> int:
@@ -98,6 +118,7 @@ def _session(ctx: typer.Context) -> Session:
     g = _globals(ctx)
     session = Session.from_path(g.config, g.connection)
     session.lock_wait_s = g.wait
+    session.stop = g.stop
     return session
 
 
@@ -362,6 +383,11 @@ def schedule(ctx: typer.Context) -> None:
     from crm_upsell_connector.scheduler import run_worker
 
     g = _globals(ctx)
+    if g.connection is not None:
+        raise ConfigError(
+            "schedule runs every connection that has a schedule; --connection does not apply",
+            hint="to leave a connection out, set enabled = false in its [connections.NAME.schedule]",
+        )
     setup_logging(_level(g.verbose, quiet=logging.INFO), g.log_format)
     run_worker(load_config(g.config))
 

@@ -46,8 +46,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
     cursor.close()
 
 
-def create_store_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite files are created 0600 with WAL journaling."""
+def create_store_engine(url: str, *, pool_size: int | None = None) -> Engine:
+    """An engine for ``url``; SQLite files are created 0600 with WAL journaling.
+
+    ``pool_size`` sizes a PostgreSQL pool for a process running several connections at once (each
+    run holds one connection for its lock and uses another to write).
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if not parsed.database or parsed.database == ":memory:":
@@ -59,6 +63,8 @@ def create_store_engine(url: str) -> Engine:
         engine = create_engine(url)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    if pool_size is not None:
+        return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
     return create_engine(url, pool_pre_ping=True)
 
 
@@ -77,9 +83,9 @@ def migrate(engine: Engine) -> None:
         raise StoreError(f"cannot migrate the store: {scrub(_db_message(exc))}".splitlines()[0]) from None
 
 
-def open_store(url: str) -> Engine:
+def open_store(url: str, *, pool_size: int | None = None) -> Engine:
     """Create, connect and migrate the store at ``url``; a clear StoreError when that fails."""
-    engine = create_store_engine(url)
+    engine = create_store_engine(url, pool_size=pool_size)
     try:
         with engine.connect():
             pass

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import IO
 
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
-from crm_upsell_connector.errors import BusyError
+from crm_upsell_connector.errors import BusyError, StoreError
 
 _POLL_S = 0.2
 
@@ -110,6 +111,26 @@ class RunLock:
         self._pg = conn
         return True
 
+    def ensure_held(self) -> None:
+        """Raise StoreError if the lock may have been lost; called before each commit of a run.
+
+        A PostgreSQL advisory lock lives as long as the session holding it. Should the server end
+        that session (``idle_session_timeout``, a network cut, an administrator), another worker may
+        take the connection over: the run must then stop writing. A file lock cannot be lost.
+        """
+        if self._pg is None:
+            return
+        try:
+            self._pg.execute(text("SELECT 1"))
+            self._pg.commit()
+        except SQLAlchemyError:
+            raise StoreError(
+                f"the database session holding the run lock of connection '{self.connection}' was lost; "
+                "stopping before writing more",
+                hint="the next run resumes from the last checkpoint; check idle_session_timeout and the "
+                "network to the database",
+            ) from None
+
     def release(self) -> None:
         if self._file is not None:
             fcntl.flock(self._file, fcntl.LOCK_UN)
@@ -119,6 +140,8 @@ class RunLock:
             try:
                 self._pg.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _advisory_key(self.connection)})
                 self._pg.commit()
+            except SQLAlchemyError:
+                pass  # the session is gone, and the lock with it
             finally:
                 self._pg.close()
                 self._pg = None
