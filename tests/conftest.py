@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -33,9 +34,9 @@ def _pg_admin() -> psycopg.Connection[tuple[object, ...]]:
         pytest.skip(reason)
 
 
-@pytest.fixture
-def fresh_pg_url() -> Iterator[str]:
-    """An empty PostgreSQL database of its own for one test (several processes may share it)."""
+@contextmanager
+def _temporary_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database, dropped afterwards (connections still open are ended)."""
     admin = _pg_admin()
     name = f"crm_upsell_test_{uuid.uuid4().hex[:12]}"
     admin.execute(f'CREATE DATABASE "{name}"')
@@ -44,19 +45,20 @@ def fresh_pg_url() -> Iterator[str]:
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture
+def fresh_pg_url() -> Iterator[str]:
+    """An empty PostgreSQL database of its own for one test (several processes may share it)."""
+    with _temporary_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
     """A temporary PostgreSQL database for this test session, dropped at the end."""
-    admin = _pg_admin()
-    name = f"crm_upsell_test_{uuid.uuid4().hex[:12]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/{name}"
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with _temporary_database() as url:
+        yield url
 
 
 def _empty_postgres(url: str) -> None:

@@ -288,17 +288,13 @@ def _load_rule_file(source: str, name: str, ref: str) -> RulesConfig:
     path = Path(ref).expanduser()
     if not path.is_absolute():
         path = Path(source).parent / path
-    where = f"{source}: connections.{key_text(name)}.rules"
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{where}: no rule file at {path}", hint="give a path relative to the config file"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{where}: cannot read {path}: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    data = _read_toml(
+        path,
+        missing=ConfigError(
+            f"{source}: connections.{key_text(name)}.rules: no rule file at {path}",
+            hint="give a path relative to the config file",
+        ),
+    )
     extra = sorted(set(data) - RULE_SECTIONS)
     if extra:
         raise ConfigError(
@@ -308,19 +304,26 @@ def _load_rule_file(source: str, name: str, ref: str) -> RulesConfig:
     return load_rules(data, str(path))
 
 
-def load_config(path: Path | None = None) -> Config:
-    path = path or default_config_path()
-    source = str(path)
+def _read_toml(path: Path, *, missing: ConfigError) -> dict[str, Any]:
+    """A TOML file's contents; ``missing`` when it does not exist, a one-line ConfigError otherwise."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(
-            f"no config file at {source}", hint="create one with 'crm-upsell init' or pass --config PATH"
-        ) from None
+        raise missing from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {source}: {exc}") from None
+        raise ConfigError(f"cannot read {path}: {exc}") from None
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    return parse_config(data, source)
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def load_config(path: Path | None = None) -> Config:
+    path = path or default_config_path()
+    data = _read_toml(
+        path,
+        missing=ConfigError(
+            f"no config file at {path}", hint="create one with 'crm-upsell init' or pass --config PATH"
+        ),
+    )
+    return parse_config(data, str(path))

@@ -175,15 +175,7 @@ class Env:
     # -- reading the store
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
-        if not self.store.exists():
-            return []
-        with sqlite3.connect(f"file:{self.store}?mode=ro", uri=True, timeout=5) as db:
-            try:
-                return db.execute(sql).fetchall()
-            except sqlite3.OperationalError as exc:
-                if "no such table" in str(exc):
-                    return []
-                raise
+        return sqlite_rows(self.store, sql)
 
     def phase(self) -> str:
         """Where a killed run stopped: in sync, between sync and apply, or in apply."""
@@ -193,6 +185,19 @@ class Env:
         if commands.get("sync"):
             return "score/plan"
         return "sync" if commands else "start-up"
+
+
+def sqlite_rows(store: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Rows from a SQLite store that another process writes; [] before its tables exist."""
+    if not store.exists():
+        return []
+    with sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5) as db:
+        try:
+            return db.execute(sql).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return []
+            raise
 
 
 def open_env(crm: str, workdir: Path, *, seed: int = SEED, accounts: int = ACCOUNTS) -> Env:

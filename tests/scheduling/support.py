@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 import time
@@ -24,7 +23,9 @@ from crm_upsell_connector.connector import ConnectorPlugin, load_plugins
 from crm_upsell_connector.init import example_text
 from crm_upsell_connector.sandbox.scenario import build_scenario
 from crm_upsell_connector.sandbox.server import SandboxOptions, SandboxServer
-from tests.reliability.harness import _toml_value, crm_account_fields, crm_tasks
+from tests.reliability.harness import _toml_value, crm_account_fields, crm_tasks, sqlite_rows
+
+__all__ = ["SandboxCrm", "Setup", "config_text", "setup", "sqlite_rows", "start_crm", "wait_for"]
 
 
 @dataclass
@@ -183,16 +184,3 @@ def wait_for(check: Callable[[], bool], timeout_s: float, what: str, poll_s: flo
             return
         time.sleep(poll_s)
     raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-
-
-def sqlite_rows(store: Path, sql: str) -> list[tuple[Any, ...]]:
-    """Rows from a SQLite store that another process writes; [] before its tables exist."""
-    if not store.exists():
-        return []
-    with sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5) as db:
-        try:
-            return db.execute(sql).fetchall()
-        except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
-                return []
-            raise

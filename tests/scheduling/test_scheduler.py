@@ -52,6 +52,17 @@ def _stop(process: subprocess.Popen[bytes], timeout_s: float = 30) -> int:
     return process.wait(timeout_s)
 
 
+def _wait_for_first_pages(store: Path) -> None:
+    wait_for(
+        lambda: bool(
+            sqlite_rows(store, "SELECT 1 FROM sync_state WHERE full_started_at IS NOT NULL AND records > 0")
+        ),
+        60,
+        "the first pages of a full sync",
+        poll_s=0.05,
+    )
+
+
 def _log(env: Setup) -> str:
     return env.logs[-1].read_text(encoding="utf-8", errors="replace")
 
@@ -64,16 +75,7 @@ def test_sigterm_stops_after_the_current_page_and_the_next_run_resumes(tmp_path:
         assert env.cli("setup").returncode == 0
         worker = env.start_worker()
         try:
-            wait_for(
-                lambda: bool(
-                    sqlite_rows(
-                        store, "SELECT 1 FROM sync_state WHERE full_started_at IS NOT NULL AND records > 0"
-                    )
-                ),
-                60,
-                "the first pages of a full sync",
-                poll_s=0.05,
-            )
+            _wait_for_first_pages(store)
             stopped_at = time.monotonic()
             assert _stop(worker) == 0, _log(env)
             took = time.monotonic() - stopped_at
@@ -263,16 +265,7 @@ def test_a_manual_run_stops_at_a_checkpoint_on_sigterm_with_exit_143(tmp_path: P
             env.command("run"), env=env.environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
         try:
-            wait_for(
-                lambda: bool(
-                    sqlite_rows(
-                        store, "SELECT 1 FROM sync_state WHERE full_started_at IS NOT NULL AND records > 0"
-                    )
-                ),
-                60,
-                "the first pages of a full sync",
-                poll_s=0.05,
-            )
+            _wait_for_first_pages(store)
             process.send_signal(signal.SIGTERM)
             _, err = process.communicate(timeout=30)
         finally:
