@@ -308,13 +308,14 @@ class Session:
         propose the wrong thing. Errors are recorded on the run (one line, no secrets) and raised.
         """
         view = view or QuietView()
-        run_id = start_run(self.engine, self.name, "run")
         summary: dict[str, Any] = {
             "trigger": trigger,
             "dry_run": dry_run,
             **worker_identity(),
             **(details or {}),
         }
+        # Recorded at the start too, so that a run cut short still shows who ran it and for which tick.
+        run_id = start_run(self.engine, self.name, "run", dict(summary))
         try:
             with view.progress("syncing") as advance:
                 synced = await self.sync(connector, full=full, progress=advance)

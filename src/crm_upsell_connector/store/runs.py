@@ -10,7 +10,8 @@ from sqlalchemy import Engine, insert, update
 from crm_upsell_connector.store.schema import runs
 
 
-def start_run(engine: Engine, connection: str, command: str) -> int:
+def start_run(engine: Engine, connection: str, command: str, summary: dict[str, Any] | None = None) -> int:
+    """A new run, ``running``; ``summary`` holds what is known at the start (who runs it, why)."""
     with engine.begin() as conn:
         result = conn.execute(
             insert(runs).values(
@@ -18,7 +19,7 @@ def start_run(engine: Engine, connection: str, command: str) -> int:
                 command=command,
                 started_at=datetime.now(UTC),
                 status="running",
-                summary={},
+                summary=summary or {},
             )
         )
         key = result.inserted_primary_key
