@@ -227,6 +227,22 @@ async def test_429_and_limit_exceeded_back_off_and_continue(conn: ZohoConnector)
 
 
 @respx.mock
+async def test_credits_still_exhausted_after_the_retries_stop_the_run_as_a_quota(conn: ZohoConnector) -> None:
+    respx.post(f"{ACCOUNTS_EU}/oauth/v2/token").mock(return_value=token_ok())
+    route = respx.get(USERS).mock(
+        return_value=httpx.Response(
+            429,
+            json={"code": "LIMIT_EXCEEDED", "details": {}, "message": "credits", "status": "error"},
+            headers={"Retry-After": "0"},
+        )
+    )
+    with pytest.raises(QuotaError, match="API credits for the rolling 24 hours are used up") as info:
+        [p async for p in conn.read("users", None)]
+    assert route.call_count > 1, "retried before giving up"
+    assert info.value.exit_code == 5 and "next run" in info.value.one_line()
+
+
+@respx.mock
 async def test_invalid_token_is_refreshed_and_replayed_once() -> None:
     tokens = iter(["1000.access-token-one", "1000.access-token-two"])
     token_route = respx.post(f"{ACCOUNTS_EU}/oauth/v2/token").mock(

@@ -56,6 +56,8 @@ WRITE_LIMIT = 100  # records per insert / update call
 PAGE_PARAM_MAX_RECORDS = 2000  # past this many records a read must page by page_token
 _BODY_SNIPPET = 300
 RATE_LIMIT_CODES = frozenset({"LIMIT_EXCEEDED", "TOO_MANY_REQUESTS", "API_LIMIT_EXCEEDED"})
+# A 429 with this code: the org's API credits are spent (concurrency limits answer TOO_MANY_REQUESTS).
+CREDITS_EXHAUSTED = "LIMIT_EXCEEDED"
 #: Credits per kind of call (see the module docstring); COQL is priced by its LIMIT.
 CREDITS: dict[str, int] = {
     "records": 1,
@@ -262,16 +264,29 @@ class ZohoClient:
         self.credits.reserve(kind, cost)
         base = await self.auth.base_url()
         path = self.path(rest)
-        response = await self.api.request(
-            method,
-            base + path,
-            params=params,
-            json=json_body,
-            headers=headers,
-            idempotent=idempotent,
-            endpoint=endpoint or f"{method.upper()} {path.split('?')[0]}",
-            ok_statuses=(304, *ok_statuses),
-        )
+        try:
+            response = await self.api.request(
+                method,
+                base + path,
+                params=params,
+                json=json_body,
+                headers=headers,
+                idempotent=idempotent,
+                endpoint=endpoint or f"{method.upper()} {path.split('?')[0]}",
+                ok_statuses=(304, *ok_statuses),
+            )
+        except RateLimitError as exc:
+            if exc.status_code == 429 and exc.policy == CREDITS_EXHAUSTED:
+                # Still refused after every retry: the org's credits are spent, and retrying for
+                # hours would only add to the pressure. Stop like a quota stop; the next run resumes.
+                raise QuotaError(
+                    "Zoho refuses further API calls: the org's API credits for the rolling 24 hours "
+                    f"are used up ({CREDITS_EXHAUSTED} on {method.upper()} {path.split('?')[0]}); the sync "
+                    "stops here and resumes from its checkpoints on the next run",
+                    hint="lower credits_per_run so that other integrations keep room, or add API credits "
+                    "to the Zoho org",
+                ) from None
+            raise
         self.credits.spend(kind, cost)
         return response.status_code, self._json(response, method, path)
 
