@@ -378,6 +378,8 @@ def test_workers_alive_silent_and_stopped(store_url: str, engine: Engine) -> Non
         seen_at=now - timedelta(hours=1),
         stopped_at=now - timedelta(hours=1),
     )
+    # Killed two days ago and never heard of since: no longer listed.
+    add_worker(engine, "host-d:44:1", started_at=now - timedelta(days=3), seen_at=now - timedelta(days=2))
 
     report = status_of(config, engine, {TOKEN_VAR: SECRET}, now=now)
 

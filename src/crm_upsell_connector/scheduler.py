@@ -63,6 +63,7 @@ JOB_PREFIX = "run:"
 JOB_FUNC = "crm_upsell_connector.scheduler:scheduled_run"
 # Claimed ticks older than this are pruned by the heartbeat.
 TICK_RETENTION = timedelta(days=30)
+WORKER_RETENTION = timedelta(days=7)
 # Errors another try will not fix: the run waits for a person, or for the next tick (quota).
 _NOT_RETRIED = (ConfigError, AuthError, QuotaError, FatalAPIError)
 
@@ -300,6 +301,8 @@ class Worker:
                         )
                     )
                 conn.execute(delete(schedule_ticks).where(schedule_ticks.c.tick < now - TICK_RETENTION))
+                # Workers stopped, or silent (killed) for long, are forgotten after a while.
+                conn.execute(delete(workers).where(workers.c.seen_at < now - WORKER_RETENTION))
         except SQLAlchemyError as exc:
             log.warning("heartbeat not recorded: %s", type(exc).__name__)
 

@@ -21,6 +21,8 @@ from crm_upsell_connector.store.schema import runs, scheduler_jobs, workers
 
 # A next run this far in the past means no worker is picking the connection up.
 OVERDUE = timedelta(minutes=5)
+# A worker that stopped reporting (killed, host gone) is listed as silent for this long.
+SILENT_WORKERS_SHOWN = timedelta(days=1)
 _PROBLEM_RUNS = ("failed", "partial", "interrupted")
 _ACCEPTED_RUNS = ("ok", "partial", "dry-run", "stopped")
 _CREDENTIAL_PROBLEMS = ("missing", "rejected")
@@ -125,7 +127,9 @@ def gather_status(
                     list(w.connections),
                 )
                 for w in conn.execute(
-                    select(workers).where(workers.c.stopped_at.is_(None)).order_by(workers.c.started_at)
+                    select(workers)
+                    .where(workers.c.stopped_at.is_(None), workers.c.seen_at >= now - SILENT_WORKERS_SHOWN)
+                    .order_by(workers.c.started_at)
                 )
             ],
         )
