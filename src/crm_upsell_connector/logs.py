@@ -13,7 +13,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from crm_upsell_connector.http.redact import install_log_redaction
+from crm_upsell_connector.http.redact import install_log_redaction, scrub
 
 LogFormat = Literal["text", "json"]
 
@@ -37,7 +37,8 @@ class TextFormatter(logging.Formatter):
             line = f"{line} {extra}"
         if record.exc_text:
             line = f"{line}\n{record.exc_text}"
-        return line
+        # The redacting filter cleans the message; the fields are cleaned here.
+        return scrub(line)
 
 
 class JsonFormatter(logging.Formatter):
@@ -53,7 +54,7 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_text:
             entry["exception"] = record.exc_text
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        return scrub(json.dumps(entry, default=str, ensure_ascii=False))
 
 
 def _text(value: Any) -> str:

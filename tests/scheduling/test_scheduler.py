@@ -130,6 +130,8 @@ def test_missed_ticks_run_once_on_restart_and_json_logs_parse(tmp_path: Path) ->
         # Coalesced: one run for all the ticks missed while no worker ran, for the latest of them.
         assert len(missed) == 1, [r["tick"] for r in after]
         assert datetime.fromisoformat(missed[0]["tick"]) > restarted_at - timedelta(seconds=2)
+        for secret in env.crms[0].secrets.values():
+            assert secret not in _log(env)
         finished = [r for r in records if r["message"] == "run finished"]
         assert finished and all(r["connection"] == "main" and r["status"] == "ok" for r in finished)
 
