@@ -370,8 +370,8 @@ class Worker:
                 self.config, name, plugins=self.plugins, engine=self.engine, secrets=self.secrets
             )
             session.stop = self.stop
-            log.info("run started", extra={**extra, "attempt": attempt, "worker": self.id})
             with session.writing():
+                log.info("run started", extra={**extra, "attempt": attempt, "worker": self.id})
                 report = asyncio.run(_run(session, {**extra, "attempt": attempt, "worker": self.id}))
         except BusyError:
             log.info("skipped: another run of this connection is still going", extra=extra)
