@@ -16,6 +16,8 @@ from typing import Any, Literal
 from crm_upsell_connector.http.redact import install_log_redaction, scrub
 
 LogFormat = Literal["text", "json"]
+# Marks the handler setup_logging installed, so that a second call replaces it.
+_OURS = "_crm_upsell_handler"
 
 # What every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
@@ -88,6 +90,3 @@ def setup_logging(level: int, log_format: LogFormat = "text") -> None:
     logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))
     logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
     install_log_redaction()
-
-
-_OURS = "_crm_upsell_handler"

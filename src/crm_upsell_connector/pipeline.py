@@ -83,9 +83,6 @@ class PipelineReport:
     run_id: int
     status: str  # ok, partial (a stream or a write failed), dry-run
     summary: dict[str, Any]
-    synced: SyncReport | None = None
-    plan: Plan | None = None
-    applied: ApplyReport | None = None
 
     @property
     def ok(self) -> bool:
@@ -327,7 +324,7 @@ class Session:
             )
             view.synced(synced)
             if synced.failed:
-                return self._finish(run_id, "partial", summary, synced=synced)
+                return self._finish(run_id, "partial", summary)
             self._check_stop()
             recs = self.score()
             summary["accounts"] = len(recs)
@@ -337,7 +334,7 @@ class Session:
             summary.update(updates_planned=len(plan.changes), tasks_planned=len(plan.tasks))
             view.planned(plan)
             if dry_run:
-                return self._finish(run_id, "dry-run", summary, synced=synced, plan=plan)
+                return self._finish(run_id, "dry-run", summary)
             self._check_stop()
             with view.progress("writing") as advance:
                 applied = await self.apply(connector, plan, progress=advance)
@@ -349,7 +346,7 @@ class Session:
             )
             view.applied(applied)
             status = "ok" if applied.ok else "partial"
-            return self._finish(run_id, status, summary, synced=synced, plan=plan, applied=applied)
+            return self._finish(run_id, status, summary)
         except BaseException as exc:
             summary["error"] = _error_line(exc)
             summary["error_kind"] = type(exc).__name__
@@ -360,10 +357,9 @@ class Session:
         if self.stop is not None and self.stop.is_set():
             raise StopRequested("stopped on request between steps")
 
-    def _finish(self, run_id: int, status: str, summary: dict[str, Any], **parts: Any) -> PipelineReport:
-        summary["status"] = status
+    def _finish(self, run_id: int, status: str, summary: dict[str, Any]) -> PipelineReport:
         finish_run(self.engine, run_id, status, summary)
-        return PipelineReport(run_id, status, summary, **parts)
+        return PipelineReport(run_id, status, summary)
 
 
 def worker_identity() -> dict[str, Any]:

@@ -400,8 +400,9 @@ async def _run(session: Session, details: dict[str, Any]) -> PipelineReport:
 
 
 def _public(report: PipelineReport) -> dict[str, Any]:
-    keys = ("status", "records", "proposals", "updated", "tasks_created", "write_failures", "calls")
-    return {"run_id": report.run_id, **{k: report.summary[k] for k in keys if k in report.summary}}
+    keys = ("records", "proposals", "updated", "tasks_created", "write_failures", "calls")
+    picked = {k: report.summary[k] for k in keys if k in report.summary}
+    return {"run_id": report.run_id, "status": report.status, **picked}
 
 
 def run_worker(config: Config, *, on_start: Callable[[Worker], None] | None = None) -> None:

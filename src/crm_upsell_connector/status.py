@@ -101,8 +101,14 @@ class StatusReport:
 
 
 def gather_status(
-    config: Config, engine: Engine, secrets: SecretResolver, *, now: datetime | None = None
+    config: Config,
+    engine: Engine,
+    secrets: SecretResolver,
+    *,
+    now: datetime | None = None,
+    names: list[str] | None = None,
 ) -> StatusReport:
+    """The status of ``names`` (default: every configured connection) and of the live workers."""
     now = now or datetime.now(UTC)
     alive_after = now - timedelta(seconds=3 * config.scheduler.heartbeat_s)
     with engine.connect() as conn:
@@ -114,7 +120,7 @@ def gather_status(
         report = StatusReport(
             [
                 _connection(conn, config, name, secrets, next_runs.get(name), now)
-                for name in sorted(config.connections)
+                for name in (names if names is not None else sorted(config.connections))
             ],
             [
                 WorkerStatus(

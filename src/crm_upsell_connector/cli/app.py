@@ -403,11 +403,8 @@ def status(
 
     g = _globals(ctx)
     config = load_config(g.config)
-    if g.connection is not None:
-        config.connection(g.connection)
-    report = gather_status(config, open_store(config.store.url), SecretResolver())
-    if g.connection is not None:
-        report.connections = [c for c in report.connections if c.name == g.connection]
+    names = [config.connection(g.connection)[0]] if g.connection is not None else None
+    report = gather_status(config, open_store(config.store.url), SecretResolver(), names=names)
     if as_json:
         output.print_json(report.to_json())
     else:
