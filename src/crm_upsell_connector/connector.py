@@ -113,6 +113,14 @@ class Connector(ABC):
     async def find_tasks(self, keys: Sequence[str]) -> dict[str, str]:
         """The CRM ids of tasks this product created, by key (for recovery after a crash)."""
 
+    async def home_currency(self) -> str | None:
+        """The org's home (corporate) currency as an ISO 4217 code, read from the CRM.
+
+        ``None`` where the CRM does not say (the ``[tasks] currency`` override, if set, then
+        applies). Connectors override this; the default makes no call.
+        """
+        return None
+
     @abstractmethod
     async def close(self) -> None:
         """Release connections."""

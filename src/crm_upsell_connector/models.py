@@ -82,8 +82,11 @@ class Deal(Record):
     stage: str | None = None
     is_closed: bool = False
     is_won: bool = False
+    #: the amount as the CRM keeps it, in ``currency`` (ISO 4217 code)
     amount: float | None = None
     currency: str | None = None
+    #: the amount in the org's home (corporate) currency; equals ``amount`` in a single-currency org
+    amount_home: float | None = None
     close_date: datetime | None = None
     created_at: datetime | None = None
 
@@ -99,6 +102,8 @@ class LineItem(Record):
     quantity: float = 1.0
     unit_price: float | None = None
     amount: float | None = None
+    #: ``amount`` in the org's home (corporate) currency
+    amount_home: float | None = None
     billing_period: str | None = None
 
 
@@ -126,6 +131,8 @@ class Activity(Record):
     direction: Literal["inbound", "outbound"] | None = None
     outcome: str | None = None
     subject: str = ""
+    #: the whole body as plain text (rich text turned into text by ``text.html_to_text``), bounded
+    body: str = ""
     status: str | None = None  # tasks: "open" or "done"
     upsell_key: str | None = None  # set on the tasks this product created
 
@@ -172,6 +179,8 @@ class FieldSpec(BaseModel):
     description: str = ""
     object: Literal["account", "task"] = "account"
     options: tuple[str, ...] = ()
+    #: display labels, parallel to ``options`` (what reps see in a picklist)
+    option_labels: tuple[str, ...] = ()
 
 
 class FieldUpdate(BaseModel):
@@ -207,6 +216,9 @@ class WriteResult(BaseModel):
     crm_id: str | None = None
     error: str | None = None
     retriable: bool = True
+    #: the target no longer exists in the CRM (not found, merged away, deleted): apply removes the
+    #: record from the store and does not count the write as a failure
+    gone: bool = False
 
 
 class CheckResult(BaseModel):

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import html
 import math
-import re
 from typing import Any
+
+from crm_upsell_connector.text import first_line_of, html_to_text
 
 TRUE_WORDS = frozenset({"true", "t", "1", "yes", "y", "on"})
 FALSE_WORDS = frozenset({"false", "f", "0", "no", "n", "off"})
@@ -42,17 +42,6 @@ def parse_bool(value: Any) -> bool | None:
     return None
 
 
-_TAG = re.compile(r"<[^>]+>")
-_BREAK = re.compile(r"(?i)<\s*(br|/p|/div|/li|/h\d)\s*/?\s*>")
-
-
 def first_line(body: Any) -> str:
     """The first non-empty line of a (possibly HTML) body, at most 255 characters."""
-    if body is None:
-        return ""
-    raw = str(body).strip()
-    plain = html.unescape(_TAG.sub("", _BREAK.sub("\n", raw)))
-    for line in plain.splitlines():
-        if line.strip():
-            return line.strip()[:255]
-    return ""
+    return first_line_of(html_to_text(None if body is None else str(body)))
