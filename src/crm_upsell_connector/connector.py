@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
+from crm_upsell_connector.discovery import CrmSchema
+from crm_upsell_connector.errors import ConfigError
 from crm_upsell_connector.http.settings import HttpSettings
 from crm_upsell_connector.models import (
     CheckResult,
@@ -116,6 +118,20 @@ class Connector(ABC):
     @abstractmethod
     async def close(self) -> None:
         """Release connections."""
+
+    async def describe(self, *, sample_size: int = 200, catalogue: bool = True) -> CrmSchema:
+        """What the CRM holds that the product can use (``crm-upsell discover``, ``check``).
+
+        Returns a :class:`~crm_upsell_connector.discovery.CrmSchema`: the ``account`` and ``task``
+        objects with every field (API name, label, canonical kind, the CRM's type, writable), the
+        fill count of each account field over a sample of up to ``sample_size`` accounts (no sample
+        read when 0), the configured account fields resolved to CRM fields (``mapped``), where the
+        product's own fields live (``product_fields``) and, when ``catalogue`` is true, the CRM's
+        products (with SKUs) and owners (``None`` otherwise). Read-only: it writes nothing.
+
+        Raises ``AuthError`` / ``APIError`` as reads do. The default says the connector cannot.
+        """
+        raise ConfigError(f"the {type(self).__name__} connector cannot describe its CRM's schema")
 
     async def __aenter__(self) -> Connector:
         return self
