@@ -207,12 +207,21 @@ def check(ctx: typer.Context) -> None:
     output.console.print(f"ok   config {session.config.source}")
     output.console.print(f"ok   store {session.engine.url.render_as_string(hide_password=True)}")
 
-    async def go() -> list[Any]:
-        async with session.connector() as connector:
-            return await connector.check()
+    from crm_upsell_connector.cli.discover import print_problems, validate_config
 
-    results = asyncio.run(go())
+    async def go() -> tuple[list[Any], list[Any] | None]:
+        async with session.connector() as connector:
+            results = await connector.check()
+            if not results or not results[0].ok:  # the credentials failed: nothing more to read
+                return results, None
+            return results, await validate_config(session, connector)
+
+    results, problems = asyncio.run(go())
     output.check_results(results)
+    if problems is not None:
+        print_problems(problems)
+    if problems and any(p.severity == "error" for p in problems):
+        raise typer.Exit(ConfigError.exit_code)
     if not all(r.ok for r in results):
         raise typer.Exit(1)
 
@@ -294,27 +303,52 @@ def explain(
 
 @app.command()
 def plan(
-    ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="the plan as JSON")] = False
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="the plan as JSON")] = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="save the plan to FILE for 'crm-upsell apply FILE'")
+    ] = None,
 ) -> None:
-    """Show every write apply would make, without making any."""
+    """Show every write apply would make, without making any (and save it with --out FILE)."""
+    from crm_upsell_connector.plan_file import save_plan
+
     session = _session(ctx)
     with session.writing():
         result = session.plan(session.score())
+        if out is not None:
+            with session.engine.connect() as conn:
+                save_plan(conn, result, session.connection.crm, out)
     if as_json:
         output.print_json(result.to_json())
     else:
         output.console.print(result.render(limit=50))
+    if out is not None:
+        output.err_console.print(f"saved to {out}; apply exactly this plan with 'crm-upsell apply {out}'")
 
 
 @app.command()
-def apply(ctx: typer.Context) -> None:
+def apply(
+    ctx: typer.Context,
+    file: Annotated[
+        Path | None, typer.Argument(help="a plan saved with 'plan --out FILE' (default: plan anew)")
+    ] = None,
+    allow_mass_change: Annotated[
+        bool, typer.Option("--allow-mass-change", help="apply a plan over an [apply] threshold, once")
+    ] = False,
+) -> None:
     """Make the writes the plan shows (fields on accounts, tasks for owners)."""
+    from crm_upsell_connector.plan_file import fresh_saved_plan
+
     session = _session(ctx)
+    session.allow_mass_change = allow_mass_change
 
     async def go() -> bool:
-        result = session.plan(session.score())
-        output.console.print(result.render(limit=20))
         async with session.connector() as connector:
+            if file is not None:
+                result = await fresh_saved_plan(session, connector, file)
+            else:
+                result = session.plan(session.score())
+            output.console.print(result.render(limit=20))
             return await _apply(session, connector, result)
 
     with session.writing():
@@ -358,9 +392,13 @@ def run(
     ctx: typer.Context,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="stop after printing the plan")] = False,
     full: Annotated[bool, typer.Option("--full", help="read everything again")] = False,
+    allow_mass_change: Annotated[
+        bool, typer.Option("--allow-mass-change", help="apply a plan over an [apply] threshold, once")
+    ] = False,
 ) -> None:
     """Sync, score, plan and apply, in one go."""
     session = _session(ctx)
+    session.allow_mass_change = allow_mass_change
 
     async def go() -> bool:
         async with session.connector() as connector:
@@ -369,6 +407,8 @@ def run(
 
     with session.writing():
         ok = asyncio.run(go())
+    if dry_run:
+        output.console.print("Dry run: nothing was written to the CRM.")
     if not ok:
         raise typer.Exit(1)
 
@@ -443,3 +483,8 @@ def sandbox_serve(
     serve_sandbox(
         crm=crm, port=port, accounts=accounts, seed=seed, latency_ms=latency_ms, rate_limit=rate_limit
     )
+
+
+# Commands kept in modules of their own (imported last: they register on ``app``).
+from crm_upsell_connector.cli import discover as _discover  # noqa: E402, F401
+from crm_upsell_connector.cli import runs as _runs  # noqa: E402, F401

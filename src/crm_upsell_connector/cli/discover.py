@@ -1,0 +1,87 @@
+"""``crm-upsell discover``: what the CRM holds that the product can use; and ``check``'s config validation."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+
+from crm_upsell_connector.cli import output
+from crm_upsell_connector.cli.app import _session, app
+from crm_upsell_connector.connector import Connector
+from crm_upsell_connector.discovery import CrmSchema
+from crm_upsell_connector.errors import ConfigError
+from crm_upsell_connector.pipeline import Session
+from crm_upsell_connector.validate import Problem, validate
+
+
+async def describe(connector: Connector, *, sample_size: int = 200, catalogue: bool = True) -> CrmSchema:
+    """``connector.describe`` with a one-line error where a connector cannot describe its CRM."""
+    try:
+        return await connector.describe(sample_size=sample_size, catalogue=catalogue)
+    except NotImplementedError:
+        raise ConfigError(
+            f"the {type(connector).__name__} connector cannot describe its CRM",
+            hint="update the connector package",
+        ) from None
+
+
+@app.command()
+def discover(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="everything found, as JSON")] = False,
+    sample: Annotated[
+        int, typer.Option(min=0, max=2000, help="accounts read to count how often each field is filled")
+    ] = 200,
+) -> None:
+    """What the CRM holds that the product can use: account fields (types, fill), products, owners."""
+    session = _session(ctx)
+
+    async def go() -> CrmSchema:
+        async with session.connector() as connector:
+            return await describe(connector, sample_size=sample)
+
+    schema = asyncio.run(go())
+    if as_json:
+        output.print_json(schema.to_json())
+        return
+    render_schema(schema)
+
+
+def render_schema(schema: CrmSchema) -> None:
+    for obj in schema.objects:
+        sampled = f", fill counted over {obj.sampled} record(s)" if obj.sampled else ""
+        output.console.print(f"{obj.object} = {obj.crm_name}: {len(obj.fields)} field(s){sampled}")
+        for f in sorted(obj.fields, key=lambda f: f.name.lower()):
+            filled = f"  {f.filled}/{obj.sampled} filled" if obj.sampled and f.filled is not None else ""
+            flags = "" if f.writable else "  read-only"
+            output.console.print(f"  {f.name:<36} {f.kind:<11} {f.crm_type:<14}{filled}{flags}  {f.label}")
+    if schema.products is not None:
+        output.console.print(f"products: {len(schema.products)}")
+        for p in schema.products:
+            price = f"  {p.unit_price:g}" if p.unit_price is not None else ""
+            state = "" if p.active else "  (inactive)"
+            output.console.print(f"  {p.sku or '(no SKU)':<24} {p.name}{price}{state}")
+    if schema.owners is not None:
+        output.console.print(f"owners: {len(schema.owners)}")
+        for o in schema.owners:
+            output.console.print(f"  {o.id:<20} {o.name} {o.email or ''}{'' if o.active else ' (inactive)'}")
+    for feature, field in schema.mapped.items():
+        output.console.print(f"mapped {feature} -> {field or '(no such field)'}")
+
+
+async def validate_config(session: Session, connector: Connector) -> list[Problem]:
+    """The config's problems against the CRM (see ``validate.py``)."""
+    return validate(await describe(connector), session.rules)
+
+
+def print_problems(problems: list[Problem]) -> None:
+    for p in problems:
+        output.console.print(("FAIL " if p.severity == "error" else "warn ") + p.line())
+    errors = sum(1 for p in problems if p.severity == "error")
+    warnings = len(problems) - errors
+    if problems:
+        output.console.print(f"config against the CRM: {errors} error(s), {warnings} warning(s)")
+    else:
+        output.console.print("ok   config against the CRM: mapped fields, catalogue and product fields")
