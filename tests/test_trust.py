@@ -211,3 +211,26 @@ def test_runs_lists_the_runs_of_a_scheduled_worker(hubspot: Env, capsys: pytest.
     shown = capsys.readouterr().out
     assert "companies" in shown and "tasks created" in shown and "step" in shown
     assert cli(env, "runs", "show", "99999") == 2
+
+
+def test_init_discover_proposes_the_mapping_and_a_catalogue_skeleton(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(env, "setup") == 0
+    edit_config(env, GOOD_MAPPING, TYPO_MAPPING)
+    text = env.config.read_text(encoding="utf-8")
+    env.config.write_text(re.sub(r'"CRM-([A-Z]+)"', r'"OLD-\1"', text), encoding="utf-8")
+    capsys.readouterr()
+
+    assert cli(env, "init", "--discover") == 0
+    out = capsys.readouterr().out
+    assert "5 of 5 feature(s) mapped" in out and "catalogue: 3 CRM product(s)" in out
+    text = env.config.read_text(encoding="utf-8")
+    line = next(x for x in text.splitlines() if x.startswith("seats_active = "))
+    assert re.search(r'field = "seats_active(__c)?"', line, re.IGNORECASE)
+    assert '# sku = "CRM-PRO"' in text and "# [[products]]" in text
+    assert cli(env, "check") == 0  # the mapping is right again; the old SKUs stay a warning
+    assert "warn products: SKU(s) OLD-" in capsys.readouterr().out
+
+    assert cli(env, "init", "--discover") == 0  # again: the skeleton is not added twice
+    assert env.config.read_text(encoding="utf-8").count('# sku = "CRM-PRO"') == 1

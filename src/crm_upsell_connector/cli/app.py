@@ -140,12 +140,24 @@ def init(
         str | None, typer.Option(help="store URL (default: SQLite in the user data dir)")
     ] = None,
     force: Annotated[bool, typer.Option(help="overwrite an existing config file")] = False,
+    discover: Annotated[
+        bool,
+        typer.Option(
+            "--discover",
+            help="read the CRM (its credentials must be set) and propose [features.fields] and the catalogue",
+        ),
+    ] = False,
 ) -> None:
     """Write a config file from the documented example, asking for what is not given as flags."""
     from crm_upsell_connector.init import write_config
 
     g = _globals(ctx)
     path = g.config or default_config_path()
+    if discover and path.exists() and not force:
+        from crm_upsell_connector.cli.discover import discover_into_config
+
+        discover_into_config(path, g.connection)
+        return
     interactive = sys.stdin.isatty()
     if crm is None:
         crm = typer.prompt("CRM", default="hubspot") if interactive else "hubspot"
@@ -166,8 +178,15 @@ def init(
             f"next: fill in [connections.{name}.settings] (each key is documented there), store its secrets "
             "with 'crm-upsell auth set NAME', then run 'crm-upsell check'"
         )
-    elif token.startswith("keyring:"):
-        output.console.print(f"next: crm-upsell auth set {secret}, then crm-upsell check")
+    elif token.startswith("keyring:") and not discover:
+        output.console.print(
+            f"next: crm-upsell auth set {secret}, then crm-upsell init --discover (proposes the field "
+            "mapping and catalogue from your CRM), then crm-upsell check"
+        )
+    if discover:
+        from crm_upsell_connector.cli.discover import discover_into_config
+
+        discover_into_config(written, name)
 
 
 @auth_app.command("set")

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import tomllib
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from crm_upsell_connector.cli import output
 from crm_upsell_connector.cli.app import _session, app
+from crm_upsell_connector.config import parse_config
 from crm_upsell_connector.connector import Connector
 from crm_upsell_connector.discovery import CrmSchema
 from crm_upsell_connector.errors import ConfigError
+from crm_upsell_connector.init import write_text_atomically
 from crm_upsell_connector.pipeline import Session
+from crm_upsell_connector.propose import apply_proposal, propose_mapping
 from crm_upsell_connector.validate import Problem, validate
 
 
@@ -85,3 +90,38 @@ def print_problems(problems: list[Problem]) -> None:
         output.console.print(f"config against the CRM: {errors} error(s), {warnings} warning(s)")
     else:
         output.console.print("ok   config against the CRM: mapped fields, catalogue and product fields")
+
+
+def discover_into_config(path: Path, connection: str | None) -> None:
+    """``init --discover``: rewrite ``[features.fields]`` of the config at ``path`` from the CRM and
+    add the catalogue skeleton; the new text is checked before it replaces the file."""
+    session = Session.from_path(path, connection)
+
+    async def go() -> CrmSchema:
+        async with session.connector() as connector:
+            return await describe(connector)
+
+    schema = asyncio.run(go())
+    if session.config.connections[session.name].rules is not None:
+        raise ConfigError(
+            f"connections.{session.name}.rules: this connection's rules live in their own file",
+            hint="run 'crm-upsell discover' and edit [features.fields] in that file",
+        )
+    text = path.read_text(encoding="utf-8")
+    new_text = apply_proposal(text, schema, session.rules)
+    parse_config(tomllib.loads(new_text), str(path))
+    write_text_atomically(path, new_text)
+    mapped, extra = propose_mapping(schema, session.rules)
+    lost = [p.feature for p in mapped if p.note.startswith("NOT FOUND")]
+    output.console.print(
+        f"[features.fields]: {len(mapped) - len(lost)} of {len(mapped)} feature(s) mapped to CRM fields"
+        + (f"; not found: {', '.join(lost)} (edit their field names)" if lost else "")
+        + (f"; {len(extra)} more field(s) offered as comments" if extra else "")
+    )
+    known = {p.sku for p in session.rules.products}
+    missing = [p for p in schema.products or [] if p.active and p.sku and p.sku not in known]
+    if missing:
+        output.console.print(
+            f"catalogue: {len(missing)} CRM product(s) added as commented [[products]] to review"
+        )
+    output.console.print(f"wrote {path}; next: crm-upsell check")
