@@ -21,7 +21,8 @@ NOW = datetime(2026, 3, 2, 9, tzinfo=UTC)
 def change(
     i: int, *, segment: tuple[str, str] = ("loyal", "loyal"), product: tuple[str, str] = ("A", "A")
 ) -> FieldChange:
-    before = {"loyalty_score": "50", "segment": segment[0], "next_product": product[0]}
+    written = bool(segment[0] or product[0])
+    before = {"loyalty_score": "50" if written else None, "segment": segment[0], "next_product": product[0]}
     after = {"loyalty_score": "52", "segment": segment[1], "next_product": product[1], "updated_at": "x"}
     return FieldChange(str(i), f"Account {i}", dict(before), after)
 
@@ -70,6 +71,15 @@ def test_the_first_write_is_exempt_from_the_shares_but_not_from_the_task_cap() -
         "creates 30 task(s), over [apply] max_tasks = 20 by 10"
         in breaches(first, ApplySettings(max_tasks=20))[0].describe()
     )
+
+
+def test_accounts_written_for_the_first_time_do_not_count() -> None:
+    # After a run whose writes failed on 30 accounts, those 30 get their first values now.
+    changes = [change(i, segment=("", "loyal"), product=("", "A")) for i in range(30)]
+    changes += [change(i, segment=("loyal", "champion")) for i in range(30, 40)]
+    plan = Plan("main", NOW, changes=changes, accounts=100)
+    assert breaches(plan, ApplySettings()) == []
+    assert [b.count for b in breaches(plan, ApplySettings(max_segment_change_share=0.05))] == [10]
 
 
 def test_small_bases_are_exempt_from_the_shares() -> None:

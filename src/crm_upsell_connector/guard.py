@@ -8,9 +8,10 @@ or creates a flood of tasks. ``[apply]`` sets the thresholds (``config.ApplySett
 - ``max_segment_change_share``: accounts whose segment changes, as a share of all accounts;
 - ``max_tasks``: tasks one run creates.
 
-The loyalty score is not counted: it drifts by a point or two every day as activity ages. The first
-write to a CRM (no account shows any of the product's fields yet) changes every account by nature,
-so the share thresholds do not apply to it, the task cap does. Bases smaller than ``min_accounts``
+The loyalty score is not counted: it drifts by a point or two every day as activity ages. Nor are
+accounts written for the first time (new in the CRM, or whose earlier write failed): only accounts
+that already show the product's fields count towards the shares. The first write to a CRM (no
+account shows them yet) is thus exempt from the share thresholds; the task cap applies to it. Bases smaller than ``min_accounts``
 are exempt from the shares too. ``--allow-mass-change`` lets one plan through.
 """
 
@@ -54,8 +55,11 @@ def breaches(plan: Plan, settings: ApplySettings) -> list[Breach]:
     found: list[Breach] = []
     total = plan.accounts
     if not plan.first_write and total >= max(1, settings.min_accounts):
-        proposals = sum(1 for c in plan.changes if c.changes("next_product"))
-        segments = sum(1 for c in plan.changes if c.changes("segment"))
+        # Accounts written for the first time (new in the CRM, or whose earlier write failed) change
+        # nothing a rep has seen: only accounts that already show the product's fields count.
+        shown = [c for c in plan.changes if c.shown_before]
+        proposals = sum(1 for c in shown if c.changes("next_product"))
+        segments = sum(1 for c in shown if c.changes("segment"))
         if proposals / total > settings.max_proposal_change_share:
             found.append(
                 Breach(

@@ -201,7 +201,7 @@ class Session:
                 guard=self._guard,
             ).run(full=full)
         except BaseException as exc:
-            finish_run(self.engine, run_id, _failure_status(exc), _error_summary(exc))
+            finish_run(self.engine, run_id, _failure_status(exc), _step_error(exc))
             raise
         finish_run(
             self.engine,
@@ -302,7 +302,7 @@ class Session:
                 guard=self._guard,
             ).apply(plan, run_id)
         except BaseException as exc:
-            finish_run(self.engine, run_id, _failure_status(exc), _error_summary(exc))
+            finish_run(self.engine, run_id, _failure_status(exc), _step_error(exc))
             raise
         finish_run(
             self.engine,
@@ -412,6 +412,16 @@ def _failure_status(exc: BaseException) -> str:
     if isinstance(exc, MassChangeError):
         return "held"
     return "stopped" if isinstance(exc, StopRequested | KeyboardInterrupt) else "failed"
+
+
+def _step_error(exc: BaseException) -> dict[str, Any]:
+    """What a failed sync or apply step records: the error's kind, its line, and a guard stop."""
+    line = _error_line(exc)
+    return {
+        "error": type(exc).__name__,
+        "reason": line,
+        **({"guard": line} if isinstance(exc, MassChangeError) else {}),
+    }
 
 
 def _error_summary(exc: BaseException) -> dict[str, Any]:

@@ -36,6 +36,11 @@ class FieldChange:
     def update(self) -> FieldUpdate:
         return FieldUpdate(account_id=self.account_id, values=dict(self.after))
 
+    @property
+    def shown_before(self) -> bool:
+        """Whether the CRM already shows any of the product's fields on this account."""
+        return any(v for v in self.before.values())
+
     def changes(self, name: str) -> bool:
         """Whether this change gives field ``name`` another value than the CRM shows."""
         return name in self.after and not _same(self.before.get(name), self.after[name])

@@ -120,6 +120,6 @@ def show(
     for allowed in s.get("guard_allowed") or []:
         out(f"  allowed    {allowed} (--allow-mass-change)")
     if s.get("error") and not s.get("guard"):
-        out(f"  error      {s['error']}")
+        out(f"  error      {s.get('reason') or s['error']}")
     for step in reversed(list_runs(open_store(config.store.url), parent_id=run.id, limit=0)):
         out(f"  step {step.id}   {step.command}: {step.status}, took {_took(step)}")
