@@ -49,9 +49,17 @@ class Problem:
         return f"{self.key}: {self.message}"
 
 
-def validate(schema: CrmSchema, rules: RulesConfig) -> list[Problem]:
-    """Every problem of ``rules`` against ``schema``; errors first, then warnings."""
-    problems = [*_mapped_fields(schema, rules), *_catalogue(schema, rules), *_product_fields(schema)]
+def validate(schema: CrmSchema, rules: RulesConfig, *, missing_product_fields: bool = True) -> list[Problem]:
+    """Every problem of ``rules`` against ``schema``; errors first, then warnings.
+
+    ``missing_product_fields=False`` leaves out the product's missing fields, for callers that show
+    the connector's own ``check`` line about them (which names the permission ``setup`` needs).
+    """
+    problems = [
+        *_mapped_fields(schema, rules),
+        *_catalogue(schema, rules),
+        *_product_fields(schema, missing_product_fields),
+    ]
     return sorted(problems, key=lambda p: p.severity != "error")
 
 
@@ -162,7 +170,7 @@ def _catalogue(schema: CrmSchema, rules: RulesConfig) -> list[Problem]:
     return problems
 
 
-def _product_fields(schema: CrmSchema) -> list[Problem]:
+def _product_fields(schema: CrmSchema, report_missing: bool) -> list[Problem]:
     problems: list[Problem] = []
     for obj_name, names in schema.product_fields.items():
         obj = schema.object(obj_name)
@@ -181,7 +189,7 @@ def _product_fields(schema: CrmSchema) -> list[Problem]:
                         "give it edit access to this field in the CRM",
                     )
                 )
-        if absent:
+        if absent and report_missing:
             problems.append(
                 Problem(
                     "error",

@@ -228,18 +228,18 @@ def check(ctx: typer.Context) -> None:
 
     from crm_upsell_connector.cli.discover import print_problems, validate_config
 
-    async def go() -> tuple[list[Any], list[Any] | None]:
+    async def go() -> tuple[list[Any], list[Any] | None, bool]:
         async with session.connector() as connector:
             results = await connector.check()
             if not results or not results[0].ok:  # the credentials failed: nothing more to read
-                return results, None
-            return results, await validate_config(session, connector)
+                return results, None, False
+            return results, *await validate_config(session, connector)
 
-    results, problems = asyncio.run(go())
+    results, problems, no_fields = asyncio.run(go())
     output.check_results(results)
     if problems is not None:
         print_problems(problems)
-    if problems and any(p.severity == "error" for p in problems):
+    if no_fields or (problems and any(p.severity == "error" for p in problems)):
         raise typer.Exit(ConfigError.exit_code)
     if not all(r.ok for r in results):
         raise typer.Exit(1)

@@ -63,13 +63,17 @@ def runs(
     for r in found:
         s = r.summary
         failed = _failures(s)
-        note = f", {failed} failed" if failed else ""
+        notes = [_writes(s)] if _writes(s) != "-" else []
+        if failed:
+            notes.append(f"{failed} failed")
         if r.status == "held":
-            note += ", held by the guard"
+            notes.append("held by the mass-change guard (runs show ID)")
+        elif r.status == "dry-run":
+            notes.append("nothing written")
         output.console.print(
             f"{r.id:>6}  {_when(r.started_at):<19}  {r.connection[:12]:<12} {r.command:<7} {r.trigger or '-':<8} "
             f"{r.status:<11} {_took(r):>7} {s.get('records', '-')!s:>8} {s.get('calls', '-')!s:>6}  "
-            f"{_writes(s)}{note}"
+            f"{', '.join(notes) or '-'}"
         )
 
 
