@@ -40,9 +40,10 @@ _KINDS: dict[str, FieldKind] = {
 }
 _OBJECTS: dict[ObjectName, str] = {"account": "companies", "task": "tasks"}
 # The list endpoint's page cap; property names go in the query string, so they are asked for in
-# chunks that keep the URL well under the length HubSpot's front end refuses (HTTP 414).
+# chunks that keep the URL well under the length at which HubSpot answers HTTP 414 (URI too long;
+# the documentation gives no figure, so the chunks are kept to a few thousand characters).
 _PAGE = 100
-_NAMES_PER_CALL = 60
+_NAMES_CHARS = 3000
 
 
 def _field(prop: dict[str, Any]) -> CrmField:
@@ -61,15 +62,23 @@ def _field(prop: dict[str, Any]) -> CrmField:
     )
 
 
-def _chunks(names: Sequence[str], size: int) -> Iterator[Sequence[str]]:
-    for i in range(0, len(names), size):
-        yield names[i : i + size]
+def _chunks(names: Sequence[str]) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    length = 0
+    for name in names:
+        if chunk and length + len(name) + 1 > _NAMES_CHARS:
+            yield chunk
+            chunk, length = [], 0
+        chunk.append(name)
+        length += len(name) + 1
+    if chunk:
+        yield chunk
 
 
 async def _sample(connector: HubSpotConnector, names: list[str], size: int) -> tuple[int, dict[str, int]]:
     """Fill counts of ``names`` over the first ``size`` companies (by id, as the list endpoint pages)."""
     merged: dict[str, dict[str, Any]] = {}
-    for chunk in _chunks(names, _NAMES_PER_CALL):
+    for chunk in _chunks(names):
         after: str | None = None
         seen = 0
         while seen < size:

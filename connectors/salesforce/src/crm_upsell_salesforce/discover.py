@@ -1,13 +1,18 @@
 """``describe`` for Salesforce: Account and Task fields, a sample's fill counts, products, users.
 
 Fields come from the sObject Describe resource (``GET /services/data/vXX.X/sobjects/{sObject}/describe``:
-each field has ``name``, ``label``, ``type``, ``updateable``, ``calculated`` and ``custom``; fields the
-integration user cannot see through field-level security are left out of it;
+each field has ``name``, ``label``, ``type``, ``updateable``, ``calculated`` and ``custom``;
 https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_sobject_describe.htm).
-Custom fields defined on Activity show on the Task describe (Activity custom fields are shared by
-Task and Event: https://help.salesforce.com/s/articleView?id=sf.activity_custom_fields.htm). The
-sample is one SOQL query with ``LIMIT`` (at most 2,000 records a batch; the query text stays far below
-SOQL's 100,000-character limit: https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_select_limit.htm).
+Fields the integration user cannot see through field-level security are left out of it, so a field
+hidden from the user reads as missing, which is what a sync would see too. The product's task field
+is created on Activity (``setup``); Activity custom fields show on Task, and the Task describe is read
+here (no documentation page says this in so many words: where the field is not found on Task, check
+says to run setup, which is harmless when the field exists).
+
+The sample is SOQL with ``LIMIT``, sent as a GET whose URI and headers must stay under 16,384 bytes
+(https://help.salesforce.com/s/articleView?id=000386264&type=1; SOQL itself allows 100,000
+characters: https://developer.salesforce.com/docs/atlas.en-us.salesforce_app_limits_cheatsheet.meta/salesforce_app_limits_cheatsheet/salesforce_app_limits_platform_soslsoql.htm),
+so the fields are asked for in queries of at most about 4,000 characters each.
 """
 
 from __future__ import annotations
@@ -51,9 +56,21 @@ _KINDS: dict[str, FieldKind] = {
     "id": "reference",
 }
 _OBJECTS: dict[ObjectName, str] = {"account": "Account", "task": "Task"}
-# A sample query asks for this many fields at a time (compound fields such as addresses are skipped).
-_FIELDS_PER_QUERY = 150
+# A sample query's field list stays under this many characters (the URI limit above, with room).
+_QUERY_CHARS = 4000
 _SAMPLE_MAX = 2000
+
+
+def _chunks(names: list[str]) -> list[list[str]]:
+    chunks: list[list[str]] = [[]]
+    length = 0
+    for name in names:
+        if chunks[-1] and length + len(name) + 1 > _QUERY_CHARS:
+            chunks.append([])
+            length = 0
+        chunks[-1].append(name)
+        length += len(name) + 1
+    return [c for c in chunks if c]
 
 
 def _field(raw: dict[str, Any]) -> CrmField:
@@ -70,8 +87,7 @@ def _field(raw: dict[str, Any]) -> CrmField:
 
 async def _sample(connector: SalesforceConnector, names: list[str], size: int) -> tuple[int, dict[str, int]]:
     merged: dict[str, dict[str, Any]] = {}
-    for i in range(0, len(names), _FIELDS_PER_QUERY):
-        chunk = names[i : i + _FIELDS_PER_QUERY]
+    for chunk in _chunks(names):
         query = soql.select("Account", ("Id", *chunk), order_by=("Id",), limit=min(size, _SAMPLE_MAX))
         async for records, _next in connector.client.query_pages(
             query, endpoint="GET query Account (sample)"
