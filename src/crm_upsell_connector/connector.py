@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel
 
 from crm_upsell_connector.discovery import CrmSchema
-from crm_upsell_connector.errors import ConfigError
 from crm_upsell_connector.http.settings import HttpSettings
 from crm_upsell_connector.models import (
     CheckResult,
@@ -129,9 +128,10 @@ class Connector(ABC):
         product's own fields live (``product_fields``) and, when ``catalogue`` is true, the CRM's
         products (with SKUs) and owners (``None`` otherwise). Read-only: it writes nothing.
 
-        Raises ``AuthError`` / ``APIError`` as reads do. The default says the connector cannot.
+        Raises ``AuthError`` / ``APIError`` as reads do, and ``NotImplementedError`` by default (a
+        connector that cannot describe its CRM: ``check`` says so, ``run`` writes without the check).
         """
-        raise ConfigError(f"the {type(self).__name__} connector cannot describe its CRM's schema")
+        raise NotImplementedError(f"the {type(self).__name__} connector cannot describe its CRM")
 
     async def __aenter__(self) -> Connector:
         return self
