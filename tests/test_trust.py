@@ -120,6 +120,8 @@ def test_mass_change_is_held_until_allowed(env: Env, capsys: pytest.CaptureFixtu
     capsys.readouterr()
 
     edit_config(env, GOOD_MAPPING, TYPO_MAPPING)
+    assert cli(env, "run", "--dry-run") == 0  # the review shows what apply would hold
+    assert "Mass-change guard: the plan changes the segment" in capsys.readouterr().out
     assert cli(env, "run") == MASS_CHANGE_EXIT
     err = capsys.readouterr().err
     assert "max_segment_change_share" in err and "--allow-mass-change" in err

@@ -101,3 +101,11 @@ def enforce(plan: Plan, settings: ApplySettings, *, allow: bool) -> list[Breach]
             f"(once), or raise {settings_named}"
         ),
     )
+
+
+def review_notes(plan: Plan, settings: ApplySettings) -> list[str]:
+    """Lines for a plan shown for review: the thresholds it goes over (empty when none)."""
+    return [
+        f"Mass-change guard: {b.describe()}; apply holds this plan unless given --allow-mass-change."
+        for b in breaches(plan, settings)
+    ]

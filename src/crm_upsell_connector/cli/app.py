@@ -17,10 +17,11 @@ import typer
 
 from crm_upsell_connector.apply import ApplyReport
 from crm_upsell_connector.cli import output
-from crm_upsell_connector.config import default_config_path, load_config
+from crm_upsell_connector.config import ApplySettings, default_config_path, load_config
 from crm_upsell_connector.connector import Connector, load_plugins
 from crm_upsell_connector.errors import ConfigError
 from crm_upsell_connector.fields import ALL_FIELDS
+from crm_upsell_connector.guard import review_notes
 from crm_upsell_connector.logs import setup_logging
 from crm_upsell_connector.pipeline import Session
 from crm_upsell_connector.plan import Plan
@@ -341,6 +342,8 @@ def plan(
         output.print_json(result.to_json())
     else:
         output.console.print(result.render(limit=50))
+        for line in review_notes(result, session.config.apply):
+            output.console.print(line)
     if out is not None:
         output.err_console.print(f"saved to {out}; apply exactly this plan with 'crm-upsell apply {out}'")
 
@@ -384,8 +387,12 @@ async def _apply(session: Session, connector: Connector, result: Plan) -> bool:
     return report.ok
 
 
+@dataclass
 class CliView:
     """Shows a pipeline run on the terminal: progress bars, the sync table, segments, the plan."""
+
+    #: the mass-change thresholds, to say under the plan which ones it goes over.
+    guard: ApplySettings | None = None
 
     def progress(self, label: str) -> AbstractContextManager[Progress]:
         return output.progress_bar(label)
@@ -401,6 +408,8 @@ class CliView:
 
     def planned(self, plan: Plan) -> None:
         output.console.print(plan.render(limit=20))
+        for line in review_notes(plan, self.guard) if self.guard is not None else []:
+            output.console.print(line)
 
     def applied(self, report: ApplyReport) -> None:
         output.apply_summary(report)
@@ -421,7 +430,8 @@ def run(
 
     async def go() -> bool:
         async with session.connector() as connector:
-            report = await session.run_pipeline(connector, full=full, dry_run=dry_run, view=CliView())
+            view = CliView(guard=session.config.apply)
+            report = await session.run_pipeline(connector, full=full, dry_run=dry_run, view=view)
             return report.ok
 
     with session.writing():
