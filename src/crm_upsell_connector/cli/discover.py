@@ -14,7 +14,7 @@ from crm_upsell_connector.cli.app import _session, app
 from crm_upsell_connector.config import parse_config
 from crm_upsell_connector.connector import Connector
 from crm_upsell_connector.discovery import CrmSchema
-from crm_upsell_connector.errors import ConfigError
+from crm_upsell_connector.errors import ConfigError, ConnectorError
 from crm_upsell_connector.init import write_text_atomically
 from crm_upsell_connector.pipeline import Session
 from crm_upsell_connector.propose import apply_proposal, propose_mapping
@@ -79,7 +79,12 @@ def render_schema(schema: CrmSchema) -> None:
 async def validate_config(session: Session, connector: Connector) -> tuple[list[Problem], bool]:
     """The config's problems against the CRM (see ``validate.py``), and whether the product's fields
     are missing (the connector's ``check`` has a line about those already)."""
-    schema = await describe(connector)
+    try:
+        schema = await describe(connector)
+    except ConnectorError as exc:  # a missing scope, say: one line, and check goes on
+        return [
+            Problem("error", "discover", f"cannot read the CRM's fields and products: {exc.one_line()}")
+        ], False
     problems = validate(schema, session.rules, missing_product_fields=False)
     return problems, bool(schema.missing_product_fields())
 
