@@ -236,3 +236,28 @@ def test_init_discover_proposes_the_mapping_and_a_catalogue_skeleton(
 
     assert cli(env, "init", "--discover") == 0  # again: the skeleton is not added twice
     assert env.config.read_text(encoding="utf-8").count('# sku = "CRM-PRO"') == 1
+
+
+def test_a_scheduled_worker_is_held_by_the_guard_and_does_not_retry(
+    hubspot: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = hubspot
+    assert cli(env, "setup") == 0
+    assert cli(env, "run") == 0
+    edit_config(env, GOOD_MAPPING, TYPO_MAPPING)
+    text = env.config.read_text(encoding="utf-8")
+    env.config.write_text(text + '\n[connections.main.schedule]\nevery = "1h"\n', encoding="utf-8")
+    before = crm_account_fields(env.crm, env.app)
+    worker = Worker(load_config(env.config), secrets=SecretResolver())
+    try:
+        assert worker._attempt("main", 1, {"connection": "main"}) == "done"  # no retry: it needs a person
+    finally:
+        worker.engine.dispose()
+    assert crm_account_fields(env.crm, env.app) == before
+    capsys.readouterr()
+    assert cli(env, "status") == 1
+    assert "held by the mass-change guard" in capsys.readouterr().out
+    assert cli(env, "runs", "--json") == 0
+    last = json.loads(capsys.readouterr().out)[0]
+    assert (last["trigger"], last["status"]) == ("schedule", "held")
+    assert "max_segment_change_share" in last["summary"]["guard"]
