@@ -73,6 +73,15 @@ def _chunks(names: list[str]) -> list[list[str]]:
     return [c for c in chunks if c]
 
 
+def _selectable(name: str) -> bool:
+    """A name SOQL can select (the query builder checks every name it is given)."""
+    try:
+        soql.name(name)
+    except ValueError:
+        return False
+    return True
+
+
 def _field(raw: dict[str, Any]) -> CrmField:
     crm_type = str(raw.get("type") or "")
     return CrmField(
@@ -109,7 +118,9 @@ async def describe(connector: SalesforceConnector, *, sample_size: int, catalogu
         sampled = 0
         if obj == "account" and sample_size > 0:
             # Compound fields (address, location) cannot be selected beside their components.
-            names = [f.name for f in fields if f.crm_type not in ("address", "location")]
+            names = [
+                f.name for f in fields if f.crm_type not in ("address", "location") and _selectable(f.name)
+            ]
             sampled, counts = await _sample(connector, names, sample_size)
             fields = [f.model_copy(update={"filled": counts.get(f.name)}) for f in fields]
         objects.append(CrmObject(object=obj, crm_name=sobject, fields=fields, sampled=sampled))
