@@ -113,8 +113,9 @@ _CONTEXT = 20
 def show_change(old: str | None, new: str) -> tuple[str, str]:
     """``old`` and ``new`` for the diff, long values cut around the part that changed, never through it.
 
-    Both keep what they share at the start and the end only as ``...`` with up to 20 characters of
-    context, so the changed middle always shows in full.
+    Where both hold text and one is long, what they share at the start and at the end is shortened
+    to ``...`` and 20 characters of context, so the changed middle always shows in full. A value
+    that appears or disappears shows whole.
     """
     if not old or not new or (len(old) <= _SHOW_MAX and len(new) <= _SHOW_MAX):
         return _show(old), _show(new)
@@ -139,14 +140,10 @@ def _window(value: str, cut_start: int, same_end: int) -> str:
 
 
 def _show(value: str | None) -> str:
+    """A whole value (a value that is all new is all change: nothing of it is left out)."""
     if value is None or value == "":
         return "(empty)"
-    if len(value) <= _SHOW_MAX:
-        return json.dumps(value, ensure_ascii=False)
-    more = len(value) - (_SHOW_MAX - 3)
-    return (
-        json.dumps(value[: _SHOW_MAX - 3], ensure_ascii=False) + f"... (+{more} characters; --json shows all)"
-    )
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _same(old: str | None, new: str) -> bool:
