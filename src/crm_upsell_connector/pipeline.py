@@ -290,6 +290,7 @@ class Session:
 
     async def apply(self, connector: Connector, plan: Plan, progress: Progress | None = None) -> ApplyReport:
         run_id = start_run(self.engine, self.name, "apply", trigger=self.trigger, parent_id=self._parent_run)
+        calls_before = connector.stats.calls
         try:
             allowed = await self.check_before_writing(connector, plan)
             report = await Applier(
@@ -313,7 +314,7 @@ class Session:
                 "tasks_created": report.tasks_created,
                 "failed": len(report.failed),
                 "failures": failure_rows(report),
-                "calls": connector.stats.calls,
+                "calls": connector.stats.calls - calls_before,
                 **({"guard_allowed": [b.describe() for b in allowed]} if allowed else {}),
             },
         )

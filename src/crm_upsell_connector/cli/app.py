@@ -11,7 +11,7 @@ import threading
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import typer
 
@@ -227,23 +227,11 @@ def check(ctx: typer.Context) -> None:
     output.console.print(f"ok   config {session.config.source}")
     output.console.print(f"ok   store {session.engine.url.render_as_string(hide_password=True)}")
 
-    from crm_upsell_connector.cli.discover import print_problems, validate_config
+    from crm_upsell_connector.cli.discover import check_against_crm
 
-    async def go() -> tuple[list[Any], list[Any] | None, bool]:
-        async with session.connector() as connector:
-            results = await connector.check()
-            if not results or not results[0].ok:  # the credentials failed: nothing more to read
-                return results, None, False
-            return results, *await validate_config(session, connector)
-
-    results, problems, no_fields = asyncio.run(go())
-    output.check_results(results)
-    if problems is not None:
-        print_problems(problems)
-    if no_fields or (problems and any(p.severity == "error" for p in problems)):
-        raise typer.Exit(ConfigError.exit_code)
-    if not all(r.ok for r in results):
-        raise typer.Exit(1)
+    code = check_against_crm(session)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

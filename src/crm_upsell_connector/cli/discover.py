@@ -16,6 +16,7 @@ from crm_upsell_connector.connector import Connector
 from crm_upsell_connector.discovery import CrmSchema
 from crm_upsell_connector.errors import ConfigError, ConnectorError
 from crm_upsell_connector.init import write_text_atomically
+from crm_upsell_connector.models import CheckResult
 from crm_upsell_connector.pipeline import Session
 from crm_upsell_connector.propose import apply_proposal, propose_mapping
 from crm_upsell_connector.validate import Problem, validate
@@ -74,6 +75,29 @@ def render_schema(schema: CrmSchema) -> None:
             output.console.print(f"  {o.id:<20} {o.name} {o.email or ''}{'' if o.active else ' (inactive)'}")
     for feature, field in schema.mapped.items():
         output.console.print(f"mapped {feature} -> {field or '(no such field)'}")
+
+
+def check_against_crm(session: Session) -> int:
+    """``check``'s CRM part: the connector's own checks, then the config against the CRM.
+
+    Returns the exit code: 2 (configuration error) when the config does not fit the CRM or the
+    product's fields are missing, 1 when another check failed, 0 otherwise (warnings included).
+    """
+
+    async def go() -> tuple[list[CheckResult], list[Problem] | None, bool]:
+        async with session.connector() as connector:
+            results = await connector.check()
+            if not results or not results[0].ok:  # the credentials failed: nothing more to read
+                return results, None, False
+            return results, *await validate_config(session, connector)
+
+    results, problems, no_fields = asyncio.run(go())
+    output.check_results(results)
+    if problems is not None:
+        print_problems(problems)
+    if no_fields or (problems and any(p.severity == "error" for p in problems)):
+        return ConfigError.exit_code
+    return 0 if all(r.ok for r in results) else 1
 
 
 async def validate_config(session: Session, connector: Connector) -> tuple[list[Problem], bool]:
