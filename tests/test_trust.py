@@ -64,6 +64,8 @@ def test_discover_lists_fields_with_fill_products_and_owners(
 ) -> None:
     assert cli(env, "discover", "--json") == 0
     found = json.loads(capsys.readouterr().out)
+    assert [o["object"] for o in found["objects"]] == ["account", "task", "contact", "deal"]
+    assert all(o["fields"] for o in found["objects"])
     account = next(o for o in found["objects"] if o["object"] == "account")
     assert account["sampled"] == 40
     seats = next(f for f in account["fields"] if f["name"].lower().startswith("seats_active"))

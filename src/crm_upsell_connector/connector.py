@@ -125,8 +125,9 @@ class Connector(ABC):
         objects with every field (API name, label, canonical kind, the CRM's type, writable), the
         fill count of each account field over a sample of up to ``sample_size`` accounts (no sample
         read when 0), the configured account fields resolved to CRM fields (``mapped``), where the
-        product's own fields live (``product_fields``) and, when ``catalogue`` is true, the CRM's
-        products (with SKUs) and owners (``None`` otherwise). Read-only: it writes nothing.
+        product's own fields live (``product_fields``) and, when ``catalogue`` is true (a full
+        discovery), the ``contact`` and ``deal`` objects too and the CRM's products (with SKUs) and
+        owners (``None`` otherwise). Read-only: it writes nothing.
 
         Raises ``AuthError`` / ``APIError`` as reads do, and ``NotImplementedError`` by default (a
         connector that cannot describe its CRM: ``check`` says so, ``run`` writes without the check).

@@ -21,8 +21,10 @@ if TYPE_CHECKING:
 FieldKind = Literal[
     "number", "string", "text", "bool", "date", "datetime", "enumeration", "reference", "other"
 ]
-#: The canonical objects a connector describes.
-ObjectName = Literal["account", "task"]
+#: The canonical objects a connector describes (contacts and deals only in a full discovery).
+ObjectName = Literal["account", "task", "contact", "deal"]
+#: What the pre-write check needs; a full discovery adds the rest.
+ESSENTIAL_OBJECTS: tuple[ObjectName, ...] = ("account", "task")
 
 
 class CrmField(BaseModel):

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from crm_upsell_connector.discovery import (
+    ESSENTIAL_OBJECTS,
     CrmField,
     CrmObject,
     CrmSchema,
@@ -38,7 +39,12 @@ _KINDS: dict[str, FieldKind] = {
     "date": "date",
     "datetime": "datetime",
 }
-_OBJECTS: dict[ObjectName, str] = {"account": "companies", "task": "tasks"}
+_OBJECTS: dict[ObjectName, str] = {
+    "account": "companies",
+    "task": "tasks",
+    "contact": "contacts",
+    "deal": "deals",
+}
 # The list endpoint's page cap; property names go in the query string, so they are asked for in
 # chunks that keep the URL well under the length at which HubSpot answers HTTP 414 (URI too long;
 # the documentation gives no figure, so the chunks are kept to a few thousand characters).
@@ -102,6 +108,8 @@ async def describe(connector: HubSpotConnector, *, sample_size: int, catalogue: 
     prefix = connector.settings.property_prefix
     objects: list[CrmObject] = []
     for obj, object_type in _OBJECTS.items():
+        if obj not in ESSENTIAL_OBJECTS and not catalogue:
+            continue
         reply = await connector.client.get(
             f"/crm/v3/properties/{object_type}", endpoint=f"GET properties {object_type}"
         )
@@ -111,7 +119,7 @@ async def describe(connector: HubSpotConnector, *, sample_size: int, catalogue: 
             sampled, counts = await _sample(connector, [f.name for f in fields], sample_size)
             fields = [f.model_copy(update={"filled": counts.get(f.name, 0)}) for f in fields]
         objects.append(CrmObject(object=obj, crm_name=object_type, fields=fields, sampled=sampled))
-    names = {f.name for f in objects[0].fields}
+    names = {f.name for f in objects[0].fields}  # the account object comes first
     products, owners = await read_products_and_owners(connector) if catalogue else (None, None)
     return CrmSchema(
         crm="hubspot",

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from crm_upsell_connector.discovery import (
+    ESSENTIAL_OBJECTS,
     CrmField,
     CrmObject,
     CrmSchema,
@@ -55,7 +56,12 @@ _KINDS: dict[str, FieldKind] = {
     "reference": "reference",
     "id": "reference",
 }
-_OBJECTS: dict[ObjectName, str] = {"account": "Account", "task": "Task"}
+_OBJECTS: dict[ObjectName, str] = {
+    "account": "Account",
+    "task": "Task",
+    "contact": "Contact",
+    "deal": "Opportunity",
+}
 # A sample query's field list stays under this many characters (the URI limit above, with room).
 _QUERY_CHARS = 4000
 _SAMPLE_MAX = 2000
@@ -112,6 +118,8 @@ async def _sample(connector: SalesforceConnector, names: list[str], size: int) -
 async def describe(connector: SalesforceConnector, *, sample_size: int, catalogue: bool) -> CrmSchema:
     objects: list[CrmObject] = []
     for obj, sobject in _OBJECTS.items():
+        if obj not in ESSENTIAL_OBJECTS and not catalogue:
+            continue
         reply = await connector.client.get(f"sobjects/{sobject}/describe", endpoint=f"GET describe {sobject}")
         raw_fields = reply.get("fields", []) if isinstance(reply, dict) else []
         fields = [_field(f) for f in raw_fields if isinstance(f, dict)]
@@ -125,6 +133,7 @@ async def describe(connector: SalesforceConnector, *, sample_size: int, catalogu
             fields = [f.model_copy(update={"filled": counts.get(f.name)}) for f in fields]
         objects.append(CrmObject(object=obj, crm_name=sobject, fields=fields, sampled=sampled))
     # Field API names are case-insensitive in Salesforce: resolve to the spelling describe reports.
+    # (The account object comes first, the task object second.)
     by_lower = {f.name.lower(): f.name for f in objects[0].fields}
     task_by_lower = {f.name.lower(): f.name for f in objects[1].fields}
     options = connector.options

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from crm_upsell_connector.discovery import (
+    ESSENTIAL_OBJECTS,
     CrmField,
     CrmObject,
     CrmSchema,
@@ -48,7 +49,12 @@ _KINDS: dict[str, FieldKind] = {
     "lookup": "reference",
     "ownerlookup": "reference",
 }
-_OBJECTS: dict[ObjectName, str] = {"account": "Accounts", "task": "Tasks"}
+_OBJECTS: dict[ObjectName, str] = {
+    "account": "Accounts",
+    "task": "Tasks",
+    "contact": "Contacts",
+    "deal": "Deals",
+}
 _FIELDS_PER_CALL = 50
 # Types Get Records cannot return in a plain ``fields`` list.
 _NOT_SAMPLED = ("subform", "multiselectlookup", "fileupload", "imageupload", "profileimage")
@@ -86,8 +92,11 @@ async def describe(connector: ZohoConnector, *, sample_size: int, catalogue: boo
     objects: list[CrmObject] = []
     labels: dict[ObjectName, dict[str, str]] = {}
     for obj, module in _OBJECTS.items():
+        if obj not in ESSENTIAL_OBJECTS and not catalogue:
+            continue
         raw_fields = await connector._fields_of(module)
-        connector._learn(module, raw_fields)
+        if obj in ESSENTIAL_OBJECTS:  # the connector keeps the names of these for its reads and writes
+            connector._learn(module, raw_fields)
         fields = [_field(f) for f in raw_fields]
         labels[obj] = {f.label.strip().lower(): f.name for f in fields}
         sampled = 0
