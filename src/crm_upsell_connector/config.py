@@ -83,6 +83,19 @@ class SyncSettings(_Strict):
     clock_skew_s: float = Field(60.0, ge=0, le=3600)
 
 
+class ApplySettings(_Strict):
+    """``[apply]``: the mass-change guard (see ``guard.py``); a plan over a threshold is not applied."""
+
+    #: share of the accounts whose proposed product (or proposal kind) a plan changes.
+    max_proposal_change_share: float = Field(0.25, gt=0, le=1)
+    #: share of the accounts whose segment a plan changes.
+    max_segment_change_share: float = Field(0.25, gt=0, le=1)
+    #: follow-up tasks one run may create (the first run included).
+    max_tasks: int = Field(500, ge=1)
+    #: below this many accounts the share thresholds do not apply (a handful of accounts swings them).
+    min_accounts: int = Field(20, ge=0)
+
+
 def parse_every(value: str) -> float:
     """``"90s"``, ``"15m"``, ``"2h"`` or ``"1d"`` as seconds."""
     match = _EVERY.match(value)
@@ -219,6 +232,7 @@ class Config(_Strict):
     sync: SyncSettings = Field(default_factory=SyncSettings)
     http: HttpSettings = Field(default_factory=lambda: HttpSettings())
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    apply: ApplySettings = Field(default_factory=ApplySettings)
     rules: RulesConfig
     source: str = "config.toml"
     _connection_rules: dict[str, RulesConfig] = PrivateAttr(default_factory=dict)

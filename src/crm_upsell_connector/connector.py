@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
+from crm_upsell_connector.discovery import CrmSchema
 from crm_upsell_connector.http.settings import HttpSettings
 from crm_upsell_connector.models import (
     CheckResult,
@@ -124,6 +125,22 @@ class Connector(ABC):
     @abstractmethod
     async def close(self) -> None:
         """Release connections."""
+
+    async def describe(self, *, sample_size: int = 200, catalogue: bool = True) -> CrmSchema:
+        """What the CRM holds that the product can use (``crm-upsell discover``, ``check``).
+
+        Returns a :class:`~crm_upsell_connector.discovery.CrmSchema`: the ``account`` and ``task``
+        objects with every field (API name, label, canonical kind, the CRM's type, writable), the
+        fill count of each account field over a sample of up to ``sample_size`` accounts (no sample
+        read when 0), the configured account fields resolved to CRM fields (``mapped``), where the
+        product's own fields live (``product_fields``) and, when ``catalogue`` is true (a full
+        discovery), the ``contact`` and ``deal`` objects too and the CRM's products (with SKUs) and
+        owners (``None`` otherwise). Read-only: it writes nothing.
+
+        Raises ``AuthError`` / ``APIError`` as reads do, and ``NotImplementedError`` by default (a
+        connector that cannot describe its CRM: ``check`` says so, ``run`` writes without the check).
+        """
+        raise NotImplementedError(f"the {type(self).__name__} connector cannot describe its CRM")
 
     async def __aenter__(self) -> Connector:
         return self

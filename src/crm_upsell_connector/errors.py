@@ -9,6 +9,7 @@
     ├── StoreError                      the local database cannot be used (exit 4)
     ├── QuotaError                      the run stopped to stay within an API allowance (exit 5)
     ├── BusyError                       another run holds this connection's store (exit 7)
+    ├── MassChangeError                 the plan is over an [apply] threshold; nothing written (exit 8)
     ├── StopRequested                   SIGTERM/SIGINT: the run stopped at a checkpoint (exit 143)
     └── APIError(request, response)     the CRM answered with an error (exit 6)
         ├── RetriableAPIError           429, 5xx, transport failures: worth another try
@@ -69,6 +70,12 @@ class BusyError(ConnectorError):
     """Another run writes this connection's store right now; never two writers at once."""
 
     exit_code = 7
+
+
+class MassChangeError(ConnectorError):
+    """The plan changes more than an ``[apply]`` threshold allows: stopped before any write."""
+
+    exit_code = 8
 
 
 class StopRequested(ConnectorError):

@@ -94,6 +94,12 @@ def write_config(
             f"{path} already exists", hint="use --force to overwrite it, or --config for another path"
         )
     text = render_config(crm=crm, name=name, token_ref=token_ref, base_url=base_url, store_url=store_url)
+    write_text_atomically(path, text)
+    return path
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one step (a crash leaves the old file or the new one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".config-", suffix=".toml")
     try:
@@ -103,4 +109,3 @@ def write_config(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path

@@ -25,8 +25,9 @@ from sqlalchemy import Engine, delete, func, select
 from crm_upsell_connector.apply import Applier, ApplyReport
 from crm_upsell_connector.config import Config, ConnectionConfig, format_validation_error, load_config
 from crm_upsell_connector.connector import Connector, ConnectorContext, ConnectorPlugin, load_plugins
-from crm_upsell_connector.errors import ConfigError, ConnectorError, StopRequested
+from crm_upsell_connector.errors import ConfigError, ConnectorError, MassChangeError, StopRequested
 from crm_upsell_connector.features import compute_features
+from crm_upsell_connector.guard import Breach, enforce
 from crm_upsell_connector.http.redact import scrub
 from crm_upsell_connector.plan import Plan, build_plan
 from crm_upsell_connector.rules.config import RulesConfig
@@ -104,7 +105,13 @@ class Session:
     lock_wait_s: float = 0.0
     #: set from a signal handler: the run stops at its next checkpoint (a committed page or batch).
     stop: threading.Event | None = None
+    #: let a plan over an ``[apply]`` threshold through once (``--allow-mass-change``).
+    allow_mass_change: bool = False
+    #: how this session's runs were started: manual (a command), schedule (a tick), worker (a retry).
+    trigger: str = "manual"
     _lock: RunLock | None = field(default=None, init=False, repr=False)
+    #: the pipeline run in progress, which the sync and apply steps are recorded under.
+    _parent_run: int | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def open(
@@ -181,7 +188,7 @@ class Session:
     async def sync(
         self, connector: Connector, *, full: bool = False, progress: Progress | None = None
     ) -> SyncReport:
-        run_id = start_run(self.engine, self.name, "sync")
+        run_id = start_run(self.engine, self.name, "sync", trigger=self.trigger, parent_id=self._parent_run)
         try:
             report = await Syncer(
                 self.engine,
@@ -194,7 +201,7 @@ class Session:
                 guard=self._guard,
             ).run(full=full)
         except BaseException as exc:
-            finish_run(self.engine, run_id, _failure_status(exc), {"error": type(exc).__name__})
+            finish_run(self.engine, run_id, _failure_status(exc), _step_error(exc))
             raise
         finish_run(
             self.engine,
@@ -202,6 +209,7 @@ class Session:
             "partial" if report.failed else "ok",
             {
                 "records": report.records,
+                "streams": {name: s.records for name, s in report.streams.items()},
                 "deleted": report.deleted,
                 "calls": connector.stats.calls,
                 "failed_streams": report.failed,
@@ -261,9 +269,30 @@ class Session:
         with self.engine.connect() as conn:
             return build_plan(conn, self.name, recs, self.rules, self.clock())
 
-    async def apply(self, connector: Connector, plan: Plan, progress: Progress | None = None) -> ApplyReport:
-        run_id = start_run(self.engine, self.name, "apply")
+    async def check_before_writing(self, connector: Connector, plan: Plan) -> list[Breach]:
+        """Raise before any write when ``plan`` is over an ``[apply]`` threshold (``MassChangeError``)
+        or the CRM lacks the product's fields (``ConfigError``: run setup). Returns the breaches let
+        through by ``allow_mass_change``."""
+        if plan.empty:
+            return []
+        allowed = enforce(plan, self.config.apply, allow=self.allow_mass_change)
         try:
+            schema = await connector.describe(sample_size=0, catalogue=False)
+        except NotImplementedError:
+            return allowed
+        missing = schema.missing_product_fields()
+        if missing:
+            raise ConfigError(
+                f"the CRM lacks the product's fields ({', '.join(missing)}); nothing was written",
+                hint="run 'crm-upsell setup' to create them, then run again",
+            )
+        return allowed
+
+    async def apply(self, connector: Connector, plan: Plan, progress: Progress | None = None) -> ApplyReport:
+        run_id = start_run(self.engine, self.name, "apply", trigger=self.trigger, parent_id=self._parent_run)
+        calls_before = connector.stats.calls
+        try:
+            allowed = await self.check_before_writing(connector, plan)
             report = await Applier(
                 self.engine,
                 connector,
@@ -274,13 +303,20 @@ class Session:
                 guard=self._guard,
             ).apply(plan, run_id)
         except BaseException as exc:
-            finish_run(self.engine, run_id, _failure_status(exc), {"error": type(exc).__name__})
+            finish_run(self.engine, run_id, _failure_status(exc), _step_error(exc))
             raise
         finish_run(
             self.engine,
             run_id,
             "stopped" if report.stopped else "ok" if report.ok else "partial",
-            {"updated": report.updated, "tasks_created": report.tasks_created, "failed": len(report.failed)},
+            {
+                "updated": report.updated,
+                "tasks_created": report.tasks_created,
+                "failed": len(report.failed),
+                "failures": failure_rows(report),
+                "calls": connector.stats.calls - calls_before,
+                **({"guard_allowed": [b.describe() for b in allowed]} if allowed else {}),
+            },
         )
         if report.stopped:
             raise StopRequested(
@@ -305,6 +341,7 @@ class Session:
         propose the wrong thing. Errors are recorded on the run (one line, no secrets) and raised.
         """
         view = view or QuietView()
+        trigger = self.trigger if trigger == "cli" else trigger
         summary: dict[str, Any] = {
             "trigger": trigger,
             "dry_run": dry_run,
@@ -312,12 +349,14 @@ class Session:
             **(details or {}),
         }
         # Recorded at the start too, so that a run cut short still shows who ran it and for which tick.
-        run_id = start_run(self.engine, self.name, "run", dict(summary))
+        run_id = start_run(self.engine, self.name, "run", dict(summary), trigger=trigger)
+        self._parent_run = run_id
         try:
             with view.progress("syncing") as advance:
                 synced = await self.sync(connector, full=full, progress=advance)
             summary.update(
                 records=synced.records,
+                streams={name: s.records for name, s in synced.streams.items()},
                 deleted=synced.deleted,
                 calls=connector.stats.calls,
                 failed_streams=synced.failed,
@@ -342,16 +381,19 @@ class Session:
                 updated=applied.updated,
                 tasks_created=applied.tasks_created,
                 write_failures=len(applied.failed),
+                failures=failure_rows(applied),
                 calls=connector.stats.calls,
             )
             view.applied(applied)
             status = "ok" if applied.ok else "partial"
             return self._finish(run_id, status, summary)
         except BaseException as exc:
-            summary["error"] = _error_line(exc)
-            summary["error_kind"] = type(exc).__name__
+            summary.update(_error_summary(exc))
+            summary["calls"] = connector.stats.calls
             finish_run(self.engine, run_id, _failure_status(exc), summary)
             raise
+        finally:
+            self._parent_run = None
 
     def _check_stop(self) -> None:
         if self.stop is not None and self.stop.is_set():
@@ -368,7 +410,39 @@ def worker_identity() -> dict[str, Any]:
 
 
 def _failure_status(exc: BaseException) -> str:
+    if isinstance(exc, MassChangeError):
+        return "held"
     return "stopped" if isinstance(exc, StopRequested | KeyboardInterrupt) else "failed"
+
+
+def _step_error(exc: BaseException) -> dict[str, Any]:
+    """What a failed sync or apply step records: the error's kind, its line, and a guard stop."""
+    line = _error_line(exc)
+    return {
+        "error": type(exc).__name__,
+        "reason": line,
+        **({"guard": line} if isinstance(exc, MassChangeError) else {}),
+    }
+
+
+def _error_summary(exc: BaseException) -> dict[str, Any]:
+    """What a run that ended in ``exc`` records: the one-line error, its kind, and a guard stop."""
+    summary: dict[str, Any] = {"error": _error_line(exc), "error_kind": type(exc).__name__}
+    if isinstance(exc, MassChangeError):
+        summary["guard"] = summary["error"]
+    return summary
+
+
+#: write failures kept with a run (the outbox keeps all of them).
+_FAILURES_KEPT = 50
+
+
+def failure_rows(report: ApplyReport) -> list[dict[str, str]]:
+    """The first write failures of an apply, with their reasons (secrets scrubbed)."""
+    return [
+        {"kind": kind, "ref": ref, "reason": scrub(reason)[:300]}
+        for kind, ref, reason in report.failed[:_FAILURES_KEPT]
+    ]
 
 
 def _error_line(exc: BaseException) -> str:

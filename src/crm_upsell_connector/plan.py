@@ -36,6 +36,15 @@ class FieldChange:
     def update(self) -> FieldUpdate:
         return FieldUpdate(account_id=self.account_id, values=dict(self.after))
 
+    @property
+    def shown_before(self) -> bool:
+        """Whether the CRM already shows any of the product's fields on this account."""
+        return any(v for v in self.before.values())
+
+    def changes(self, name: str) -> bool:
+        """Whether this change gives field ``name`` another value than the CRM shows."""
+        return name in self.after and not _same(self.before.get(name), self.after[name])
+
 
 @dataclass
 class Plan:
@@ -44,6 +53,10 @@ class Plan:
     changes: list[FieldChange] = field(default_factory=list)
     tasks: list[TaskDraft] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
+    #: accounts of the connection in the store when the plan was made (the guard's shares count on it).
+    accounts: int = 0
+    #: no account shows any of the product's fields yet: the first write to this CRM.
+    first_write: bool = False
 
     @property
     def empty(self) -> bool:
@@ -62,6 +75,8 @@ class Plan:
             ],
             "tasks": [t.model_dump(mode="json") for t in self.tasks],
             "skipped": self.skipped,
+            "accounts": self.accounts,
+            "first_write": self.first_write,
         }
 
     def render(self, limit: int | None = None) -> str:
@@ -73,7 +88,8 @@ class Plan:
                 old = change.before.get(name)
                 if name == "updated_at" or _same(old, new):
                     continue
-                lines.append(f"    {name}: {_show(old)} -> {_show(new)}")
+                shown_old, shown_new = show_change(old, new)
+                lines.append(f"    {name}: {shown_old} -> {shown_new}")
         for task in self.tasks[:limit]:
             lines.append(
                 f"+ task on account {task.account_id} for owner {task.owner_id or '(none)'}: {task.subject}"
@@ -90,11 +106,44 @@ class Plan:
         return "\n".join(lines)
 
 
+_SHOW_MAX = 60
+_CONTEXT = 20
+
+
+def show_change(old: str | None, new: str) -> tuple[str, str]:
+    """``old`` and ``new`` for the diff, long values cut around the part that changed, never through it.
+
+    Where both hold text and one is long, what they share at the start and at the end is shortened
+    to ``...`` and 20 characters of context, so the changed middle always shows in full. A value
+    that appears or disappears shows whole.
+    """
+    if not old or not new or (len(old) <= _SHOW_MAX and len(new) <= _SHOW_MAX):
+        return _show(old), _show(new)
+    start = 0
+    while start < min(len(old), len(new)) and old[start] == new[start]:
+        start += 1
+    end = 0
+    while end < min(len(old), len(new)) - start and old[-1 - end] == new[-1 - end]:
+        end += 1
+    cut_start = max(0, start - _CONTEXT)
+    return _window(old, cut_start, end), _window(new, cut_start, end)
+
+
+def _window(value: str, cut_start: int, same_end: int) -> str:
+    cut_end = len(value) - max(0, same_end - _CONTEXT)
+    text = value[cut_start:cut_end]
+    return (
+        ("..." if cut_start else "")
+        + json.dumps(text, ensure_ascii=False)
+        + ("..." if cut_end < len(value) else "")
+    )
+
+
 def _show(value: str | None) -> str:
+    """A whole value (a value that is all new is all change: nothing of it is left out)."""
     if value is None or value == "":
         return "(empty)"
-    text = value if len(value) <= 60 else value[:57] + "..."
-    return json.dumps(text, ensure_ascii=False)
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _same(old: str | None, new: str) -> bool:
@@ -165,6 +214,8 @@ def build_plan(
             )
         )
     }
+    plan.accounts = len(current)
+    plan.first_write = not any(any(v for v in shown.values()) for _, shown in current.values())
     covered = accounts_with_open_upsell_tasks(conn, connection)
     stamp = now.replace(microsecond=0).isoformat().replace("+00:00", "Z")
     for rec in recommendations:

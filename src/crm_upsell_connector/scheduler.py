@@ -45,6 +45,7 @@ from crm_upsell_connector.errors import (
     ConfigError,
     ConnectorError,
     FatalAPIError,
+    MassChangeError,
     QuotaError,
     StopRequested,
 )
@@ -65,7 +66,8 @@ JOB_FUNC = "crm_upsell_connector.scheduler:scheduled_run"
 TICK_RETENTION = timedelta(days=30)
 WORKER_RETENTION = timedelta(days=7)
 # Errors another try will not fix: the run waits for a person, or for the next tick (quota).
-_NOT_RETRIED = (ConfigError, AuthError, QuotaError, FatalAPIError)
+# A run held by the mass-change guard waits for a person: retrying would only hold it again.
+_NOT_RETRIED = (ConfigError, AuthError, QuotaError, FatalAPIError, MassChangeError)
 
 _current: Worker | None = None
 
@@ -370,6 +372,8 @@ class Worker:
                 self.config, name, plugins=self.plugins, engine=self.engine, secrets=self.secrets
             )
             session.stop = self.stop
+            # A worker's retry after a failed run is recorded as started by the worker, not the schedule.
+            session.trigger = "schedule" if attempt == 1 else "worker"
             with session.writing():
                 log.info("run started", extra={**extra, "attempt": attempt, "worker": self.id})
                 report = asyncio.run(_run(session, {**extra, "attempt": attempt, "worker": self.id}))
@@ -395,7 +399,7 @@ class Worker:
 async def _run(session: Session, details: dict[str, Any]) -> PipelineReport:
     async with session.connector() as connector:
         return await session.run_pipeline(
-            connector, trigger="schedule", view=LogView(session.name), details=details
+            connector, trigger=session.trigger, view=LogView(session.name), details=details
         )
 
 

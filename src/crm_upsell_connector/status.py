@@ -23,8 +23,8 @@ from crm_upsell_connector.store.schema import runs, scheduler_jobs, workers
 OVERDUE = timedelta(minutes=5)
 # A worker that stopped reporting (killed, host gone) is listed as silent for this long.
 SILENT_WORKERS_SHOWN = timedelta(days=1)
-_PROBLEM_RUNS = ("failed", "partial", "interrupted")
-_ACCEPTED_RUNS = ("ok", "partial", "dry-run", "stopped")
+_PROBLEM_RUNS = ("failed", "partial", "interrupted", "held")
+_ACCEPTED_RUNS = ("ok", "partial", "dry-run", "stopped", "held")
 _CREDENTIAL_PROBLEMS = ("missing", "rejected")
 
 
@@ -170,7 +170,12 @@ def _connection(
     )
     if status.credentials.state in _CREDENTIAL_PROBLEMS:
         status.problems.append(f"credentials {status.credentials.state}: {status.credentials.detail}")
-    if last is not None and last.status in _PROBLEM_RUNS:
+    if last is not None and last.status == "held":
+        status.problems.append(
+            "last run held by the mass-change guard, nothing written"
+            + (f": {last.error}" if last.error else "")
+        )
+    elif last is not None and last.status in _PROBLEM_RUNS:
         status.problems.append(f"last run {last.status}" + (f": {last.error}" if last.error else ""))
     if schedule and next_run is not None and next_run < now - OVERDUE:
         status.problems.append(f"overdue since {next_run:%Y-%m-%d %H:%M} UTC: is a worker running?")

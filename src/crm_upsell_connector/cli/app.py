@@ -11,16 +11,17 @@ import threading
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import typer
 
 from crm_upsell_connector.apply import ApplyReport
 from crm_upsell_connector.cli import output
-from crm_upsell_connector.config import default_config_path, load_config
+from crm_upsell_connector.config import ApplySettings, default_config_path, load_config
 from crm_upsell_connector.connector import Connector, load_plugins
 from crm_upsell_connector.errors import ConfigError
 from crm_upsell_connector.fields import ALL_FIELDS
+from crm_upsell_connector.guard import review_notes
 from crm_upsell_connector.logs import setup_logging
 from crm_upsell_connector.pipeline import Session
 from crm_upsell_connector.plan import Plan
@@ -140,12 +141,24 @@ def init(
         str | None, typer.Option(help="store URL (default: SQLite in the user data dir)")
     ] = None,
     force: Annotated[bool, typer.Option(help="overwrite an existing config file")] = False,
+    discover: Annotated[
+        bool,
+        typer.Option(
+            "--discover",
+            help="read the CRM (its credentials must be set) and propose [features.fields] and the catalogue",
+        ),
+    ] = False,
 ) -> None:
     """Write a config file from the documented example, asking for what is not given as flags."""
     from crm_upsell_connector.init import write_config
 
     g = _globals(ctx)
     path = g.config or default_config_path()
+    if discover and path.exists() and not force:
+        from crm_upsell_connector.cli.discover import discover_into_config
+
+        discover_into_config(path, g.connection)
+        return
     interactive = sys.stdin.isatty()
     if crm is None:
         crm = typer.prompt("CRM", default="hubspot") if interactive else "hubspot"
@@ -166,8 +179,15 @@ def init(
             f"next: fill in [connections.{name}.settings] (each key is documented there), store its secrets "
             "with 'crm-upsell auth set NAME', then run 'crm-upsell check'"
         )
-    elif token.startswith("keyring:"):
-        output.console.print(f"next: crm-upsell auth set {secret}, then crm-upsell check")
+    elif token.startswith("keyring:") and not discover:
+        output.console.print(
+            f"next: crm-upsell auth set {secret}, then crm-upsell init --discover (proposes the field "
+            "mapping and catalogue from your CRM), then crm-upsell check"
+        )
+    if discover:
+        from crm_upsell_connector.cli.discover import discover_into_config
+
+        discover_into_config(written, name)
 
 
 @auth_app.command("set")
@@ -207,14 +227,11 @@ def check(ctx: typer.Context) -> None:
     output.console.print(f"ok   config {session.config.source}")
     output.console.print(f"ok   store {session.engine.url.render_as_string(hide_password=True)}")
 
-    async def go() -> list[Any]:
-        async with session.connector() as connector:
-            return await connector.check()
+    from crm_upsell_connector.cli.discover import check_against_crm
 
-    results = asyncio.run(go())
-    output.check_results(results)
-    if not all(r.ok for r in results):
-        raise typer.Exit(1)
+    code = check_against_crm(session)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
@@ -294,27 +311,54 @@ def explain(
 
 @app.command()
 def plan(
-    ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="the plan as JSON")] = False
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="the plan as JSON")] = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="save the plan to FILE for 'crm-upsell apply FILE'")
+    ] = None,
 ) -> None:
-    """Show every write apply would make, without making any."""
+    """Show every write apply would make, without making any (and save it with --out FILE)."""
+    from crm_upsell_connector.plan_file import save_plan
+
     session = _session(ctx)
     with session.writing():
         result = session.plan(session.score())
+        if out is not None:
+            with session.engine.connect() as conn:
+                save_plan(conn, result, session.connection.crm, out)
     if as_json:
         output.print_json(result.to_json())
     else:
         output.console.print(result.render(limit=50))
+        for line in review_notes(result, session.config.apply):
+            output.console.print(line)
+    if out is not None:
+        output.err_console.print(f"saved to {out}; apply exactly this plan with 'crm-upsell apply {out}'")
 
 
 @app.command()
-def apply(ctx: typer.Context) -> None:
+def apply(
+    ctx: typer.Context,
+    file: Annotated[
+        Path | None, typer.Argument(help="a plan saved with 'plan --out FILE' (default: plan anew)")
+    ] = None,
+    allow_mass_change: Annotated[
+        bool, typer.Option("--allow-mass-change", help="apply a plan over an [apply] threshold, once")
+    ] = False,
+) -> None:
     """Make the writes the plan shows (fields on accounts, tasks for owners)."""
+    from crm_upsell_connector.plan_file import fresh_saved_plan
+
     session = _session(ctx)
+    session.allow_mass_change = allow_mass_change
 
     async def go() -> bool:
-        result = session.plan(session.score())
-        output.console.print(result.render(limit=20))
         async with session.connector() as connector:
+            if file is not None:
+                result = await fresh_saved_plan(session, connector, file)
+            else:
+                result = session.plan(session.score())
+            output.console.print(result.render(limit=20))
             return await _apply(session, connector, result)
 
     with session.writing():
@@ -331,8 +375,12 @@ async def _apply(session: Session, connector: Connector, result: Plan) -> bool:
     return report.ok
 
 
+@dataclass
 class CliView:
     """Shows a pipeline run on the terminal: progress bars, the sync table, segments, the plan."""
+
+    #: the mass-change thresholds, to say under the plan which ones it goes over.
+    guard: ApplySettings | None = None
 
     def progress(self, label: str) -> AbstractContextManager[Progress]:
         return output.progress_bar(label)
@@ -348,6 +396,8 @@ class CliView:
 
     def planned(self, plan: Plan) -> None:
         output.console.print(plan.render(limit=20))
+        for line in review_notes(plan, self.guard) if self.guard is not None else []:
+            output.console.print(line)
 
     def applied(self, report: ApplyReport) -> None:
         output.apply_summary(report)
@@ -358,17 +408,24 @@ def run(
     ctx: typer.Context,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="stop after printing the plan")] = False,
     full: Annotated[bool, typer.Option("--full", help="read everything again")] = False,
+    allow_mass_change: Annotated[
+        bool, typer.Option("--allow-mass-change", help="apply a plan over an [apply] threshold, once")
+    ] = False,
 ) -> None:
     """Sync, score, plan and apply, in one go."""
     session = _session(ctx)
+    session.allow_mass_change = allow_mass_change
 
     async def go() -> bool:
         async with session.connector() as connector:
-            report = await session.run_pipeline(connector, full=full, dry_run=dry_run, view=CliView())
+            view = CliView(guard=session.config.apply)
+            report = await session.run_pipeline(connector, full=full, dry_run=dry_run, view=view)
             return report.ok
 
     with session.writing():
         ok = asyncio.run(go())
+    if dry_run:
+        output.console.print("Dry run: nothing was written to the CRM.")
     if not ok:
         raise typer.Exit(1)
 
@@ -443,3 +500,8 @@ def sandbox_serve(
     serve_sandbox(
         crm=crm, port=port, accounts=accounts, seed=seed, latency_ms=latency_ms, rate_limit=rate_limit
     )
+
+
+# Commands kept in modules of their own (imported last: they register on ``app``).
+from crm_upsell_connector.cli import discover as _discover  # noqa: E402, F401
+from crm_upsell_connector.cli import runs as _runs  # noqa: E402, F401

@@ -210,8 +210,10 @@ runs = Table(
     Column("command", String(32), nullable=False),
     _ts("started_at", nullable=False),
     _ts("finished_at"),
-    Column("status", String(16), nullable=False),  # running, ok, partial, failed
+    Column("status", String(16), nullable=False),  # running, ok, partial, failed, held, ...
     Column("summary", JSON, nullable=False),
+    Column("trigger", String(16)),  # manual, schedule, worker (null: recorded before it was kept)
+    Column("parent_id", Integer),  # the sync and apply steps of a pipeline run point at that run
     Index("ix_runs_connection", "connection", "started_at"),
 )
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from crm_upsell_connector.batching import chunked, unique_batches
 from crm_upsell_connector.connector import CallStats, Connector, ConnectorContext, PluginBase, fields_check
+from crm_upsell_connector.discovery import CrmSchema
 from crm_upsell_connector.errors import ConfigError, ConnectorError, FatalAPIError, RetriableAPIError
 from crm_upsell_connector.fields import ACCOUNT_FIELD_NAMES, ACCOUNT_FIELDS
 from crm_upsell_connector.models import (
@@ -515,6 +516,11 @@ class SalesforceConnector(Connector):
         return found
 
     # ---- check --------------------------------------------------------------------------------
+
+    async def describe(self, *, sample_size: int = 200, catalogue: bool = True) -> CrmSchema:
+        from crm_upsell_salesforce.discover import describe
+
+        return await describe(self, sample_size=sample_size, catalogue=catalogue)
 
     async def check(self) -> list[CheckResult]:
         checks: list[CheckResult] = []

@@ -39,6 +39,7 @@ from pydantic import BaseModel
 
 from crm_upsell_connector.batching import unique_batches
 from crm_upsell_connector.connector import CallStats, Connector, ConnectorContext, PluginBase, fields_check
+from crm_upsell_connector.discovery import CrmSchema
 from crm_upsell_connector.errors import (
     ConfigError,
     ConnectorError,
@@ -663,6 +664,11 @@ class ZohoConnector(Connector):
         return found
 
     # ---- check --------------------------------------------------------------------------------
+
+    async def describe(self, *, sample_size: int = 200, catalogue: bool = True) -> CrmSchema:
+        from crm_upsell_zoho.discover import describe
+
+        return await describe(self, sample_size=sample_size, catalogue=catalogue)
 
     async def check(self) -> list[CheckResult]:
         checks: list[CheckResult] = []
