@@ -17,6 +17,7 @@ import typer
 
 from crm_upsell_connector.apply import ApplyReport
 from crm_upsell_connector.cli import output
+from crm_upsell_connector.cli.usage import check_usage, fact_sources, usage_app
 from crm_upsell_connector.config import default_config_path, load_config
 from crm_upsell_connector.connector import Connector, load_plugins
 from crm_upsell_connector.errors import ConfigError
@@ -41,6 +42,7 @@ sandbox_app = typer.Typer(
 )
 app.add_typer(auth_app, name="auth")
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(usage_app, name="usage")
 
 
 @dataclass
@@ -213,7 +215,8 @@ def check(ctx: typer.Context) -> None:
 
     results = asyncio.run(go())
     output.check_results(results)
-    if not all(r.ok for r in results):
+    usage_ok = check_usage(session)
+    if not all(r.ok for r in results) or not usage_ok:
         raise typer.Exit(1)
 
 
@@ -289,7 +292,7 @@ def explain(
         raise ConfigError(
             f"no account with id {account_id!r} in the store", hint="run 'crm-upsell sync' first"
         )
-    render_explanation(match)
+    render_explanation(match, fact_sources(session, account_id))
 
 
 @app.command()

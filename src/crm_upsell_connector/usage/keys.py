@@ -1,0 +1,48 @@
+"""Source keys as they are stored and matched: CRM ids and external ids trimmed, domains normalised."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crm_upsell_connector.usage.config import MatchBy
+
+MAX_KEY = 512
+
+
+def normalise_domain(value: str) -> str | None:
+    """``"https://WWW.Acme.com:443/x"``, ``"ops@acme.com"`` and ``"acme.com."`` all become ``"acme.com"``.
+
+    Lower case, no scheme, user, port, path or trailing dot, no leading ``www.``; internationalised
+    names in their ASCII (punycode) form, so ``bücher.de`` and ``xn--bcher-kva.de`` match. ``None``
+    when nothing like a host name is left.
+    """
+    text = value.strip().lower()
+    if "://" in text:
+        text = text.split("://", 1)[1]
+    text = text.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    text = text.rsplit("@", 1)[-1]  # an e-mail address, or user@host
+    text = text.split(":", 1)[0].strip().rstrip(".")
+    if text.startswith("www."):
+        text = text[4:]
+    if not text or " " in text or "." not in text:
+        return None
+    if not text.isascii():
+        try:
+            text = text.encode("idna").decode("ascii")
+        except UnicodeError:
+            return None
+    return text
+
+
+def source_key(raw: Any, match: MatchBy) -> str | None:
+    """A row's key as stored: ``None`` for an empty (or unusable) key."""
+    if raw is None:
+        return None
+    if isinstance(raw, float) and raw.is_integer():
+        raw = int(raw)  # an id read as a number by a file reader
+    text = str(raw).strip()
+    if not text or len(text) > MAX_KEY:
+        return None
+    if match == "domain":
+        return normalise_domain(text)
+    return text

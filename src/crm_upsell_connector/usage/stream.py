@@ -1,0 +1,244 @@
+"""The usage streams: each source read in chunks into ``usage_values``, a commit per chunk.
+
+A chunk's rows, the history rows they change and the stream's position are written in one
+transaction, as CRM pages are. Only values that differ from the value in force on the row's day
+are written, so a value read again unchanged adds nothing and carries forward. An incremental
+source (``:since`` and ``cursor_column``) asks only for rows stamped at or after its cursor: just
+past the newest stamp of its last complete read, never past the start of that read minus the
+clock-skew margin (rows near it are read again, which changes nothing). A failing source fails its own
+stream: the CRM streams and the other sources are not touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Engine
+
+from crm_upsell_connector.errors import ConnectorError, StopRequested
+from crm_upsell_connector.secrets import SecretResolver
+from crm_upsell_connector.store import schema
+from crm_upsell_connector.store.repo import load_sync_state, save_sync_state, upsert
+from crm_upsell_connector.sync import Progress, StreamReport, SyncReport
+from crm_upsell_connector.usage.config import UsageConfig, UsageSource
+from crm_upsell_connector.usage.keys import source_key
+from crm_upsell_connector.usage.matching import stored_match_report
+from crm_upsell_connector.usage.readers import Row, SourceReader, UsageSourceError
+from crm_upsell_connector.usage.values import parse_day, parse_metric, parse_stamp
+
+log = logging.getLogger(__name__)
+_IN_LIST = 500  # keys per IN (...) lookup: well within SQLite's bound-parameter limit
+
+
+@dataclass
+class UsageReadReport:
+    """What one read of a source did."""
+
+    source: str
+    mode: str  # full, incremental
+    rows: int = 0
+    stored: int = 0  # history rows written (values that changed)
+    pages: int = 0
+    without_key: int = 0
+    undated: int = 0
+    duplicates: int = 0
+    bad_values: int = 0
+
+
+def _history(conn: sa.Connection, connection: str, source: str, keys: Sequence[str]) -> dict[str, Any]:
+    """key -> ([days ascending], [metrics]) of what the store holds for ``keys``."""
+    u = schema.usage_values
+    found: dict[str, tuple[list[date], list[dict[str, Any]]]] = {}
+    for start in range(0, len(keys), _IN_LIST):
+        part = keys[start : start + _IN_LIST]
+        query = (
+            sa.select(u.c.key, u.c.observed_on, u.c.metrics)
+            .where(u.c.connection == connection, u.c.source == source, u.c.key.in_(part))
+            .order_by(u.c.key, u.c.observed_on)
+        )
+        for key, day, metrics in conn.execute(query):
+            days, values = found.setdefault(key, ([], []))
+            days.append(day)
+            values.append(metrics)
+    return found
+
+
+def _in_force(history: tuple[list[date], list[dict[str, Any]]] | None, day: date) -> dict[str, Any] | None:
+    """The values in force on ``day``: the newest history row on or before it."""
+    if history is None:
+        return None
+    days, values = history
+    at = bisect.bisect_right(days, day)
+    return values[at - 1] if at else None
+
+
+class UsageSyncer:
+    """Reads every usage source of one connection; see the module docstring."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        usage: UsageConfig,
+        connection: str,
+        secrets: SecretResolver,
+        *,
+        clock: Callable[[], datetime],
+        skew: timedelta = timedelta(seconds=60),
+        progress: Progress | None = None,
+        stop: threading.Event | None = None,
+        guard: Callable[[], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.usage = usage
+        self.connection = connection
+        self.secrets = secrets
+        self.clock = clock
+        self.skew = skew
+        self.progress = progress
+        self.stop = stop
+        self.guard = guard
+
+    async def run(self, report: SyncReport, *, full: bool = False) -> None:
+        """Read each source (in a worker thread: drivers block); results and failures go to ``report``."""
+        for source in self.usage.for_connection(self.connection):
+            if self.stop is not None and self.stop.is_set():
+                raise StopRequested("sync stopped on request", hint="the next run resumes from there")
+            try:
+                read = await asyncio.to_thread(self.sync_source, source, full=full)
+            except StopRequested:
+                raise
+            except ConnectorError as exc:
+                line = exc.one_line()
+                log.warning(
+                    "usage stream %s failed; the other streams are not affected: %s", source.stream, line
+                )
+                report.failed[source.stream] = line
+                continue
+            report.streams[source.stream] = StreamReport(source.stream, read.mode, read.stored, 0, read.pages)
+            with self.engine.connect() as conn:
+                matches = stored_match_report(conn, self.connection, source)
+            report.usage[source.name] = {**matches.to_json(), "rows": read.rows, "line": matches.line()}
+
+    def sync_source(self, source: UsageSource, *, full: bool = False) -> UsageReadReport:
+        """One source's read; raises ``UsageSourceError``/``ConfigError`` naming the source."""
+        with self.engine.connect() as conn:
+            state = load_sync_state(conn, self.connection, source.stream)
+        incremental = source.cursor_column is not None and state.cursor is not None and not full
+        since = state.cursor if incremental else None
+        started = self.clock()
+        report = UsageReadReport(source.name, "incremental" if incremental else "full")
+        if state.full_started_at is None or not incremental:
+            state.full_started_at = started
+        newest: datetime | None = None
+        for rows in self._chunks(SourceReader(source, self.secrets), since):
+            newest = self._commit_chunk(source, state, rows, started.date(), report, newest)
+            if self.stop is not None and self.stop.is_set():
+                raise StopRequested("sync stopped on request", hint="the next run reads this source again")
+        if source.cursor_column is not None and newest is not None:
+            # As for CRM streams (sync._close_instant): once a read is complete, an instant older
+            # than its start minus the skew margin cannot gain rows, so the next read starts after it.
+            limit = started - self.skew
+            cursor = newest + timedelta(milliseconds=1) if newest < limit else limit
+            state.cursor = max(state.cursor, cursor) if incremental and state.cursor else cursor
+        state.full_started_at = None
+        with self.engine.begin() as conn:
+            save_sync_state(conn, state, self.clock())
+        return report
+
+    def _chunks(self, reader: SourceReader, since: datetime | None) -> Iterator[list[Row]]:
+        """The reader's chunks; anything unexpected a driver raises fails this source only."""
+        chunks = reader.chunks(since)
+        while True:
+            try:
+                rows = next(chunks)
+            except StopIteration:
+                return
+            except ConnectorError:
+                raise
+            except Exception as exc:  # a driver's own exception type (pyarrow, a warehouse dialect)
+                raise reader._fail("reading failed", exc) from None
+            yield rows
+
+    def _commit_chunk(
+        self,
+        source: UsageSource,
+        state: Any,
+        rows: list[Row],
+        today: date,
+        report: UsageReadReport,
+        newest: datetime | None,
+    ) -> datetime | None:
+        parsed: dict[tuple[str, date], dict[str, Any]] = {}
+        for row in rows:
+            report.rows += 1
+            key = source_key(row.get(source.key), source.match)
+            if key is None:
+                report.without_key += 1
+                continue
+            day = today
+            if source.date_column is not None:
+                found = parse_day(row.get(source.date_column))
+                if found is None:
+                    report.undated += 1
+                    continue
+                day = found
+            if source.cursor_column is not None:
+                stamp = parse_stamp(row.get(source.cursor_column))
+                if stamp is not None and (newest is None or stamp > newest):
+                    newest = stamp
+            metrics: dict[str, Any] = {}
+            for name, metric in source.metrics.items():
+                raw = row.get(metric.column)
+                value = parse_metric(raw)
+                if value is None and raw is not None and str(raw).strip():
+                    report.bad_values += 1
+                metrics[name] = value
+            if (key, day) in parsed:
+                report.duplicates += 1
+            parsed[(key, day)] = metrics
+        if self.guard is not None:
+            self.guard()
+        read_at = self.clock()
+        with self.engine.begin() as conn:
+            keys = sorted({k for k, _ in parsed})
+            history = _history(conn, self.connection, source.name, keys)
+            changed = []
+            for (key, day), metrics in sorted(parsed.items()):
+                if _in_force(history.get(key), day) == metrics:
+                    continue
+                changed.append(
+                    {
+                        "connection": self.connection,
+                        "source": source.name,
+                        "key": key,
+                        "observed_on": day,
+                        "metrics": metrics,
+                        "read_at": read_at,
+                    }
+                )
+                days, values = history.setdefault(key, ([], []))
+                at = bisect.bisect_right(days, day)
+                if at and days[at - 1] == day:
+                    values[at - 1] = metrics
+                else:
+                    days.insert(at, day)
+                    values.insert(at, metrics)
+            upsert(conn, schema.usage_values, changed)
+            state.records += len(changed)
+            save_sync_state(conn, state, read_at)
+        report.stored += len(changed)
+        report.pages += 1
+        if self.progress is not None:
+            self.progress(source.stream, len(rows))
+        return newest
+
+
+__all__ = ["UsageReadReport", "UsageSourceError", "UsageSyncer"]
