@@ -424,11 +424,15 @@ def demo(
     crm: Annotated[str, typer.Option(help="which CRM's sandbox")] = "hubspot",
     accounts: Annotated[int, typer.Option(min=10, max=50000, help="companies in the sandbox")] = 1000,
     seed: Annotated[int, typer.Option(help="scenario seed")] = 7,
+    usage_csv: Annotated[
+        bool,
+        typer.Option("--usage-csv", help="add a product-usage CSV (seat use by domain) as a usage source"),
+    ] = False,
 ) -> None:
     """Run the whole product against a CRM sandbox: setup, sync, score, plan, apply, and again."""
     from crm_upsell_connector.demo import run_demo
 
-    asyncio.run(run_demo(crm=crm, accounts=accounts, seed=seed))
+    asyncio.run(run_demo(crm=crm, accounts=accounts, seed=seed, usage_csv=usage_csv))
 
 
 @sandbox_app.command("serve")

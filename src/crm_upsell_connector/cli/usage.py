@@ -127,16 +127,23 @@ def report(
 
 
 def check_usage(session: Session) -> bool:
-    """The ``check`` lines for the connection's usage sources; False when one cannot be read."""
+    """The ``check`` lines: each source reachable with its columns, and its last match counts."""
+    from crm_upsell_connector.usage.matching import stored_match_report
+    from crm_upsell_connector.usage.readers import SourceReader
+
     ok = True
     for s in session.config.usage.for_connection(session.name):
         try:
-            p = preview_source(session.engine, session.name, s, session.secrets, sample=0)
+            reader = SourceReader(s, session.secrets)
+            reader.check_columns(reader.all_columns())
         except ConnectorError as exc:
             output.console.print(f"FAIL {exc.one_line()}", markup=False)
             ok = False
             continue
-        output.console.print(f"ok   {p.matches.line()} ({p.rows:,} rows read)", markup=False)
+        with session.engine.connect() as conn:
+            matches = stored_match_report(conn, session.name, s)
+        seen = matches.line() if matches.keys else f"usage {s.name}: nothing synced yet"
+        output.console.print(f"ok   {seen} ({s.describe()} answers with every column)", markup=False)
     return ok
 
 

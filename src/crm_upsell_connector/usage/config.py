@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from crm_upsell_connector.errors import ConfigError
 from crm_upsell_connector.features import FEATURE_SCHEMA, FeatureSpec
 from crm_upsell_connector.secrets import parse_ref
 
@@ -34,6 +35,14 @@ def uses_since(query: str) -> bool:
 
 def is_secret_ref(value: str) -> bool:
     return value.startswith(("keyring:", "env:"))
+
+
+def _check_ref(value: str) -> None:
+    """A secret reference, or a ValueError (so that pydantic names the key) for a pasted value."""
+    try:
+        parse_ref(value)
+    except ConfigError as exc:
+        raise ValueError(exc.one_line()) from None
 
 
 class UsageMetric(BaseModel):
@@ -106,7 +115,7 @@ class UsageSource(BaseModel):
     @classmethod
     def _password(cls, value: str | None) -> str | None:
         if value is not None:
-            parse_ref(value)  # a pasted password is refused with the usual hint
+            _check_ref(value)  # a pasted password is refused with the usual hint
         return value
 
     @model_validator(mode="after")
@@ -135,7 +144,7 @@ class UsageSource(BaseModel):
         if self.url is None or self.query is None:
             raise ValueError("a SQL source needs both url and query")
         if is_secret_ref(self.url):
-            parse_ref(self.url)
+            _check_ref(self.url)
         else:
             try:
                 url = make_url(self.url)

@@ -49,13 +49,14 @@ class SourceReader:
         self.source = source
         self.secrets = secrets
 
-    def _fail(self, what: str, exc: BaseException | None = None, hint: str = "") -> UsageSourceError:
+    def fail(self, what: str, exc: BaseException | None = None, hint: str = "") -> UsageSourceError:
         detail = f": {_first_line(exc)}" if exc is not None else ""
         return UsageSourceError(f"usage source {self.source.name!r}: {what}{detail}", hint=hint)
 
     # ---- the columns a source must have ---------------------------------------------------------
 
-    def _check_columns(self, columns: list[str]) -> None:
+    def check_columns(self, columns: list[str]) -> None:
+        """Raise ``ConfigError`` naming the configured columns ``columns`` lacks."""
         missing = [c for c in self.source.columns() if c not in columns]
         if missing:
             raise ConfigError(
@@ -112,7 +113,7 @@ class SourceReader:
                 hint="install the dialect's package (e.g. snowflake-sqlalchemy, sqlalchemy-bigquery, pymysql)",
             ) from None
         except (SQLAlchemyError, ImportError) as exc:
-            raise self._fail("cannot open the database", exc) from None
+            raise self.fail("cannot open the database", exc) from None
 
     def _sql_chunks(self, since: datetime | None) -> Iterator[list[Row]]:
         source = self.source
@@ -126,7 +127,7 @@ class SourceReader:
                     stream_results=True, max_row_buffer=source.chunk_rows
                 ).execute(sa.text(source.query), params)
                 columns = list(result.keys())
-                self._check_columns(columns)
+                self.check_columns(columns)
                 wanted = source.columns()
                 at = [columns.index(c) for c in wanted]
                 for part in result.partitions(source.chunk_rows):
@@ -134,7 +135,7 @@ class SourceReader:
         except (ConfigError, UsageSourceError):
             raise
         except SQLAlchemyError as exc:
-            raise self._fail(
+            raise self.fail(
                 "the query failed", exc, hint="run the query by hand to see the whole error"
             ) from None
         finally:
@@ -146,7 +147,7 @@ class SourceReader:
         assert self.source.path is not None
         path = Path(self.source.path)
         if not path.is_file():
-            raise self._fail(
+            raise self.fail(
                 f"no file at {path}", hint="check usage.sources path (relative to the config file)"
             )
         return path
@@ -157,7 +158,7 @@ class SourceReader:
         try:
             with path.open(newline="", encoding=self.source.encoding) as handle:
                 reader = csv.DictReader(handle, delimiter=self.source.delimiter)
-                self._check_columns(list(reader.fieldnames or []))
+                self.check_columns(list(reader.fieldnames or []))
                 rows: list[Row] = []
                 for record in reader:
                     rows.append({c: record.get(c) for c in wanted})
@@ -167,7 +168,7 @@ class SourceReader:
                 if rows:
                     yield rows
         except (OSError, UnicodeDecodeError, csv.Error, LookupError) as exc:
-            raise self._fail(f"cannot read {path}", exc) from None
+            raise self.fail(f"cannot read {path}", exc) from None
 
     def _parquet_file(self) -> Any:
         try:
@@ -181,18 +182,18 @@ class SourceReader:
         try:
             return pq.ParquetFile(path)
         except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-            raise self._fail(f"cannot read {path}", exc) from None
+            raise self.fail(f"cannot read {path}", exc) from None
 
     def _parquet_chunks(self) -> Iterator[list[Row]]:
         handle = self._parquet_file()
-        self._check_columns(list(handle.schema_arrow.names))
+        self.check_columns(list(handle.schema_arrow.names))
         try:
             for batch in handle.iter_batches(
                 batch_size=self.source.chunk_rows, columns=self.source.columns()
             ):
                 yield batch.to_pylist()
         except (OSError, ValueError) as exc:
-            raise self._fail("cannot read the Parquet file", exc) from None
+            raise self.fail("cannot read the Parquet file", exc) from None
 
     # ---- preview ----------------------------------------------------------------------------
 
@@ -207,7 +208,7 @@ class SourceReader:
                 with path.open(newline="", encoding=source.encoding) as handle:
                     return list(next(csv.reader(handle, delimiter=source.delimiter), []))
             except (OSError, UnicodeDecodeError, csv.Error, LookupError) as exc:
-                raise self._fail(f"cannot read {path}", exc) from None
+                raise self.fail(f"cannot read {path}", exc) from None
         assert source.query is not None
         params = {"since": EPOCH} if uses_since(source.query) else {}
         engine = self.engine()
@@ -221,6 +222,6 @@ class SourceReader:
                 finally:
                     result.close()
         except SQLAlchemyError as exc:
-            raise self._fail("the query failed", exc) from None
+            raise self.fail("the query failed", exc) from None
         finally:
             engine.dispose()

@@ -164,7 +164,7 @@ class UsageSyncer:
             except ConnectorError:
                 raise
             except Exception as exc:  # a driver's own exception type (pyarrow, a warehouse dialect)
-                raise reader._fail("reading failed", exc) from None
+                raise reader.fail("reading failed", exc) from None
             yield rows
 
     def _commit_chunk(
