@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,9 +21,11 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
+from crm_upsell_connector.cli import main, output
 from crm_upsell_connector.config import parse_config
 from crm_upsell_connector.connector import load_plugins
 from crm_upsell_connector.demo import sandbox_config
+from crm_upsell_connector.init import example_text
 from crm_upsell_connector.pipeline import Session
 from crm_upsell_connector.sandbox.scenario import Scenario, build_scenario
 from crm_upsell_connector.sandbox.server import SandboxOptions, SandboxServer
@@ -33,6 +36,7 @@ from crm_upsell_connector.usage.features import usage_provenance
 pytestmark = pytest.mark.postgres
 
 ACCOUNTS = 60
+TOKEN_ENV = "CRM_UPSELL_TEST_USAGE_HUBSPOT_TOKEN"
 UNKNOWN = ("nobody-1.example.org", "nobody-2.example.org", "nobody-3.example.org")
 USAGE_SEATS = "seats_in_use != null && seats_purchased != null && seats_purchased > 0.0"
 SEAT_UTILIZATION = f"{USAGE_SEATS} ? seats_in_use / seats_purchased : null"
@@ -281,3 +285,63 @@ async def test_a_broken_query_fails_its_own_stream_only(world: World, tmp_path: 
     with session.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(accounts)).scalar() == ACCOUNTS + 1
     session.engine.dispose()
+
+
+def _cli_config(world: World, path: Path, store: Path) -> None:
+    """The example config against the sandbox, with seat use from a CSV instead of the CRM field."""
+    text = example_text().replace(
+        'token = "keyring:hubspot-token"', f'token = "env:{TOKEN_ENV}"\nbase_url = "{world.base_url}"'
+    )
+    text = text.replace('# url = "sqlite:////var/lib/crm-upsell/store.sqlite3"', f'url = "sqlite:///{store}"')
+    text = text.replace(
+        'seats_active = { field = "seats_active", type = "number", description = "seats in active use" }\n',
+        "",
+    )
+    text = text.replace("seats_active", "seats_in_use")
+    text += (
+        '\n[[usage.sources]]\nname = "seats"\npath = "seats.csv"\nkey = "domain"\n'
+        '[usage.sources.metrics]\nseats_in_use = { column = "seats", description = "seats in use" }\n'
+    )
+    path.write_text(text, encoding="utf-8")
+    rows = [[c.domain, c.seats_active] for c in world.scenario.companies if c.seats_active is not None]
+    with (path.parent / "seats.csv").open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([["domain", "seats"], *rows, ["nobody.example.org", 1]])
+
+
+def test_the_usage_commands_as_a_user_runs_them(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(TOKEN_ENV, world.options.token)
+    monkeypatch.setattr(output.console, "width", 400)
+    config = tmp_path / "config.toml"
+    _cli_config(world, config, tmp_path / "store.sqlite3")
+
+    def cli(*args: str) -> tuple[int, str]:
+        code = main(["--config", str(config), *args])
+        return code, capsys.readouterr().out
+
+    code, out = cli("usage", "preview")
+    assert code == 0
+    assert "columns: domain, seats" in out and "no accounts in the store yet" in out
+    code, out = cli("sync")
+    assert code == 0 and "usage:seats" in out
+    assert "1 unmatched, 1 ambiguous (shared by several accounts)" in out
+    assert cli("setup")[0] == 0
+    code, out = cli("check")
+    assert code == 0 and "ok   usage seats:" in out and "csv file" in out
+    code, out = cli("usage", "preview", "--json")
+    shown = json.loads(out)[0]
+    assert shown["rows"] == shown["keys"] + 1  # the twin's domain appears twice
+    assert shown["match_by"] == "domain" and 0.9 < shown["match_rate"] < 1.0
+    code, out = cli("usage", "report", "--json")
+    report = json.loads(out)[0]
+    assert report["unmatched_keys"] == ["nobody.example.org"]
+    assert report["ambiguous_keys"] == [f"{world.scenario.companies[0].domain} (2 accounts)"]
+    code, out = cli("score", "--json")
+    cited = next(r for r in json.loads(out) if "seats_in_use" in r["facts"])
+    code, out = cli("explain", cited["account_id"])
+    assert code == 0
+    line = next(x for x in out.splitlines() if x.strip().startswith("seats_in_use"))
+    assert "usage source seats (csv file" in line and "column seats" in line and "value of" in line
+    code, out = cli("usage", "preview", "nope")
+    assert code == 2
