@@ -341,6 +341,7 @@ class Session:
                 deleted=synced.deleted,
                 calls=connector.stats.calls,
                 failed_streams=synced.failed,
+                usage={k: {n: v for n, v in m.items() if n != "line"} for k, m in synced.usage.items()},
             )
             view.synced(synced)
             if synced.failed:

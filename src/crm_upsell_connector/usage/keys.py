@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from crm_upsell_connector.usage.config import MatchBy
 
 MAX_KEY = 512
+_PLAIN = re.compile(r"[a-z0-9-]+(?:\.[a-z0-9-]+)+")
 
 
 def normalise_domain(value: str) -> str | None:
@@ -17,6 +19,8 @@ def normalise_domain(value: str) -> str | None:
     when nothing like a host name is left.
     """
     text = value.strip().lower()
+    if _PLAIN.fullmatch(text) and not text.startswith("www."):
+        return text  # most keys: already a bare host name
     if "://" in text:
         text = text.split("://", 1)[1]
     text = text.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]

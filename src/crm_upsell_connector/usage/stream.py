@@ -22,11 +22,12 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Engine
+from sqlalchemy.dialects import postgresql, sqlite
 
 from crm_upsell_connector.errors import ConnectorError, StopRequested
 from crm_upsell_connector.secrets import SecretResolver
 from crm_upsell_connector.store import schema
-from crm_upsell_connector.store.repo import load_sync_state, save_sync_state, upsert
+from crm_upsell_connector.store.repo import SyncState, load_sync_state, save_sync_state
 from crm_upsell_connector.sync import Progress, StreamReport, SyncReport
 from crm_upsell_connector.usage.config import UsageConfig, UsageSource
 from crm_upsell_connector.usage.keys import source_key
@@ -53,15 +54,37 @@ class UsageReadReport:
     bad_values: int = 0
 
 
-def _history(conn: sa.Connection, connection: str, source: str, keys: Sequence[str]) -> dict[str, Any]:
-    """key -> ([days ascending], [metrics]) of what the store holds for ``keys``."""
+def _history(
+    conn: sa.Connection, connection: str, source: str, keys: Sequence[str], first: date, last: date
+) -> dict[str, tuple[list[date], list[dict[str, Any]]]]:
+    """key -> ([days ascending], [metrics]): what decides the values in force from ``first`` to ``last``.
+
+    That is each key's newest row before ``first`` and its rows from ``first`` to ``last``; an
+    export ordered by day asks for one or two rows per key, however long the history.
+    """
     u = schema.usage_values
+    older = sa.alias(u, "older")
+    newest_before = (
+        sa.select(sa.func.max(older.c.observed_on))
+        .where(
+            older.c.connection == u.c.connection,
+            older.c.source == u.c.source,
+            older.c.key == u.c.key,
+            older.c.observed_on < first,
+        )
+        .scalar_subquery()
+    )
     found: dict[str, tuple[list[date], list[dict[str, Any]]]] = {}
     for start in range(0, len(keys), _IN_LIST):
         part = keys[start : start + _IN_LIST]
         query = (
             sa.select(u.c.key, u.c.observed_on, u.c.metrics)
-            .where(u.c.connection == connection, u.c.source == source, u.c.key.in_(part))
+            .where(
+                u.c.connection == connection,
+                u.c.source == source,
+                u.c.key.in_(part),
+                sa.or_(u.c.observed_on.between(first, last), u.c.observed_on == newest_before),
+            )
             .order_by(u.c.key, u.c.observed_on)
         )
         for key, day, metrics in conn.execute(query):
@@ -69,6 +92,19 @@ def _history(conn: sa.Connection, connection: str, source: str, keys: Sequence[s
             days.append(day)
             values.append(metrics)
     return found
+
+
+def _upsert_values(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert or replace history rows: one statement, executed for many rows (compiled once)."""
+    if not rows:
+        return
+    table = schema.usage_values
+    insert = postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table)
+    statement = insert.on_conflict_do_update(
+        index_elements=[c.name for c in table.primary_key.columns],
+        set_={"metrics": insert.excluded.metrics, "read_at": insert.excluded.read_at},
+    )
+    conn.execute(statement, rows)
 
 
 def _in_force(history: tuple[list[date], list[dict[str, Any]]] | None, day: date) -> dict[str, Any] | None:
@@ -170,7 +206,7 @@ class UsageSyncer:
     def _commit_chunk(
         self,
         source: UsageSource,
-        state: Any,
+        state: SyncState,
         rows: list[Row],
         today: date,
         report: UsageReadReport,
@@ -209,7 +245,8 @@ class UsageSyncer:
         read_at = self.clock()
         with self.engine.begin() as conn:
             keys = sorted({k for k, _ in parsed})
-            history = _history(conn, self.connection, source.name, keys)
+            span = [d for _, d in parsed] or [today]
+            history = _history(conn, self.connection, source.name, keys, min(span), max(span))
             changed = []
             for (key, day), metrics in sorted(parsed.items()):
                 if _in_force(history.get(key), day) == metrics:
@@ -231,7 +268,7 @@ class UsageSyncer:
                 else:
                     days.insert(at, day)
                     values.insert(at, metrics)
-            upsert(conn, schema.usage_values, changed)
+            _upsert_values(conn, changed)
             state.records += len(changed)
             save_sync_state(conn, state, read_at)
         report.stored += len(changed)

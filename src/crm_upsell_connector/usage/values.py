@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -12,6 +13,12 @@ def parse_metric(raw: Any) -> float | None:
     """A metric as a float (``Decimal`` from a database, ``"1,234"`` from a CSV); ``None`` when empty."""
     if raw is None:
         return None
+    if type(raw) is str:  # the common case in a file: a plain number, parsed at C speed
+        try:
+            number = float(raw)
+        except ValueError:
+            return parse_number(raw)
+        return number if math.isfinite(number) else None
     if not isinstance(raw, int | float | str | bool):
         raw = str(raw)  # Decimal and friends
     return parse_number(raw)
