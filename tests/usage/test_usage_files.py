@@ -367,3 +367,36 @@ def test_connector_errors_name_the_source(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no SQLAlchemy dialect for 'nosuchdialect'"):
         list(SourceReader(usage.sources[0], SecretResolver({})).chunks())
     assert issubclass(UsageSourceError, ConnectorError)
+
+
+def test_a_key_gone_from_a_full_read_has_no_usage_and_an_empty_file_changes_nothing(
+    store: sa.Engine, tmp_path: Path
+) -> None:
+    _write_csv(tmp_path / "u.csv", [["id", "seats"], ["101", "5"], ["102", "6"]])
+    usage = _usage(
+        [
+            {
+                "name": "u",
+                "path": "u.csv",
+                "key": "id",
+                "match": "id",
+                "metrics": {"seats_used": {"column": "seats"}},
+            }
+        ],
+        tmp_path,
+    )
+    _sync(store, usage)
+    _write_csv(tmp_path / "u.csv", [["id", "seats"], ["101", "5"]])
+    later = NOW + timedelta(days=2)
+    report = _sync(store, usage, later)
+    assert report.streams["usage:u"].deleted == 1
+    with store.connect() as conn:
+        features = usage_features(conn, "main", later, usage)
+        assert features["102"]["seats_used"] is None and features["101"]["seats_used"] == 5.0
+        # Looking back, the value it had then is still there.
+        assert usage_features(conn, "main", NOW, usage)["102"]["seats_used"] == 6.0
+    _write_csv(tmp_path / "u.csv", [["id", "seats"]])
+    report = _sync(store, usage, later + timedelta(days=1))
+    assert "usage source 'u': returned no rows with a key (of 0 read)" in report.failed["usage:u"]
+    with store.connect() as conn:
+        assert usage_features(conn, "main", later + timedelta(days=1), usage)["101"]["seats_used"] == 5.0

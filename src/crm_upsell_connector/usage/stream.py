@@ -5,7 +5,9 @@ transaction, as CRM pages are. Only values that differ from the value in force o
 are written, so a value read again unchanged adds nothing and carries forward. An incremental
 source (``:since`` and ``cursor_column``) asks only for rows stamped at or after its cursor: just
 past the newest stamp of its last complete read, never past the start of that read minus the
-clock-skew margin (rows near it are read again, which changes nothing). A failing source fails its own
+clock-skew margin (rows near it are read again, which changes nothing). After a complete full
+read, a key the source no longer returns gets an empty value from that day (its account then has
+no usage); an incremental read cannot see removals, so its values carry forward. A failing source fails its own
 stream: the CRM streams and the other sources are not touched.
 """
 
@@ -52,6 +54,7 @@ class UsageReadReport:
     undated: int = 0
     duplicates: int = 0
     bad_values: int = 0
+    ended: int = 0  # keys a full read no longer returned: no value from today on
 
 
 def _history(
@@ -158,7 +161,9 @@ class UsageSyncer:
                 )
                 report.failed[source.stream] = line
                 continue
-            report.streams[source.stream] = StreamReport(source.stream, read.mode, read.stored, 0, read.pages)
+            report.streams[source.stream] = StreamReport(
+                source.stream, read.mode, read.stored, read.ended, read.pages
+            )
             with self.engine.connect() as conn:
                 matches = stored_match_report(conn, self.connection, source)
             report.usage[source.name] = {**matches.to_json(), "rows": read.rows, "line": matches.line()}
@@ -174,10 +179,20 @@ class UsageSyncer:
         if state.full_started_at is None or not incremental:
             state.full_started_at = started
         newest: datetime | None = None
-        for rows in self._chunks(SourceReader(source, self.secrets), since):
-            newest = self._commit_chunk(source, state, rows, started.date(), report, newest)
+        seen: set[str] = set()
+        reader = SourceReader(source, self.secrets)
+        for rows in self._chunks(reader, since):
+            newest = self._commit_chunk(source, state, rows, started.date(), report, newest, seen)
             if self.stop is not None and self.stop.is_set():
                 raise StopRequested("sync stopped on request", hint="the next run reads this source again")
+        if not incremental:
+            if not seen:
+                # An empty export is far likelier a broken one than a customer base without usage.
+                raise reader.fail(
+                    f"returned no rows with a key (of {report.rows} read); the values read before are kept",
+                    hint=f"check the source; column {source.key!r} holds the key",
+                )
+            report.ended = self._end_missing(source, state, seen, started.date())
         if source.cursor_column is not None and newest is not None:
             # As for CRM streams (sync._close_instant): once a read is complete, an instant older
             # than its start minus the skew margin cannot gain rows, so the next read starts after it.
@@ -188,6 +203,43 @@ class UsageSyncer:
         with self.engine.begin() as conn:
             save_sync_state(conn, state, self.clock())
         return report
+
+    def _end_missing(self, source: UsageSource, state: SyncState, seen: set[str], today: date) -> int:
+        """After a complete full read: a key the source no longer returns has no value from today."""
+        u = schema.usage_values
+        blank = dict.fromkeys(source.metrics)
+        latest: dict[str, dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            query = (
+                sa.select(u.c.key, u.c.metrics)
+                .where(u.c.connection == self.connection, u.c.source == source.name, u.c.observed_on <= today)
+                .order_by(u.c.key, u.c.observed_on)
+            )
+            for key, metrics in conn.execution_options(yield_per=20_000).execute(query):
+                if key not in seen:
+                    latest[key] = metrics
+        gone = [key for key, metrics in latest.items() if metrics != blank]
+        if self.guard is not None:
+            self.guard()
+        read_at = self.clock()
+        with self.engine.begin() as conn:
+            _upsert_values(
+                conn,
+                [
+                    {
+                        "connection": self.connection,
+                        "source": source.name,
+                        "key": key,
+                        "observed_on": today,
+                        "metrics": blank,
+                        "read_at": read_at,
+                    }
+                    for key in gone
+                ],
+            )
+            state.records += len(gone)
+            save_sync_state(conn, state, read_at)
+        return len(gone)
 
     def _chunks(self, reader: SourceReader, since: datetime | None) -> Iterator[list[Row]]:
         """The reader's chunks; anything unexpected a driver raises fails this source only."""
@@ -211,6 +263,7 @@ class UsageSyncer:
         today: date,
         report: UsageReadReport,
         newest: datetime | None,
+        seen: set[str],
     ) -> datetime | None:
         parsed: dict[tuple[str, date], dict[str, Any]] = {}
         for row in rows:
@@ -240,6 +293,7 @@ class UsageSyncer:
             if (key, day) in parsed:
                 report.duplicates += 1
             parsed[(key, day)] = metrics
+            seen.add(key)
         if self.guard is not None:
             self.guard()
         read_at = self.clock()
