@@ -7,6 +7,8 @@ as ``sync`` would and checks what a user sees: features, match counts, one-line 
 from __future__ import annotations
 
 import csv
+import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -46,11 +48,13 @@ def _accounts() -> list[Account]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> sa.Engine:
-    engine = open_store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+def store(store_url: str) -> Iterator[sa.Engine]:
+    """A store holding five accounts, on SQLite and on PostgreSQL."""
+    engine = open_store(store_url)
     with engine.begin() as conn:
         upsert_records(conn, "main", Stream.ACCOUNTS, _accounts())
-    return engine
+    yield engine
+    engine.dispose()
 
 
 def _usage(sources: list[dict[str, Any]], base: Path) -> UsageConfig:
@@ -130,6 +134,17 @@ def test_config_mistakes_are_one_line_with_the_key(source: dict[str, Any], messa
     text = caught.value.one_line()
     assert message in text and "\n" not in text and "hunter2" not in text
     assert text.startswith("config.toml:")
+
+
+def test_a_usage_metric_may_not_take_a_name_the_engine_sets() -> None:
+    data = {
+        **BASE,
+        "usage": {
+            "sources": [{"name": "s", "path": "u.csv", "key": "k", "metrics": {"score": {"column": "n"}}}]
+        },
+    }
+    with pytest.raises(ConfigError, match="'score' is a name the engine sets"):
+        parse_config(data, "config.toml")
 
 
 def test_a_usage_metric_may_not_shadow_a_mapped_field() -> None:
@@ -400,3 +415,25 @@ def test_a_key_gone_from_a_full_read_has_no_usage_and_an_empty_file_changes_noth
     assert "usage source 'u': returned no rows with a key (of 0 read)" in report.failed["usage:u"]
     with store.connect() as conn:
         assert usage_features(conn, "main", later + timedelta(days=1), usage)["101"]["seats_used"] == 5.0
+
+
+def test_parquet_without_pyarrow_says_which_extra_to_install(
+    store: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pq.write_table(pa.table({"id": ["101"], "seats": [3]}), tmp_path / "u.parquet")
+    usage = _usage(
+        [
+            {
+                "name": "u",
+                "path": "u.parquet",
+                "key": "id",
+                "match": "id",
+                "metrics": {"s": {"column": "seats"}},
+            }
+        ],
+        tmp_path,
+    )
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)  # as if pyarrow were not installed
+    report = _sync(store, usage)
+    assert "reading Parquet needs pyarrow" in report.failed["usage:u"]
+    assert "crm-upsell-connector[parquet]" in report.failed["usage:u"]

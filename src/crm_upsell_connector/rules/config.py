@@ -374,7 +374,11 @@ def compile_rules(rules: RulesConfig, source: str) -> CompiledRules:
         )
 
     for name in rules._extra_features:
-        if name in rules.features.fields or name in rules.features.derived or name in reserved:
+        if name in reserved:
+            raise ConfigError(
+                f"{source}: usage.sources: {name!r} is a name the engine sets; rename the metric"
+            )
+        if name in rules.features.fields or name in rules.features.derived:
             raise ConfigError(f"{source}: features: {name!r} is also a usage metric or trend; rename one")
     schema = {**feature_schema(rules.features), **rules._extra_features}
     base = {n: s for n, s in schema.items() if n not in rules.features.derived}
