@@ -16,7 +16,7 @@ from crm_upsell_connector.errors import ConfigError
 from crm_upsell_connector.fields import ALL_FIELDS
 from crm_upsell_connector.init import example_text
 from crm_upsell_connector.pipeline import Session
-from crm_upsell_connector.sandbox.scenario import build_scenario
+from crm_upsell_connector.sandbox.scenario import Scenario, build_scenario
 from crm_upsell_connector.sandbox.server import SandboxOptions, SandboxServer, find_free_port, serve_forever
 from crm_upsell_connector.secrets import SecretResolver
 
@@ -109,7 +109,7 @@ async def run_demo(*, crm: str, accounts: int, seed: int, usage_csv: bool = Fals
     output.console.print(f"demo finished in {time.monotonic() - started:.1f} s")
 
 
-def _with_usage_csv(data: dict[str, Any], scenario: Any, workdir: Path) -> dict[str, Any]:
+def _with_usage_csv(data: dict[str, Any], scenario: Scenario, workdir: Path) -> dict[str, Any]:
     from crm_upsell_connector.usage.demo import add_usage_source, write_usage_csv
 
     path = workdir / "product_usage.csv"

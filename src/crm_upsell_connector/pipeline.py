@@ -197,7 +197,7 @@ class Session:
                 stop=self.stop,
                 guard=self._guard,
             ).run(full=full)
-            await self._usage_syncer(progress).run(report, full=full)
+            await self.usage_syncer(progress).run(report, full=full)
         except BaseException as exc:
             finish_run(self.engine, run_id, _failure_status(exc), {"error": type(exc).__name__})
             raise
@@ -215,7 +215,8 @@ class Session:
         )
         return report
 
-    def _usage_syncer(self, progress: Progress | None) -> UsageSyncer:
+    def usage_syncer(self, progress: Progress | None = None) -> UsageSyncer:
+        """The usage streams of this connection (``[[usage.sources]]``), as ``sync`` runs them."""
         return UsageSyncer(
             self.engine,
             self.config.usage,

@@ -228,7 +228,7 @@ async def test_usage_from_postgresql_and_csv_fills_the_matrix(world: World) -> N
 async def test_incremental_reads_and_unchanged_values_carry_forward(world: World, tmp_path: Path) -> None:
     store = f"sqlite:///{tmp_path / 'store.sqlite3'}"
     session = _session(world, _config(world, store, [_product_db(world)]))
-    syncer = session._usage_syncer(None)
+    syncer = session.usage_syncer()
     source = session.config.usage.sources[0]
     first = syncer.sync_source(source)
     # The twin company's row repeats its domain: one value per key and day is kept.
@@ -236,7 +236,7 @@ async def test_incremental_reads_and_unchanged_values_carry_forward(world: World
     assert first.stored == first.rows - first.duplicates > 0
     # The next day nothing changed: the query returns nothing, the values carry forward.
     session.clock = lambda: world.today + timedelta(days=1)
-    again = session._usage_syncer(None).sync_source(source)
+    again = session.usage_syncer().sync_source(source)
     assert again.mode == "incremental" and again.stored == 0 and again.rows == 0
     dsn = world.usage_url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(dsn, autocommit=True) as db:
@@ -246,7 +246,7 @@ async def test_incremental_reads_and_unchanged_values_carry_forward(world: World
         )
     try:
         session.clock = lambda: world.today + timedelta(days=2)
-        changed = session._usage_syncer(None).sync_source(source)
+        changed = session.usage_syncer().sync_source(source)
         assert changed.mode == "incremental" and changed.rows == 1 and changed.stored == 1
         with session.engine.connect() as conn:
             history = conn.execute(

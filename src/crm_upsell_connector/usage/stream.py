@@ -176,8 +176,7 @@ class UsageSyncer:
         since = state.cursor if incremental else None
         started = self.clock()
         report = UsageReadReport(source.name, "incremental" if incremental else "full")
-        if state.full_started_at is None or not incremental:
-            state.full_started_at = started
+        state.full_started_at = started  # a read in progress (shown in the sync state until it ends)
         newest: datetime | None = None
         seen: set[str] = set()
         reader = SourceReader(source, self.secrets)
