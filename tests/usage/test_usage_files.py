@@ -118,6 +118,11 @@ def test_usage_metrics_are_features_the_rules_can_use(tmp_path: Path) -> None:
             {"url": "sqlite:///x.db", "query": "SELECT * FROM u WHERE at >= :since"},
             "needs both ':since'",
         ),
+        (
+            {"url": "snowflake://reader@acct/db?authenticator=x&password=hunter2", "query": "SELECT 1"},
+            "url carries 'password' in its query string",
+        ),
+        ({"url": "postgresql://u@h:port/db", "query": "SELECT 1"}, "url is not a SQLAlchemy URL"),
         ({"path": "usage.xlsx"}, "cannot tell the format"),
         ({"path": "u.csv", "url": "sqlite:///x.db", "query": "SELECT 1"}, "give either url and query"),
         ({"path": "u.csv", "match": "field"}, "crm_field is needed"),

@@ -26,6 +26,8 @@ MatchBy = Literal["id", "domain", "field"]
 _SINCE = re.compile(r"(?<![:\w]):since\b")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 FILE_FORMATS = ("csv", "parquet")
+# Query-string parameters that carry credentials in some dialects' URLs (password=, token=...).
+_SECRET_PARAM = re.compile(r"pass|pwd|secret|token|credential|apikey|api_key", re.IGNORECASE)
 
 
 def uses_since(query: str) -> bool:
@@ -148,7 +150,7 @@ class UsageSource(BaseModel):
         else:
             try:
                 url = make_url(self.url)
-            except ArgumentError:
+            except (ArgumentError, ValueError):
                 raise ValueError(
                     "url is not a SQLAlchemy URL (like 'postgresql+psycopg://reader@db:5432/product')"
                 ) from None
@@ -156,6 +158,12 @@ class UsageSource(BaseModel):
                 raise ValueError(
                     "url holds a password: remove it and give password = 'keyring:NAME' "
                     "(or put the whole URL in the keyring and write url = 'keyring:NAME')"
+                )
+            secret = next((k for k in url.query if _SECRET_PARAM.search(k)), None)
+            if secret is not None:
+                raise ValueError(
+                    f"url carries {secret!r} in its query string: put the whole URL in the keyring "
+                    "and write url = 'keyring:NAME' (or url = 'env:VARIABLE')"
                 )
         if uses_since(self.query) != (self.cursor_column is not None):
             raise ValueError(
