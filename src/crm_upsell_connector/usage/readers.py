@@ -1,7 +1,10 @@
 """Reading a usage source in chunks: a SQL query (server-side cursor), a CSV or a Parquet file.
 
 A reader never holds the whole result: rows arrive ``chunk_rows`` at a time as dicts of the
-columns the source names. Every failure is a ``UsageSourceError`` naming the source, one line, with
+columns the source names. SQL results are fetched through a server-side cursor where the dialect
+has one (SQLAlchemy's ``stream_results``: PostgreSQL with psycopg, MySQL with its SSCursor); a
+driver without one (SQLite, some warehouse dialects) buffers the result in its own memory, so
+give such a source an incremental ``:since`` query. Every failure is a ``UsageSourceError`` naming the source, one line, with
 secrets masked (a driver's message can quote the URL).
 """
 
