@@ -345,3 +345,26 @@ def test_the_usage_commands_as_a_user_runs_them(
     assert "usage source seats (csv file" in line and "column seats" in line and "value of" in line
     code, out = cli("usage", "preview", "nope")
     assert code == 2
+
+
+def test_a_large_query_arrives_in_chunks(world: World, tmp_path: Path) -> None:
+    dsn = world.usage_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn, autocommit=True) as db:
+        db.execute("CREATE TABLE IF NOT EXISTS tenants (tenant text, seats integer)")
+        db.execute("TRUNCATE tenants")
+        db.execute("INSERT INTO tenants SELECT 'tenant-' || n, n FROM generate_series(1, 250) AS n")
+    source = {
+        "name": "tenants",
+        "url": world.usage_url,
+        "query": "SELECT tenant, seats FROM tenants ORDER BY tenant",
+        "key": "tenant",
+        "match": "id",
+        "chunk_rows": 100,
+        "metrics": {"seats_in_use": {"column": "seats"}},
+    }
+    session = _session(world, _config(world, f"sqlite:///{tmp_path / 'store.sqlite3'}", [source]))
+    try:
+        read = session.usage_syncer().sync_source(session.config.usage.sources[0])
+        assert (read.rows, read.pages, read.stored) == (250, 3, 250)
+    finally:
+        session.engine.dispose()
