@@ -148,7 +148,7 @@ def usage_provenance(
                 notes[metric] = f"{where}, column {spec.column}: {why}"
             else:
                 notes[metric] = (
-                    f"{where}, column {spec.column}, key {keys[0]!r} ({source.match}), "
+                    f"{where}, column {spec.column}, key {keys[0]!r} (matched by {source.match}), "
                     f"value of {history[-1][0].isoformat()}"
                 )
             days = [h[0] for h in history]
