@@ -442,3 +442,32 @@ def test_parquet_without_pyarrow_says_which_extra_to_install(
     report = _sync(store, usage)
     assert "reading Parquet needs pyarrow" in report.failed["usage:u"]
     assert "crm-upsell-connector[parquet]" in report.failed["usage:u"]
+
+
+def test_a_salesforce_id_matches_in_its_15_character_form(tmp_path: Path) -> None:
+    from crm_upsell_connector.usage.keys import id_aliases
+
+    assert id_aliases("00558000001N0KeAAK") == ("00558000001N0Ke",)
+    assert id_aliases("4876876000000123456") == ()  # a Zoho id
+    assert id_aliases("00558000001N0KeAAA") == ()  # not the suffix of its first fifteen
+    engine = open_store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    stamp = NOW - timedelta(days=1)
+    with engine.begin() as conn:
+        upsert_records(conn, "main", Stream.ACCOUNTS, [Account(id="00558000001N0KeAAK", updated_at=stamp)])
+    _write_csv(tmp_path / "u.csv", [["id", "seats"], ["00558000001N0Ke", "4"]])
+    usage = _usage(
+        [
+            {
+                "name": "u",
+                "path": "u.csv",
+                "key": "id",
+                "match": "id",
+                "metrics": {"seats_used": {"column": "seats"}},
+            }
+        ],
+        tmp_path,
+    )
+    assert _sync(engine, usage).usage["u"]["matched"] == 1
+    with engine.connect() as conn:
+        assert usage_features(conn, "main", NOW, usage)["00558000001N0KeAAK"]["seats_used"] == 4.0
+    engine.dispose()

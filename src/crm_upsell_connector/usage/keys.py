@@ -38,6 +38,30 @@ def normalise_domain(value: str) -> str | None:
     return text
 
 
+# Salesforce ids: the API returns the 18-character form, the 15-character case-sensitive id plus a
+# three-character suffix encoding which of its letters are upper case (five letters per suffix
+# character, from this alphabet); reports and exports often hold the 15-character form. See "ID
+# Field Type" in https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/field_types.htm
+_SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+
+
+def _case_suffix(id15: str) -> str:
+    return "".join(
+        _SUFFIX[sum(1 << i for i, ch in enumerate(id15[start : start + 5]) if "A" <= ch <= "Z")]
+        for start in (0, 5, 10)
+    )
+
+
+def id_aliases(account_id: str) -> tuple[str, ...]:
+    """Other spellings of a CRM id a source may hold: a Salesforce 18-character id's 15-character form.
+
+    Only an id whose last three characters are the case suffix of its first fifteen counts, so
+    the numeric ids of HubSpot and Zoho never gain an alias.
+    """
+    plausible = len(account_id) == 18 and account_id.isascii() and account_id.isalnum()
+    return (account_id[:15],) if plausible and _case_suffix(account_id[:15]) == account_id[15:] else ()
+
+
 def source_key(raw: Any, match: MatchBy) -> str | None:
     """A row's key as stored: ``None`` for an empty (or unusable) key."""
     if raw is None:

@@ -1,5 +1,6 @@
 """Matching source keys to the CRM accounts in the store: by CRM id, normalised domain or a mapped field.
 
+A Salesforce account matches by its 18-character id and by its 15-character form (keys.id_aliases).
 A domain (or external id) that several accounts share is ambiguous: it is reported and matches
 none of them, never a guess. The match report counts what ``check``, ``sync`` and ``usage
 preview`` show: keys matched, rows (keys) unmatched, ambiguous keys, accounts without usage.
@@ -15,7 +16,7 @@ import sqlalchemy as sa
 
 from crm_upsell_connector.store import schema
 from crm_upsell_connector.usage.config import UsageSource
-from crm_upsell_connector.usage.keys import source_key
+from crm_upsell_connector.usage.keys import id_aliases, source_key
 
 SAMPLE = 10
 
@@ -47,13 +48,15 @@ def account_index(conn: sa.Connection, connection: str, source: UsageSource) -> 
         key = source_key(raw, source.match)
         if key is None:
             continue
-        if key in shared:
-            shared[key] += 1
-        elif key in by_key:
-            del by_key[key]
-            shared[key] = 2
-        else:
-            by_key[key] = account_id
+        keys = (key, *id_aliases(key)) if source.match == "id" else (key,)
+        for each in keys:
+            if each in shared:
+                shared[each] += 1
+            elif each in by_key:
+                del by_key[each]
+                shared[each] = 2
+            else:
+                by_key[each] = account_id
     return AccountIndex(by_key, shared, accounts)
 
 
