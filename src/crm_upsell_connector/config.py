@@ -33,6 +33,7 @@ from pydantic import (
 from crm_upsell_connector.errors import ConfigError
 from crm_upsell_connector.http.settings import HttpSettings
 from crm_upsell_connector.rules.config import RulesConfig, key_text, load_rules
+from crm_upsell_connector.usage.config import UsageConfig
 
 APP_NAME = "crm-upsell-connector"
 CONFIG_ENV = "CRM_UPSELL_CONFIG"
@@ -233,6 +234,7 @@ class Config(_Strict):
     http: HttpSettings = Field(default_factory=lambda: HttpSettings())
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     apply: ApplySettings = Field(default_factory=ApplySettings)
+    usage: UsageConfig = Field(default_factory=UsageConfig)
     rules: RulesConfig
     source: str = "config.toml"
     _connection_rules: dict[str, RulesConfig] = PrivateAttr(default_factory=dict)
@@ -286,18 +288,33 @@ def parse_config(data: dict[str, Any], source: str = "config.toml") -> Config:
     """Validate a parsed TOML document; raises ConfigError/RuleError with the key's path."""
     rule_data = {k: v for k, v in data.items() if k in RULE_SECTIONS}
     rest = {k: v for k, v in data.items() if k not in RULE_SECTIONS}
-    rules = load_rules(rule_data, source)
+    usage = _parse_usage(rest.pop("usage", {}), source)
+    rules = load_rules(rule_data, source, usage.feature_schema())
     try:
-        config = Config.model_validate({**rest, "rules": rules, "source": source})
+        config = Config.model_validate({**rest, "usage": usage, "rules": rules, "source": source})
     except ValidationError as exc:
         raise ConfigError(format_validation_error(source, exc)) from None
     for name, connection in config.connections.items():
         if connection.rules is not None:
-            config._connection_rules[name] = _load_rule_file(source, name, connection.rules)
+            config._connection_rules[name] = _load_rule_file(source, name, connection.rules, usage)
+    for i, usage_source in enumerate(usage.sources):
+        unknown = [c for c in usage_source.connections or () if c not in config.connections]
+        if unknown:
+            raise ConfigError(f"{source}: usage.sources[{i}].connections: no connection named {unknown[0]!r}")
     return config
 
 
-def _load_rule_file(source: str, name: str, ref: str) -> RulesConfig:
+def _parse_usage(data: Any, source: str) -> UsageConfig:
+    """The ``[usage]`` section; file paths are made relative to the config file."""
+    try:
+        usage = UsageConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(source, exc, ("usage",))) from None
+    usage.resolve_paths(Path(source).parent)
+    return usage
+
+
+def _load_rule_file(source: str, name: str, ref: str, usage: UsageConfig) -> RulesConfig:
     """A connection's own rule file, relative to the config file; errors name that file."""
     path = Path(ref).expanduser()
     if not path.is_absolute():
@@ -315,7 +332,7 @@ def _load_rule_file(source: str, name: str, ref: str) -> RulesConfig:
             f"{path}: {key_text(extra[0])}: not a rule section",
             hint=f"a rule file holds only {', '.join(sorted(RULE_SECTIONS))}",
         )
-    return load_rules(data, str(path))
+    return load_rules(data, str(path), usage.feature_schema())
 
 
 def _read_toml(path: Path, *, missing: ConfigError) -> dict[str, Any]:

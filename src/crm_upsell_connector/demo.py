@@ -16,7 +16,7 @@ from crm_upsell_connector.errors import ConfigError
 from crm_upsell_connector.fields import ALL_FIELDS
 from crm_upsell_connector.init import example_text
 from crm_upsell_connector.pipeline import Session
-from crm_upsell_connector.sandbox.scenario import build_scenario
+from crm_upsell_connector.sandbox.scenario import Scenario, build_scenario
 from crm_upsell_connector.sandbox.server import SandboxOptions, SandboxServer, find_free_port, serve_forever
 from crm_upsell_connector.secrets import SecretResolver
 
@@ -59,7 +59,7 @@ def serve_sandbox(
     serve_forever(app, "127.0.0.1", port)
 
 
-async def run_demo(*, crm: str, accounts: int, seed: int) -> None:
+async def run_demo(*, crm: str, accounts: int, seed: int, usage_csv: bool = False) -> None:
     plugin = plugin_for(crm)
     started = time.monotonic()
     options = SandboxOptions(accounts=accounts, seed=seed)
@@ -72,9 +72,10 @@ async def run_demo(*, crm: str, accounts: int, seed: int) -> None:
         tempfile.TemporaryDirectory(prefix="crm-upsell-demo-") as workdir,
     ):
         store_url = "sqlite:///" + str(Path(workdir) / "demo.sqlite3")
-        config = parse_config(
-            sandbox_config(plugin, base_url, options, store_url), "config.example.toml (demo)"
-        )
+        data = sandbox_config(plugin, base_url, options, store_url)
+        if usage_csv:
+            data = _with_usage_csv(data, scenario, Path(workdir))
+        config = parse_config(data, "config.example.toml (demo)")
         secrets = SecretResolver(environ=plugin.sandbox_secrets(options))
         session = Session.open(config, "demo", secrets=secrets)
         async with session.connector() as connector:
@@ -106,6 +107,15 @@ async def run_demo(*, crm: str, accounts: int, seed: int) -> None:
                     )
         session.engine.dispose()
     output.console.print(f"demo finished in {time.monotonic() - started:.1f} s")
+
+
+def _with_usage_csv(data: dict[str, Any], scenario: Scenario, workdir: Path) -> dict[str, Any]:
+    from crm_upsell_connector.usage.demo import add_usage_source, write_usage_csv
+
+    path = workdir / "product_usage.csv"
+    rows = write_usage_csv(scenario, path)
+    output.console.print(f"usage source product_usage: {rows} rows of seat use by domain in {path}")
+    return add_usage_source(data, path)
 
 
 def _show_tasks(plan: Any) -> None:

@@ -40,6 +40,8 @@ from crm_upsell_connector.store.repo import upsert
 from crm_upsell_connector.store.runs import close_abandoned_runs, finish_run, start_run
 from crm_upsell_connector.store.schema import recommendation_history, recommendations, task_keys
 from crm_upsell_connector.sync import Progress, Syncer, SyncReport
+from crm_upsell_connector.usage.features import attach_usage
+from crm_upsell_connector.usage.stream import UsageSyncer
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +176,9 @@ class Session:
     async def connector(self) -> AsyncIterator[Connector]:
         context = ConnectorContext(
             connection=self.name,
-            account_fields=self.rules.features.crm_fields(),
+            account_fields=tuple(
+                dict.fromkeys((*self.rules.features.crm_fields(), *self.config.usage.crm_fields()))
+            ),
             http=self.config.http,
         )
         connector = self.plugin.create(self.settings(), self.secrets, context)
@@ -200,6 +204,7 @@ class Session:
                 stop=self.stop,
                 guard=self._guard,
             ).run(full=full)
+            await self.usage_syncer(progress).run(report, full=full)
         except BaseException as exc:
             finish_run(self.engine, run_id, _failure_status(exc), _step_error(exc))
             raise
@@ -213,9 +218,24 @@ class Session:
                 "deleted": report.deleted,
                 "calls": connector.stats.calls,
                 "failed_streams": report.failed,
+                "usage": {k: {n: v for n, v in m.items() if n != "line"} for k, m in report.usage.items()},
             },
         )
         return report
+
+    def usage_syncer(self, progress: Progress | None = None) -> UsageSyncer:
+        """The usage streams of this connection (``[[usage.sources]]``), as ``sync`` runs them."""
+        return UsageSyncer(
+            self.engine,
+            self.config.usage,
+            self.name,
+            self.secrets,
+            clock=self.clock,
+            skew=timedelta(seconds=self.config.sync.clock_skew_s),
+            progress=progress,
+            stop=self.stop,
+            guard=self._guard,
+        )
 
     def score(self) -> list[Recommendation]:
         """Features and rules for every account; the current recommendations are stored."""
@@ -223,6 +243,7 @@ class Session:
         rules = self.rules
         with self.engine.connect() as conn:
             rows = compute_features(conn, self.name, now, rules.features, rules.products)
+            rows = attach_usage(conn, self.name, now, self.config.usage, rows)
             week_ago = now - timedelta(days=7)
             recent: Counter[str] = Counter(
                 dict(
@@ -360,6 +381,7 @@ class Session:
                 deleted=synced.deleted,
                 calls=connector.stats.calls,
                 failed_streams=synced.failed,
+                usage={k: {n: v for n, v in m.items() if n != "line"} for k, m in synced.usage.items()},
             )
             view.synced(synced)
             if synced.failed:

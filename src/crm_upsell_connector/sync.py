@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -48,6 +49,8 @@ class SyncReport:
     streams: dict[str, StreamReport] = field(default_factory=dict)
     #: streams that failed after their retries, with the reason; the others completed.
     failed: dict[str, str] = field(default_factory=dict)
+    #: per usage source: how its keys matched the CRM accounts (usage.stream.UsageSyncer fills it).
+    usage: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def records(self) -> int:

@@ -17,6 +17,7 @@ import typer
 
 from crm_upsell_connector.apply import ApplyReport
 from crm_upsell_connector.cli import output
+from crm_upsell_connector.cli.usage import check_usage, fact_sources, usage_app
 from crm_upsell_connector.config import ApplySettings, default_config_path, load_config
 from crm_upsell_connector.connector import Connector, load_plugins
 from crm_upsell_connector.errors import ConfigError
@@ -42,6 +43,7 @@ sandbox_app = typer.Typer(
 )
 app.add_typer(auth_app, name="auth")
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(usage_app, name="usage")
 
 
 @dataclass
@@ -230,8 +232,11 @@ def check(ctx: typer.Context) -> None:
     from crm_upsell_connector.cli.discover import check_against_crm
 
     code = check_against_crm(session)
+    usage_ok = check_usage(session)
     if code:
         raise typer.Exit(code)
+    if not usage_ok:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -306,7 +311,7 @@ def explain(
         raise ConfigError(
             f"no account with id {account_id!r} in the store", hint="run 'crm-upsell sync' first"
         )
-    render_explanation(match)
+    render_explanation(match, fact_sources(session, account_id))
 
 
 @app.command()
@@ -478,11 +483,15 @@ def demo(
     crm: Annotated[str, typer.Option(help="which CRM's sandbox")] = "hubspot",
     accounts: Annotated[int, typer.Option(min=10, max=50000, help="companies in the sandbox")] = 1000,
     seed: Annotated[int, typer.Option(help="scenario seed")] = 7,
+    usage_csv: Annotated[
+        bool,
+        typer.Option("--usage-csv", help="add a product-usage CSV (seat use by domain) as a usage source"),
+    ] = False,
 ) -> None:
     """Run the whole product against a CRM sandbox: setup, sync, score, plan, apply, and again."""
     from crm_upsell_connector.demo import run_demo
 
-    asyncio.run(run_demo(crm=crm, accounts=accounts, seed=seed))
+    asyncio.run(run_demo(crm=crm, accounts=accounts, seed=seed, usage_csv=usage_csv))
 
 
 @sandbox_app.command("serve")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from rich.table import Table
 
@@ -18,7 +19,8 @@ def _fmt(value: object) -> str:
     return json.dumps(value, ensure_ascii=False) if isinstance(value, (list, dict)) else str(value)
 
 
-def render_explanation(rec: Recommendation) -> None:
+def render_explanation(rec: Recommendation, sources: Mapping[str, str] | None = None) -> None:
+    """Print everything behind ``rec``; ``sources`` names where each fact's value came from."""
     console.print(f"Account {rec.account_name} ({rec.account_id}), owner {rec.owner_id or '(none)'}")
     console.print(
         f"Loyalty score: {rec.score:.1f} / 100   segment: {rec.segment}   tags: {', '.join(rec.tags) or '-'}"
@@ -48,6 +50,9 @@ def render_explanation(rec: Recommendation) -> None:
     facts = Table(title="Facts", show_edge=False)
     facts.add_column("feature")
     facts.add_column("value")
+    if sources is not None:
+        facts.add_column("source")
     for key in sorted(rec.facts):
-        facts.add_row(key, _fmt(rec.facts[key]))
+        where = [sources.get(key, "CRM, synced into the store")] if sources is not None else []
+        facts.add_row(key, _fmt(rec.facts[key]), *where)
     console.print(facts)

@@ -66,6 +66,8 @@ def sync_table(report: SyncReport) -> None:
     console.print(table)
     for stream, reason in report.failed.items():
         console.print(f"FAILED {stream}: {reason} (resumes from its last committed page next run)")
+    for matched in report.usage.values():
+        console.print(matched["line"], markup=False)
 
 
 def segment_counts(recs: Sequence[Recommendation]) -> None:

@@ -278,6 +278,8 @@ class RulesConfig(_Section):
     tasks: TasksConfig = Field(default_factory=TasksConfig)
 
     _compiled: CompiledRules | None = PrivateAttr(default=None)
+    #: features other sections add (``[[usage.sources]]`` metrics), set by ``load_rules``.
+    _extra_features: dict[str, FeatureSpec] = PrivateAttr(default_factory=dict)
 
     @property
     def compiled(self) -> CompiledRules:
@@ -371,7 +373,15 @@ def compile_rules(rules: RulesConfig, source: str) -> CompiledRules:
             result=result,
         )
 
-    base = {n: s for n, s in feature_schema(rules.features).items() if n not in rules.features.derived}
+    for name in rules._extra_features:
+        if name in reserved:
+            raise ConfigError(
+                f"{source}: usage.sources: {name!r} is a name the engine sets; rename the metric"
+            )
+        if name in rules.features.fields or name in rules.features.derived:
+            raise ConfigError(f"{source}: features: {name!r} is also a usage metric or trend; rename one")
+    schema = {**feature_schema(rules.features), **rules._extra_features}
+    base = {n: s for n, s in schema.items() if n not in rules.features.derived}
     derived: list[tuple[str, Expression]] = []
     names = dict(base)
     for name, spec in rules.features.derived.items():
@@ -502,8 +512,12 @@ def _format_location(loc: tuple[int | str, ...]) -> str:
     return text
 
 
-def load_rules(data: Mapping[str, Any], source: str) -> RulesConfig:
+def load_rules(
+    data: Mapping[str, Any], source: str, extra_features: Mapping[str, FeatureSpec] | None = None
+) -> RulesConfig:
     """Validate and compile the rule sections of a parsed ``config.toml`` (other sections ignored).
+
+    ``extra_features`` are features other sections provide (usage metrics), known to expressions.
 
     Raises ``ConfigError`` for a wrong shape or reference and ``RuleError`` for an expression,
     each naming ``source``, the key and what is wrong.
@@ -520,6 +534,7 @@ def load_rules(data: Mapping[str, Any], source: str) -> RulesConfig:
                 message = "unknown key"
             lines.append(f"{source}: {where}: {message}")
         raise ConfigError("; ".join(lines)) from None
+    rules._extra_features = dict(extra_features or {})
     rules._compiled = compile_rules(rules, source)
     return rules
 

@@ -13,6 +13,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Float,
     Index,
@@ -286,6 +287,20 @@ task_keys = Table(
     Column("owner_id", ID),
     Column("product_sku", Text),
     _ts("created_at", nullable=False),
+)
+
+# Usage read from product databases, warehouses and files (``[[usage.sources]]``): one row per source
+# key (a CRM id, a normalised domain or an external id) and day, written only when the values
+# changed, so a value holds until the next row of its key (the history behind the trend features).
+usage_values = Table(
+    "usage_values",
+    metadata,
+    Column("connection", CONN, primary_key=True),
+    Column("source", String(64), primary_key=True),
+    Column("key", String(512), primary_key=True),
+    Column("observed_on", Date, primary_key=True),
+    Column("metrics", JSON, nullable=False),
+    _ts("read_at", nullable=False),
 )
 
 # ---- the scheduler (``crm-upsell schedule``) --------------------------------------------------

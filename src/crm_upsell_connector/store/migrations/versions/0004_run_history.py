@@ -1,7 +1,7 @@
 """Run history: how each run was started (manual, schedule, worker), and the run a step belongs to.
 
 Revision ID: i14_run_history
-Revises: 0002
+Revises: 0003
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "i14_run_history"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
