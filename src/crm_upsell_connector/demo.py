@@ -13,7 +13,7 @@ from crm_upsell_connector.cli import output
 from crm_upsell_connector.config import parse_config
 from crm_upsell_connector.connector import ConnectorPlugin, load_plugins
 from crm_upsell_connector.errors import ConfigError
-from crm_upsell_connector.fields import ALL_FIELDS
+from crm_upsell_connector.fields import fields_for
 from crm_upsell_connector.init import example_text
 from crm_upsell_connector.pipeline import Session
 from crm_upsell_connector.sandbox.scenario import build_scenario
@@ -79,7 +79,7 @@ async def run_demo(*, crm: str, accounts: int, seed: int) -> None:
         session = Session.open(config, "demo", secrets=secrets)
         async with session.connector() as connector:
             output.console.rule("setup")
-            created = await connector.ensure_fields(ALL_FIELDS)
+            created = await connector.ensure_fields(fields_for(session.rules))
             output.console.print(
                 f"created {len(created)} field(s) in the CRM: {', '.join(created) or 'none'}"
             )

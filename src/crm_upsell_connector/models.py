@@ -171,7 +171,9 @@ class FieldSpec(BaseModel):
     type: Literal["number", "string", "text", "datetime", "enumeration"]
     description: str = ""
     object: Literal["account", "task"] = "account"
+    #: for ``enumeration``: the values written (ids) and, parallel to them, the labels the CRM shows.
     options: tuple[str, ...] = ()
+    option_labels: tuple[str, ...] = ()
 
 
 class FieldUpdate(BaseModel):

@@ -23,7 +23,8 @@ from pydantic import ValidationError
 from sqlalchemy import Engine, delete, func, select
 
 from crm_upsell_connector.apply import Applier, ApplyReport
-from crm_upsell_connector.config import Config, ConnectionConfig, format_validation_error, load_config
+from crm_upsell_connector.config import Config, ConnectionConfig, load_config, problems_error
+from crm_upsell_connector.config_errors import describe_errors
 from crm_upsell_connector.connector import Connector, ConnectorContext, ConnectorPlugin, load_plugins
 from crm_upsell_connector.errors import ConfigError, ConnectorError, StopRequested
 from crm_upsell_connector.features import compute_features
@@ -159,9 +160,9 @@ class Session:
         try:
             return self.plugin.settings_model.model_validate(self.connection.settings)
         except ValidationError as exc:
-            raise ConfigError(
-                format_validation_error(self.config.source, exc, ("connections", self.name, "settings"))
-            ) from None
+            prefix = ("connections", self.name, "settings")
+            problems = describe_errors(self.config.source, exc, self.plugin.settings_model, prefix)
+            raise problems_error(problems) from None
 
     @asynccontextmanager
     async def connector(self) -> AsyncIterator[Connector]:

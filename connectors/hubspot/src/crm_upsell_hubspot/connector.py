@@ -410,8 +410,8 @@ class HubSpotConnector(Connector):
         }
         if spec.type == "enumeration":
             body["options"] = [
-                {"label": o, "value": o, "displayOrder": i, "hidden": False}
-                for i, o in enumerate(spec.options)
+                {"label": label, "value": o, "displayOrder": i, "hidden": False}
+                for i, (o, label) in enumerate(_option_pairs(spec))
             ]
         return body
 
@@ -663,3 +663,9 @@ class HubSpotPlugin(PluginBase):
 
     def sandbox_secrets(self, options: SandboxOptions) -> dict[str, str]:
         return {SANDBOX_TOKEN_ENV: str(options.token)}
+
+
+def _option_pairs(spec: FieldSpec) -> list[tuple[str, str]]:
+    """(value, label) per option: the display labels where the spec has them, else the values."""
+    labels = spec.option_labels if len(spec.option_labels) == len(spec.options) else spec.options
+    return list(zip(spec.options, labels, strict=True))

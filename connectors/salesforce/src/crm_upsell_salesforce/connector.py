@@ -376,7 +376,9 @@ class SalesforceConnector(Connector):
             meta.update(
                 type="Picklist",
                 valueSet={
-                    "valueSetDefinition": {"value": [{"fullName": o, "label": o} for o in spec.options]}
+                    "valueSetDefinition": {
+                        "value": [{"fullName": o, "label": label} for o, label in _option_pairs(spec)]
+                    }
                 },
             )
         return meta
@@ -596,3 +598,9 @@ class SalesforcePlugin(PluginBase):
 
 
 __all__ = ["STREAMS", "SalesforceConnector", "SalesforcePlugin"]
+
+
+def _option_pairs(spec: FieldSpec) -> list[tuple[str, str]]:
+    """(API value, label) per picklist value: the display labels where the spec has them."""
+    labels = spec.option_labels if len(spec.option_labels) == len(spec.options) else spec.options
+    return list(zip(spec.options, labels, strict=True))
