@@ -7,6 +7,7 @@ knowing whether a terminal or a log collector is watching.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -195,7 +196,7 @@ class Session:
                 guard=self._guard,
             ).run(full=full)
         except BaseException as exc:
-            finish_run(self.engine, run_id, _failure_status(exc), {"error": type(exc).__name__})
+            finish_run(self.engine, run_id, _failure_status(exc), {"error": _error_name(exc)})
             raise
         finish_run(
             self.engine,
@@ -275,7 +276,7 @@ class Session:
                 guard=self._guard,
             ).apply(plan, run_id)
         except BaseException as exc:
-            finish_run(self.engine, run_id, _failure_status(exc), {"error": type(exc).__name__})
+            finish_run(self.engine, run_id, _failure_status(exc), {"error": _error_name(exc)})
             raise
         finish_run(
             self.engine,
@@ -350,7 +351,9 @@ class Session:
             return self._finish(run_id, status, summary)
         except BaseException as exc:
             summary["error"] = _error_line(exc)
-            summary["error_kind"] = type(exc).__name__
+            summary["error_kind"] = (
+                "interrupted" if _failure_status(exc) == "interrupted" else type(exc).__name__
+            )
             finish_run(self.engine, run_id, _failure_status(exc), summary)
             raise
 
@@ -369,11 +372,24 @@ def worker_identity() -> dict[str, Any]:
 
 
 def _failure_status(exc: BaseException) -> str:
-    return "stopped" if isinstance(exc, StopRequested | KeyboardInterrupt) else "failed"
+    """``interrupted`` for Ctrl-C (asyncio cancels the run's task, then raises KeyboardInterrupt),
+    ``stopped`` for a stop asked for by SIGTERM, ``failed`` for everything else."""
+    if isinstance(exc, KeyboardInterrupt | asyncio.CancelledError):
+        return "interrupted"
+    return "stopped" if isinstance(exc, StopRequested) else "failed"
+
+
+def _error_name(exc: BaseException) -> str:
+    return INTERRUPTED_LINE if _failure_status(exc) == "interrupted" else type(exc).__name__
+
+
+INTERRUPTED_LINE = "interrupted (Ctrl-C); the next run resumes from the last committed page or write"
 
 
 def _error_line(exc: BaseException) -> str:
     """One line about a failure, safe to store and show (secrets scrubbed)."""
+    if _failure_status(exc) == "interrupted":
+        return INTERRUPTED_LINE
     text = exc.one_line() if isinstance(exc, ConnectorError) else f"{type(exc).__name__}: {exc}"
     return scrub(text).splitlines()[0][:500] if text.strip() else type(exc).__name__
 

@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 
-from crm_upsell_connector.cli.argv import hoist_global_options
+from crm_upsell_connector.cli.argv import command_name, hoist_global_options
 from crm_upsell_connector.errors import ConnectorError, StopRequested
 from crm_upsell_connector.http.redact import scrub
 
@@ -32,13 +32,9 @@ _KEPT = {
 }
 
 
-def _command_of(args: list[str]) -> str | None:
-    return next((a for a in args if not a.startswith("-")), None)
-
-
 def interrupted_line(args: list[str]) -> str:
     """The one line printed on Ctrl-C: what was kept, how to resume."""
-    command = _command_of(args)
+    command = command_name(args)
     kept = _KEPT.get(command or "", "nothing was written after the interrupt; run the command again")
     return f"interrupted: {kept}"
 

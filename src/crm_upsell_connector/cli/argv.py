@@ -77,3 +77,18 @@ def _is_command_start(args: list[str], n: int) -> bool:
         if is_global and takes_value:
             return False
     return True
+
+
+def command_name(args: list[str]) -> str | None:
+    """The command of a command line (``sync`` in ``--config X sync --full``), None when there is none."""
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        is_global, takes_value = _global(arg)
+        if is_global:
+            i += 2 if takes_value else 1
+            continue
+        if not arg.startswith("-"):
+            return arg
+        i += 1
+    return None

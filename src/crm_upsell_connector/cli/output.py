@@ -135,6 +135,13 @@ def _count(value: int | None) -> str:
     return "-" if value is None else str(value)
 
 
+def _restates(problem: str, c: Any) -> bool:
+    shown = [f"{c.credentials.state}: {c.credentials.detail}"]
+    if c.last_run is not None:
+        shown.append(c.last_run.error or f"last run {c.last_run.status}")
+    return any(text and (text in problem or problem == text) for text in shown)
+
+
 def status_report(report: StatusReport) -> None:
     """A few lines per connection (readable in a terminal, a mail or a log), then the workers."""
     for c in report.connections:
@@ -157,9 +164,15 @@ def status_report(report: StatusReport) -> None:
         if c.last_ok_at is not None and (last is None or last.status != "ok"):
             console.print(f"  last ok      {_when(c.last_ok_at)} UTC")
         console.print(f"  next run     {_when(c.next_run) + ' UTC' if c.next_run else '-'}")
-        console.print(f"  credentials  {c.credentials.state}: {c.credentials.detail}")
+        detail = c.credentials.detail
+        if last is not None and last.error and detail and detail in last.error:
+            detail = "the CRM refused them in the last run (the error above)"
+        console.print(f"  credentials  {c.credentials.state}: {detail}")
+        # Each error once: a problem that restates the run's error or the credentials line above is
+        # not printed again (``--json`` keeps the full list).
         for problem in c.problems:
-            console.print(f"  attention    {problem}")
+            if not _restates(problem, c):
+                console.print(f"  attention    {problem}")
     if report.workers:
         for w in report.workers:
             state = "alive" if w.alive else "silent"
