@@ -172,6 +172,7 @@ class Session:
             account_fields=self.rules.features.crm_fields(),
             http=self.config.http,
         )
+        self.secrets.note_config_keys(self.name, self.connection.settings)
         connector = self.plugin.create(self.settings(), self.secrets, context)
         try:
             yield connector

@@ -190,10 +190,13 @@ def auth_set(
     import getpass
 
     from crm_upsell_connector.cli import output
-    from crm_upsell_connector.secrets import SecretResolver
+    from crm_upsell_connector.secrets import SecretResolver, parse_ref
 
+    parse_ref(f"keyring:{name}")
+    resolver = SecretResolver()
+    resolver.check_backend()  # before asking for the value: no secret typed in for nothing
     value = getpass.getpass(f"value for {name}: ") if sys.stdin.isatty() else sys.stdin.readline().strip()
-    SecretResolver().store(name, value)
+    resolver.store(name, value)
     output.console.print(f"stored {name} in the keyring")
 
 
