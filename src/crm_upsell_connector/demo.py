@@ -16,6 +16,7 @@ from crm_upsell_connector.errors import ConfigError
 from crm_upsell_connector.fields import fields_for
 from crm_upsell_connector.init import example_text
 from crm_upsell_connector.pipeline import Session
+from crm_upsell_connector.plan import Plan
 from crm_upsell_connector.sandbox.scenario import build_scenario
 from crm_upsell_connector.sandbox.server import SandboxOptions, SandboxServer, find_free_port, serve_forever
 from crm_upsell_connector.secrets import SecretResolver
@@ -87,15 +88,17 @@ async def run_demo(*, crm: str, accounts: int, seed: int) -> None:
             for round_no in (1, 2):
                 output.console.rule(f"run {round_no}: sync -> score -> plan -> apply")
                 calls_before = connector.stats.calls
-                synced = await session.sync(connector)
+                with output.progress_bar("syncing") as advance:
+                    synced = await session.sync(connector, progress=advance)
                 output.sync_table(synced)
                 recs = session.score()
-                output.segment_counts(recs)
+                output.segment_counts(recs, session.rules)
                 if round_no == 1:
-                    output.top_proposals(recs, 10)
+                    output.top_proposals(recs, 10, session.rules)
                 plan = session.plan(recs)
-                output.console.print(plan.render(limit=5))
-                report = await session.apply(connector, plan)
+                output.console.print(plan.render(limit=5, ids=False))
+                with output.progress_bar("writing") as advance:
+                    report = await session.apply(connector, plan, progress=advance)
                 output.apply_summary(report)
                 output.console.print(f"{connector.stats.calls - calls_before} API call(s) this run")
                 if round_no == 1:
@@ -108,10 +111,13 @@ async def run_demo(*, crm: str, accounts: int, seed: int) -> None:
     output.console.print(f"demo finished in {time.monotonic() - started:.1f} s")
 
 
-def _show_tasks(plan: Any) -> None:
-    for task in plan.tasks[:5]:
-        output.console.print(f"task for owner {task.owner_id} on account {task.account_id}: {task.subject}")
-        first = task.body.splitlines()[0] if task.body else ""
-        output.console.print(f"    {first}")
-    if len(plan.tasks) > 5:
-        output.console.print(f"... {len(plan.tasks) - 5} more task(s) created")
+def _show_tasks(plan: Plan, shown: int = 2) -> None:
+    """A few tasks as the account owner reads them in the CRM."""
+    for task in plan.tasks[:shown]:
+        account = plan.account_names.get(task.account_id) or task.account_id
+        output.console.rule(f"task for {plan.owner(task.owner_id)}: {account}", style="dim")
+        output.console.print(task.subject, style="bold")
+        for line in task.body.splitlines():
+            output.console.print(f"  {line}")
+    if len(plan.tasks) > shown:
+        output.console.print(f"... and {len(plan.tasks) - shown} more task(s) created")

@@ -101,7 +101,7 @@ _FACTS: dict[str, dict[str, str]] = {
         "revenue_won_365d": "$money won in the last 12 months",
         "nps_score": "NPS answer $value out of 10",
         "score": "loyalty score $value out of 100",
-        "quantity": "$value seats or units in the offer",
+        "quantity": "quantity in the offer: $value",
         "expected_uplift": "expected $money more revenue per year",
         "contacts": "$value contacts",
         "open_deals": "$value open deals",
@@ -146,6 +146,7 @@ _WORDS: dict[str, dict[str, str]] = {
         "no": "no",
         "unknown": "unknown",
         "seats": "uses $active of its $purchased seats ($percent)",
+        "proposal": "$kind to $product: $why.",
     },
     "ja": {
         "years": "$n年",
@@ -158,6 +159,7 @@ _WORDS: dict[str, dict[str, str]] = {
         "no": "いいえ",
         "unknown": "不明",
         "seats": "購入シート $purchased のうち $active を利用中 ($percent)",
+        "proposal": "$kind ($product): $why。",
     },
 }
 
@@ -265,6 +267,12 @@ class Labels:
             active=number_text(float(active)),
             purchased=number_text(float(purchased)),
             percent=f"{round(active / purchased * 100)}%",
+        )
+
+    def proposal(self, kind: str, product: str, why: str) -> str:
+        """The first sentence of a reason: ``Upgrade to CRM Professional: <why>.``"""
+        return Template(self.words["proposal"]).safe_substitute(
+            kind=self.kind(kind), product=product, why=why
         )
 
     def value_text(self, value: Any) -> str:

@@ -126,6 +126,8 @@ class Session:
                 f"{config.source}: connections.{name}.crm: no connector named {conn_cfg.crm!r} is installed",
                 hint=f"installed: {', '.join(sorted(plugins)) or 'none'}",
             )
+        # A mistake in the connection's settings is reported before the store is touched.
+        _validated_settings(config, name, conn_cfg, plugin)
         engine = engine if engine is not None else open_store(config.store.url)
         return cls(config, name, conn_cfg, plugin, engine, secrets or SecretResolver())
 
@@ -158,12 +160,7 @@ class Session:
             self._lock.ensure_held()
 
     def settings(self) -> Any:
-        try:
-            return self.plugin.settings_model.model_validate(self.connection.settings)
-        except ValidationError as exc:
-            prefix = ("connections", self.name, "settings")
-            problems = describe_errors(self.config.source, exc, self.plugin.settings_model, prefix)
-            raise problems_error(problems) from None
+        return _validated_settings(self.config, self.name, self.connection, self.plugin)
 
     @asynccontextmanager
     async def connector(self) -> AsyncIterator[Connector]:
@@ -365,6 +362,19 @@ class Session:
     def _finish(self, run_id: int, status: str, summary: dict[str, Any]) -> PipelineReport:
         finish_run(self.engine, run_id, status, summary)
         return PipelineReport(run_id, status, summary)
+
+
+def _validated_settings(
+    config: Config, name: str, connection: ConnectionConfig, plugin: ConnectorPlugin
+) -> Any:
+    """The connection's settings as the connector's model; every problem at once, with its path."""
+    try:
+        return plugin.settings_model.model_validate(connection.settings)
+    except ValidationError as exc:
+        problems = describe_errors(
+            config.source, exc, plugin.settings_model, ("connections", name, "settings")
+        )
+        raise problems_error(problems) from None
 
 
 def worker_identity() -> dict[str, Any]:

@@ -305,8 +305,8 @@ def score(
     if as_json:
         output.print_json([r.model_dump(mode="json") for r in recs])
         return
-    output.segment_counts(recs)
-    output.top_proposals(recs, top)
+    output.segment_counts(recs, session.rules)
+    output.top_proposals(recs, top, session.rules)
 
 
 @app.command()
@@ -385,7 +385,9 @@ def run(
 
     async def go() -> bool:
         async with session.connector() as connector:
-            report = await session.run_pipeline(connector, full=full, dry_run=dry_run, view=CliView())
+            report = await session.run_pipeline(
+                connector, full=full, dry_run=dry_run, view=CliView(session.rules)
+            )
             return report.ok
 
     with session.writing():

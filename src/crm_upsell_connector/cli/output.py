@@ -16,6 +16,8 @@ from rich.table import Table
 
 from crm_upsell_connector.apply import ApplyReport
 from crm_upsell_connector.models import CheckResult
+from crm_upsell_connector.rules.config import RulesConfig
+from crm_upsell_connector.rules.locale import guardrail_label, labels_for
 from crm_upsell_connector.rules.result import Recommendation
 from crm_upsell_connector.status import StatusReport
 from crm_upsell_connector.sync import SyncReport
@@ -68,7 +70,9 @@ def sync_table(report: SyncReport) -> None:
         console.print(f"FAILED {stream}: {reason} (resumes from its last committed page next run)")
 
 
-def segment_counts(recs: Sequence[Recommendation]) -> None:
+def segment_counts(recs: Sequence[Recommendation], rules: RulesConfig | None = None) -> None:
+    """Accounts per segment (by label) and what the guardrails held back (in words)."""
+    labels = labels_for(rules)
     counts = Counter(r.segment for r in recs)
     proposals = sum(1 for r in recs if r.proposal is not None)
     ready = sum(1 for r in recs if r.proposal is not None and r.blocked_by is None)
@@ -80,15 +84,17 @@ def segment_counts(recs: Sequence[Recommendation]) -> None:
     table.add_column("segment")
     table.add_column("accounts", justify="right")
     for segment, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
-        table.add_row(segment, str(n))
+        table.add_row(labels.segment(segment), str(n))
     console.print(table)
     if blocked:
         console.print(
-            "Guardrails (no new task): " + ", ".join(f"{name} {n}" for name, n in sorted(blocked.items()))
+            "Held back by guardrails (no new task): "
+            + "; ".join(f"{guardrail_label(rules, name)}: {n}" for name, n in sorted(blocked.items()))
         )
 
 
-def top_proposals(recs: Sequence[Recommendation], limit: int = 10) -> None:
+def top_proposals(recs: Sequence[Recommendation], limit: int = 10, rules: RulesConfig | None = None) -> None:
+    labels = labels_for(rules)
     ranked = sorted(
         (r for r in recs if r.proposal is not None),
         key=lambda r: (-(r.proposal.uplift if r.proposal else 0.0), -r.score, r.account_id),
@@ -101,7 +107,7 @@ def top_proposals(recs: Sequence[Recommendation], limit: int = 10) -> None:
         table.add_row(
             f"{r.account_name} ({r.account_id})",
             f"{r.score:.0f}",
-            f"{r.proposal.product_name} [{r.proposal.kind}]",
+            f"{r.proposal.product_name} ({labels.kind(r.proposal.kind)})",
             f"{r.proposal.uplift:,.0f}",
             r.reason,
         )

@@ -7,12 +7,16 @@ from contextlib import AbstractContextManager
 from crm_upsell_connector.apply import ApplyReport
 from crm_upsell_connector.cli import output
 from crm_upsell_connector.plan import Plan
+from crm_upsell_connector.rules.config import RulesConfig
 from crm_upsell_connector.rules.result import Recommendation
 from crm_upsell_connector.sync import Progress, SyncReport
 
 
 class CliView:
     """Shows a pipeline run on the terminal: progress bars, the sync table, segments, the plan."""
+
+    def __init__(self, rules: RulesConfig | None = None) -> None:
+        self.rules = rules
 
     def progress(self, label: str) -> AbstractContextManager[Progress]:
         return output.progress_bar(label)
@@ -24,7 +28,7 @@ class CliView:
             output.console.print("Nothing written to the CRM this run because a stream failed to sync.")
 
     def scored(self, recs: list[Recommendation]) -> None:
-        output.segment_counts(recs)
+        output.segment_counts(recs, self.rules)
 
     def planned(self, plan: Plan) -> None:
         output.console.print(plan.render(limit=20))

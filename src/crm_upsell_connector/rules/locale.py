@@ -109,3 +109,11 @@ def localise_task_templates(rules: RulesConfig) -> None:
         tasks.subject = TASK_SUBJECT[language]
     if "body" not in tasks.model_fields_set:
         tasks.body = TASK_BODY[language]
+
+
+def guardrail_label(rules: RulesConfig | None, name: str) -> str:
+    """A guardrail in words: its label, else its configured reason, else its name made readable."""
+    reason = None
+    if rules is not None:
+        reason = next((g.reason for g in rules.guardrails.block if g.name == name and g.reason), None)
+    return labels_for(rules).guardrail(name, reason)
