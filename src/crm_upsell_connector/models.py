@@ -156,6 +156,9 @@ class Page(BaseModel):
     resume: str | None = None
     # The newest modification stamp this page proves has been read completely (for the cursor).
     watermark: datetime | None = None
+    #: how many records the whole read returns, where the CRM says so (HubSpot search ``total``,
+    #: Salesforce ``totalSize``); for progress and estimates only, never for correctness.
+    total: int | None = None
 
 
 # ---- write side -------------------------------------------------------------------------------

@@ -11,7 +11,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from crm_upsell_connector.apply import ApplyReport
@@ -31,9 +38,35 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
+class Bars:
+    """Live bars, one per stream: ``bars(what, n)`` advances, ``set_total`` gives the size and an estimate."""
+
+    def __init__(self, label: str, progress: Progress) -> None:
+        self.label = label
+        self.progress = progress
+        self.tasks: dict[str, Any] = {}
+
+    def _task(self, what: str) -> Any:
+        if what not in self.tasks:
+            self.tasks[what] = self.progress.add_task(f"{self.label} {what}", total=None)
+        return self.tasks[what]
+
+    def __call__(self, what: str, n: int) -> None:
+        self.progress.advance(self._task(what), n)
+
+    def set_total(self, what: str, total: int) -> None:
+        task = self._task(what)
+        if self.progress.tasks[task].total is None:
+            self.progress.update(task, total=total)
+
+
 @contextmanager
 def progress_bar(label: str, enabled: bool | None = None) -> Iterator[Callable[[str, int], None]]:
-    """A callback ``(what, n)`` that advances live bars on a terminal and does nothing otherwise."""
+    """A callback ``(what, n)`` that advances live bars on a terminal and does nothing otherwise.
+
+    Where the CRM says how many records a read returns, the bar shows ``done/total`` and the time
+    left; otherwise the count and the time so far.
+    """
     if enabled is None:
         enabled = err_console.is_terminal
     if not enabled:
@@ -44,18 +77,13 @@ def progress_bar(label: str, enabled: bool | None = None) -> Iterator[Callable[[
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
         console=err_console,
         transient=True,
     )
-    tasks: dict[str, Any] = {}
-
-    def advance(what: str, n: int) -> None:
-        if what not in tasks:
-            tasks[what] = bars.add_task(f"{label} {what}", total=None)
-        bars.advance(tasks[what], n)
-
     with bars:
-        yield advance
+        yield Bars(label, bars)
 
 
 def sync_table(report: SyncReport) -> None:

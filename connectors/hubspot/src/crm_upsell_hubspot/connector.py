@@ -221,11 +221,18 @@ class HubSpotConnector(Connector):
         lo = to_ms(since)
         # Ids already read whose stamp is ``lo``: GTE returns them again, they need no second look.
         seen_at_lo: set[str] = set(skip_ids)
+        # The first answer's ``total`` counts every record changed since ``since``: the size of this
+        # read, for progress (Search API, "total" in the response:
+        # https://developers.hubspot.com/docs/api-reference/latest/crm/search/guide).
+        total: int | None = None
         while True:
             body = self._search_body(
                 object_type, [{"propertyName": mod, "operator": "GTE", "value": str(lo)}], mod
             )
-            results = results_of(await self.client.search(object_type, body))
+            data = await self.client.search(object_type, body)
+            results = results_of(data)
+            if total is None and isinstance(data.get("total"), int):
+                total = int(data["total"])
             if not results:
                 return
             stamps = [self._stamp_ms(object_type, r, lo) for r in results]
@@ -235,7 +242,7 @@ class HubSpotConnector(Connector):
                 async for page in self._read_instant(
                     stream, stamps[-1], seen_at_lo if stamps[0] == lo else set()
                 ):
-                    yield page
+                    yield page.model_copy(update={"total": total})
                 lo, seen_at_lo = stamps[-1] + 1, set()
                 continue
             fresh = [
@@ -244,7 +251,8 @@ class HubSpotConnector(Connector):
                 if not (stamp == lo and str(raw.get("id")) in seen_at_lo)
             ]
             if fresh:
-                yield await self._search_page(stream, fresh, from_ms(stamps[-1]))
+                page = await self._search_page(stream, fresh, from_ms(stamps[-1]))
+                yield page.model_copy(update={"total": total})
             if not full:
                 return
             last = stamps[-1]

@@ -206,12 +206,17 @@ class SalesforceConnector(Connector):
         resume: str | None = None,
         resource: str = "query",
         endpoint: str,
+        totals: list[int] | None = None,
     ) -> AsyncIterator[tuple[list[dict[str, Any]], str | None]]:
         """``query_pages`` for a query over the stream's fields, without the optional fields the
         org turns out not to have (one extra call the first time each is found missing)."""
         while True:
             batches = self.client.query_pages(
-                build(self._fields(stream)), resource=resource, resume=resume, endpoint=endpoint
+                build(self._fields(stream)),
+                resource=resource,
+                resume=resume,
+                endpoint=endpoint,
+                totals=totals,
             )
             try:
                 first = await anext(batches)
@@ -252,7 +257,8 @@ class SalesforceConnector(Connector):
     ) -> AsyncIterator[Page]:
         """Every record; each page's ``resume`` is the ``nextRecordsUrl`` to continue from."""
         endpoint = f"GET query {SOBJECTS[stream]}"
-        batches = self._query(stream, build, resume=resume, endpoint=endpoint)
+        totals: list[int] = []
+        batches = self._query(stream, build, resume=resume, endpoint=endpoint, totals=totals)
         try:
             first = await anext(batches)
         except StopAsyncIteration:
@@ -267,15 +273,18 @@ class SalesforceConnector(Connector):
                 stream,
                 exc.error_code,
             )
-            batches = self._query(stream, build, endpoint=endpoint)
+            batches = self._query(stream, build, endpoint=endpoint, totals=totals)
             try:
                 first = await anext(batches)
             except StopAsyncIteration:
                 return
         records, nxt = first
-        yield Page(stream=stream, records=map_records(stream, records, self.options), resume=nxt)
+        total = totals[0] if totals else None
+        yield Page(stream=stream, records=map_records(stream, records, self.options), resume=nxt, total=total)
         async for records, nxt in batches:
-            yield Page(stream=stream, records=map_records(stream, records, self.options), resume=nxt)
+            yield Page(
+                stream=stream, records=map_records(stream, records, self.options), resume=nxt, total=total
+            )
 
     async def _incremental_read(
         self,
@@ -285,7 +294,10 @@ class SalesforceConnector(Connector):
         skip_ids: frozenset[str],
     ) -> AsyncIterator[Page]:
         """One query ordered by ``SystemModstamp``; each batch's last stamp is its watermark."""
-        async for raws, _nxt in self._query(stream, build, endpoint=f"GET query {SOBJECTS[stream]}"):
+        totals: list[int] = []
+        async for raws, _nxt in self._query(
+            stream, build, endpoint=f"GET query {SOBJECTS[stream]}", totals=totals
+        ):
             fresh: list[dict[str, Any]] = []
             newest: datetime | None = None
             for raw in raws:
@@ -296,7 +308,12 @@ class SalesforceConnector(Connector):
                         continue
                 fresh.append(raw)
             if fresh:
-                yield Page(stream=stream, records=map_records(stream, fresh, self.options), watermark=newest)
+                yield Page(
+                    stream=stream,
+                    records=map_records(stream, fresh, self.options),
+                    watermark=newest,
+                    total=totals[0] if totals else None,
+                )
 
     async def read_deleted(self, stream: str, since: datetime | None) -> AsyncIterator[Page]:
         """getDeleted inside its window; ``queryAll`` on ``IsDeleted`` for anything older."""
