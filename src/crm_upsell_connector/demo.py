@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shlex
 import tempfile
 import time
 import tomllib
@@ -14,7 +16,7 @@ from crm_upsell_connector.config import parse_config
 from crm_upsell_connector.connector import ConnectorPlugin, load_plugins
 from crm_upsell_connector.errors import ConfigError
 from crm_upsell_connector.fields import fields_for
-from crm_upsell_connector.init import example_text
+from crm_upsell_connector.init import example_text, toml_value
 from crm_upsell_connector.pipeline import Session
 from crm_upsell_connector.plan import Plan
 from crm_upsell_connector.sandbox.scenario import build_scenario
@@ -54,10 +56,35 @@ def serve_sandbox(
     output.err_console.print(f"building a {crm} scenario with {accounts} companies (seed {seed})...")
     app = plugin.sandbox_app(build_scenario(accounts=accounts, seed=seed), options)
     port = port or find_free_port()
-    output.err_console.print(
-        f"{crm} sandbox on http://127.0.0.1:{port} (token: the sandbox's fixed demo token); Ctrl-C stops it"
-    )
+    base_url = f"http://127.0.0.1:{port}"
+    output.err_console.print(f"{crm} sandbox on {base_url}; Ctrl-C stops it")
+    # What to connect with, on standard output: a config section and the sandbox's fixed credentials.
+    output.console.print(sandbox_instructions(plugin, base_url, options), soft_wrap=True)
     serve_forever(app, "127.0.0.1", port)
+
+
+def sandbox_instructions(plugin: ConnectorPlugin, base_url: str, options: SandboxOptions) -> str:
+    """A config section for the sandbox and the exports of its credentials.
+
+    The credentials are the sandbox's fixed ones (they open nothing but this emulator on loopback),
+    so they are printed in full: a user points ``crm-upsell`` at the sandbox with them.
+    """
+    settings = plugin.sandbox_settings(base_url, options)
+    lines = [
+        "# Connect to this sandbox: add this to a config file, then run the exports below in your shell.",
+        "[connections.sandbox]",
+        f"crm = {json.dumps(plugin.name)}",
+        "",
+        "[connections.sandbox.settings]",
+        *(f"{key} = {toml_value(value)}" for key, value in settings.items()),
+        "",
+        "# The sandbox's fixed credentials (not secrets of any real CRM):",
+        *(
+            f"export {name}={shlex.quote(value)}"
+            for name, value in sorted(plugin.sandbox_secrets(options).items())
+        ),
+    ]
+    return "\n".join(lines)
 
 
 async def run_demo(*, crm: str, accounts: int, seed: int) -> None:

@@ -84,7 +84,7 @@ def _set_example_settings(text: str, name: str, given: Mapping[str, Any]) -> str
     start, end = _settings_block(text, name)
     block = text[start:end]
     for key, value in given.items():
-        line = f"{key} = {_toml(value)}"
+        line = f"{key} = {toml_value(value)}"
         pattern = re.compile(rf"(?m)^(# )?{re.escape(key)} = .*$")
         found = pattern.search(block)
         if found:
@@ -94,13 +94,14 @@ def _set_example_settings(text: str, name: str, given: Mapping[str, Any]) -> str
     return text[:start] + block + text[end:]
 
 
-def _toml(value: Any) -> str:
+def toml_value(value: Any) -> str:
+    """A setting's value as TOML writes it (strings quoted, numbers and booleans bare, lists)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     return json.dumps(str(value), ensure_ascii=False)
 
 
@@ -126,7 +127,7 @@ def _replace_settings(text: str, name: str, crm: str, given: Mapping[str, Any]) 
         if info.description:
             lines.append(f"# {info.description}")
         if key in given:
-            lines.append(f"{key} = {_toml(given[key])}")
+            lines.append(f"{key} = {toml_value(given[key])}")
         elif key in SECRET_FIELDS:
             ref = f'"keyring:{crm}-{key.replace("_", "-")}"'
             lines.append(f"{key} = {ref}" if info.is_required() else f"# {key} = {ref}")

@@ -465,7 +465,11 @@ def sandbox_serve(
     latency_ms: Annotated[int, typer.Option(min=0, help="added latency per request")] = 0,
     rate_limit: Annotated[int | None, typer.Option(help="requests per rate-limit interval")] = None,
 ) -> None:
-    """Serve a seeded CRM sandbox until interrupted."""
+    """Serve a seeded CRM sandbox until interrupted.
+
+    Prints what to connect with on standard output: a [connections.sandbox] section for a config
+    file and the sandbox's fixed credentials as environment variables to export.
+    """
     from crm_upsell_connector.demo import serve_sandbox
 
     serve_sandbox(
