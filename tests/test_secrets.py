@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 
 import keyring
@@ -235,3 +236,93 @@ def test_stored_values_are_masked(memory_keyring: MemoryKeyring) -> None:
     SecretResolver({}).store("new-token", "freshly-stored-secret-0013")
 
     assert "freshly-stored-secret-0013" not in scrub("token freshly-stored-secret-0013")
+
+
+# --- issue 16: where a missing secret is asked for; unsafe keyrings; auth set checks first ---------
+
+
+class PlaintextKeyring(MemoryKeyring):
+    """Stands in for keyrings.alt.file.PlaintextKeyring (secrets base64-encoded in a file)."""
+
+
+@pytest.fixture
+def plaintext_keyring(restore_keyring: None) -> PlaintextKeyring:
+    backend = PlaintextKeyring()
+    keyring.set_keyring(backend)
+    return backend
+
+
+def test_a_missing_secret_names_the_config_key_and_the_variable(memory_keyring: MemoryKeyring) -> None:
+    resolver = SecretResolver({})
+    resolver.note_config_keys("main", {"token": "keyring:hubspot-token", "base_url": "http://x"})
+
+    with pytest.raises(AuthError) as info:
+        resolver.resolve("keyring:hubspot-token", what="HubSpot private app token")
+
+    message = info.value.one_line()
+    assert "connections.main.settings.token = 'keyring:hubspot-token'" in message
+    assert "CRM_UPSELL_HUBSPOT_TOKEN is not set" in message
+
+
+def test_a_missing_env_secret_names_the_config_key() -> None:
+    resolver = SecretResolver({})
+    resolver.note_config_keys("emea", {"client_secret": "env:SF_SECRET"})
+
+    with pytest.raises(AuthError) as info:
+        resolver.resolve("env:SF_SECRET", what="Salesforce consumer secret")
+
+    assert "environment variable SF_SECRET is not set" in info.value.one_line()
+    assert "connections.emea.settings.client_secret" in info.value.one_line()
+
+
+def test_an_insecure_keyring_is_refused_with_the_reason(plaintext_keyring: PlaintextKeyring) -> None:
+    resolver = SecretResolver({})
+
+    with pytest.raises(AuthError) as info:
+        resolver.store("hubspot-token", "pat-value-0101")
+    message = info.value.one_line()
+    assert "not safe for secrets" in message
+    assert "PlaintextKeyring" in message
+    assert "CRM_UPSELL_ALLOW_INSECURE_KEYRING=1" in message
+    assert plaintext_keyring.data == {}
+    with pytest.raises(AuthError):
+        resolver.resolve("keyring:hubspot-token", what="token")
+
+
+def test_an_insecure_keyring_can_be_allowed_explicitly(plaintext_keyring: PlaintextKeyring) -> None:
+    resolver = SecretResolver({"CRM_UPSELL_ALLOW_INSECURE_KEYRING": "1"})
+
+    resolver.store("hubspot-token", "pat-value-0102")
+
+    assert resolver.resolve("keyring:hubspot-token", what="token") == "pat-value-0102"
+
+
+@pytest.mark.usefixtures("no_keyring")
+def test_auth_set_checks_the_keyring_before_asking(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from crm_upsell_connector.cli import main
+
+    stdin = io.StringIO("pat-never-read-0103\n")
+    monkeypatch.setattr("sys.stdin", stdin)
+
+    assert main(["auth", "set", "hubspot-token"]) == 3
+
+    err = capsys.readouterr().err
+    assert "no keyring backend is available" in err
+    assert stdin.read() == "pat-never-read-0103\n"  # the value was never asked for
+
+
+def test_auth_set_refuses_an_insecure_keyring_before_asking(
+    plaintext_keyring: PlaintextKeyring, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from crm_upsell_connector.cli import main
+
+    monkeypatch.delenv("CRM_UPSELL_ALLOW_INSECURE_KEYRING", raising=False)
+    stdin = io.StringIO("pat-never-read-0104\n")
+    monkeypatch.setattr("sys.stdin", stdin)
+
+    assert main(["auth", "set", "hubspot-token"]) == 3
+    assert "not safe for secrets" in capsys.readouterr().err
+    assert stdin.read() == "pat-never-read-0104\n"
+    assert plaintext_keyring.data == {}

@@ -30,7 +30,8 @@ from pydantic import (
     model_validator,
 )
 
-from crm_upsell_connector.errors import ConfigError
+from crm_upsell_connector.config_errors import describe_errors
+from crm_upsell_connector.errors import ConfigError, RuleError
 from crm_upsell_connector.http.settings import HttpSettings
 from crm_upsell_connector.rules.config import RulesConfig, key_text, load_rules
 from crm_upsell_connector.usage.config import UsageConfig
@@ -48,6 +49,10 @@ _WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 # Interval ticks are counted from this instant, so every worker computes the same tick times and a
 # 15-minute schedule fires at :00, :15, :30 and :45 wherever and whenever a worker started.
 INTERVAL_ANCHOR = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def _top_keys() -> list[str]:
+    return [k for k in Config.model_fields if k not in ("rules", "source")] + sorted(RULE_SECTIONS)
 
 
 def default_config_path() -> Path:
@@ -272,28 +277,44 @@ class Config(_Strict):
 
 def format_validation_error(source: str, exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> str:
     """The first problem of a pydantic error as 'file: dotted.path: what is wrong'."""
-    first = exc.errors()[0]
-    path = ".".join(
-        f"[{p}]" if isinstance(p, int) else key_text(p) for p in (*prefix, *first["loc"])
-    ).replace(".[", "[")
-    message = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        message = "unknown key (check the spelling against config.example.toml)"
-    elif first["type"] == "missing":
-        message = "required key is missing"
-    return f"{source}: {path}: {message}" if path else f"{source}: {message}"
+    return describe_errors(source, exc, Config, prefix, top_keys=TOP_KEYS)[0]
+
+
+def problems_error(problems: list[str]) -> ConfigError:
+    """One error for every problem found: the first on the line, all of them in ``problems``."""
+    if len(problems) == 1:
+        return ConfigError(problems[0], problems=tuple(problems))
+    return ConfigError(f"{len(problems)} problems: " + "; ".join(problems), problems=tuple(problems))
 
 
 def parse_config(data: dict[str, Any], source: str = "config.toml") -> Config:
-    """Validate a parsed TOML document; raises ConfigError/RuleError with the key's path."""
+    """Validate a parsed TOML document; raises ConfigError/RuleError with the key's path.
+
+    Every problem of the file's shape is reported at once (rule sections and the rest together).
+    """
     rule_data = {k: v for k, v in data.items() if k in RULE_SECTIONS}
     rest = {k: v for k, v in data.items() if k not in RULE_SECTIONS}
-    usage = _parse_usage(rest.pop("usage", {}), source)
-    rules = load_rules(rule_data, source, usage.feature_schema())
+    problems: list[str] = []
+    usage = UsageConfig()
     try:
-        config = Config.model_validate({**rest, "usage": usage, "rules": rules, "source": source})
+        usage = _parse_usage(rest.pop("usage", {}), source)
+    except ConfigError as exc:
+        problems.extend(exc.problems or (exc.one_line(),))
+    rules: RulesConfig | None = None
+    try:
+        rules = load_rules(rule_data, source, usage.feature_schema())
+    except RuleError:
+        raise
+    except ConfigError as exc:
+        problems.extend(exc.problems or (exc.one_line(),))
+    try:
+        config = Config.model_validate(
+            {**rest, "usage": usage, "rules": rules or RulesConfig(), "source": source}
+        )
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(source, exc)) from None
+        problems.extend(describe_errors(source, exc, Config, top_keys=TOP_KEYS))
+    if problems:
+        raise problems_error(problems) from None
     for name, connection in config.connections.items():
         if connection.rules is not None:
             config._connection_rules[name] = _load_rule_file(source, name, connection.rules, usage)
@@ -333,6 +354,9 @@ def _load_rule_file(source: str, name: str, ref: str, usage: UsageConfig) -> Rul
             hint=f"a rule file holds only {', '.join(sorted(RULE_SECTIONS))}",
         )
     return load_rules(data, str(path), usage.feature_schema())
+
+
+TOP_KEYS = _top_keys()
 
 
 def _read_toml(path: Path, *, missing: ConfigError) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shlex
 import tempfile
 import time
 import tomllib
@@ -13,9 +15,10 @@ from crm_upsell_connector.cli import output
 from crm_upsell_connector.config import parse_config
 from crm_upsell_connector.connector import ConnectorPlugin, load_plugins
 from crm_upsell_connector.errors import ConfigError
-from crm_upsell_connector.fields import ALL_FIELDS
-from crm_upsell_connector.init import example_text
+from crm_upsell_connector.fields import fields_for
+from crm_upsell_connector.init import example_text, toml_value
 from crm_upsell_connector.pipeline import Session
+from crm_upsell_connector.plan import Plan
 from crm_upsell_connector.sandbox.scenario import Scenario, build_scenario
 from crm_upsell_connector.sandbox.server import SandboxOptions, SandboxServer, find_free_port, serve_forever
 from crm_upsell_connector.secrets import SecretResolver
@@ -53,10 +56,35 @@ def serve_sandbox(
     output.err_console.print(f"building a {crm} scenario with {accounts} companies (seed {seed})...")
     app = plugin.sandbox_app(build_scenario(accounts=accounts, seed=seed), options)
     port = port or find_free_port()
-    output.err_console.print(
-        f"{crm} sandbox on http://127.0.0.1:{port} (token: the sandbox's fixed demo token); Ctrl-C stops it"
-    )
+    base_url = f"http://127.0.0.1:{port}"
+    output.err_console.print(f"{crm} sandbox on {base_url}; Ctrl-C stops it")
+    # What to connect with, on standard output: a config section and the sandbox's fixed credentials.
+    output.console.print(sandbox_instructions(plugin, base_url, options), soft_wrap=True)
     serve_forever(app, "127.0.0.1", port)
+
+
+def sandbox_instructions(plugin: ConnectorPlugin, base_url: str, options: SandboxOptions) -> str:
+    """A config section for the sandbox and the exports of its credentials.
+
+    The credentials are the sandbox's fixed ones (they open nothing but this emulator on loopback),
+    so they are printed in full: a user points ``crm-upsell`` at the sandbox with them.
+    """
+    settings = plugin.sandbox_settings(base_url, options)
+    lines = [
+        "# Connect to this sandbox: add this to a config file, then run the exports below in your shell.",
+        "[connections.sandbox]",
+        f"crm = {json.dumps(plugin.name)}",
+        "",
+        "[connections.sandbox.settings]",
+        *(f"{key} = {toml_value(value)}" for key, value in settings.items()),
+        "",
+        "# The sandbox's fixed credentials (not secrets of any real CRM):",
+        *(
+            f"export {name}={shlex.quote(value)}"
+            for name, value in sorted(plugin.sandbox_secrets(options).items())
+        ),
+    ]
+    return "\n".join(lines)
 
 
 async def run_demo(*, crm: str, accounts: int, seed: int, usage_csv: bool = False) -> None:
@@ -80,7 +108,7 @@ async def run_demo(*, crm: str, accounts: int, seed: int, usage_csv: bool = Fals
         session = Session.open(config, "demo", secrets=secrets)
         async with session.connector() as connector:
             output.console.rule("setup")
-            created = await connector.ensure_fields(ALL_FIELDS)
+            created = await connector.ensure_fields(fields_for(session.rules))
             output.console.print(
                 f"created {len(created)} field(s) in the CRM: {', '.join(created) or 'none'}"
             )
@@ -88,15 +116,17 @@ async def run_demo(*, crm: str, accounts: int, seed: int, usage_csv: bool = Fals
             for round_no in (1, 2):
                 output.console.rule(f"run {round_no}: sync -> score -> plan -> apply")
                 calls_before = connector.stats.calls
-                synced = await session.sync(connector)
+                with output.progress_bar("syncing") as advance:
+                    synced = await session.sync(connector, progress=advance)
                 output.sync_table(synced)
                 recs = session.score()
-                output.segment_counts(recs)
+                output.segment_counts(recs, session.rules)
                 if round_no == 1:
-                    output.top_proposals(recs, 10)
+                    output.top_proposals(recs, 10, session.rules)
                 plan = session.plan(recs)
-                output.console.print(plan.render(limit=5))
-                report = await session.apply(connector, plan)
+                output.console.print(plan.render(limit=5, ids=False))
+                with output.progress_bar("writing") as advance:
+                    report = await session.apply(connector, plan, progress=advance)
                 output.apply_summary(report)
                 output.console.print(f"{connector.stats.calls - calls_before} API call(s) this run")
                 if round_no == 1:
@@ -118,10 +148,13 @@ def _with_usage_csv(data: dict[str, Any], scenario: Scenario, workdir: Path) -> 
     return add_usage_source(data, path)
 
 
-def _show_tasks(plan: Any) -> None:
-    for task in plan.tasks[:5]:
-        output.console.print(f"task for owner {task.owner_id} on account {task.account_id}: {task.subject}")
-        first = task.body.splitlines()[0] if task.body else ""
-        output.console.print(f"    {first}")
-    if len(plan.tasks) > 5:
-        output.console.print(f"... {len(plan.tasks) - 5} more task(s) created")
+def _show_tasks(plan: Plan, shown: int = 2) -> None:
+    """A few tasks as the account owner reads them in the CRM."""
+    for task in plan.tasks[:shown]:
+        account = plan.account_names.get(task.account_id) or task.account_id
+        output.console.rule(f"task for {plan.owner(task.owner_id)}: {account}", style="dim")
+        output.console.print(task.subject, style="bold")
+        for line in task.body.splitlines():
+            output.console.print(f"  {line}")
+    if len(plan.tasks) > shown:
+        output.console.print(f"... and {len(plan.tasks) - shown} more task(s) created")

@@ -45,7 +45,13 @@ class ConnectorError(Exception):
 
 
 class ConfigError(ConnectorError):
+    """``problems`` holds one line per problem where a file has several (all reported at once)."""
+
     exit_code = 2
+
+    def __init__(self, message: str, *, hint: str = "", problems: tuple[str, ...] = ()) -> None:
+        super().__init__(message, hint=hint)
+        self.problems = problems
 
 
 class RuleError(ConfigError):

@@ -2,7 +2,26 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from crm_upsell_connector.labels import Labels
 from crm_upsell_connector.models import FieldSpec
+
+if TYPE_CHECKING:
+    from crm_upsell_connector.rules.config import RulesConfig
+
+_EN = Labels.for_language("en")
+# The segments of the default matrix ([segments] in config.example.toml), for ALL_FIELDS.
+_DEFAULT_SEGMENTS: tuple[str, ...] = (
+    "at_risk",
+    "nurture",
+    "activate",
+    "develop",
+    "expand",
+    "loyal",
+    "champion",
+    "unmeasured",
+)
 
 ACCOUNT_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec(
@@ -14,8 +33,10 @@ ACCOUNT_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec(
         name="segment",
         label="Upsell: segment",
-        type="string",
+        type="enumeration",
         description="Cell of the loyalty x utilization matrix",
+        options=_DEFAULT_SEGMENTS,
+        option_labels=tuple(_EN.segment(s) for s in _DEFAULT_SEGMENTS),
     ),
     FieldSpec(
         name="next_product",
@@ -54,3 +75,28 @@ TASK_KEY_FIELD = FieldSpec(
 
 ALL_FIELDS: tuple[FieldSpec, ...] = (*ACCOUNT_FIELDS, TASK_KEY_FIELD)
 ACCOUNT_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in ACCOUNT_FIELDS)
+
+
+def segment_ids(rules: RulesConfig) -> tuple[str, ...]:
+    """Every segment the configured matrix can give, in matrix order, then the missing-utilization one."""
+    seen: dict[str, None] = {}
+    for row in rules.segments.cells:
+        for cell in row:
+            seen.setdefault(cell, None)
+    seen.setdefault(rules.segments.missing_utilization, None)
+    return tuple(seen)
+
+
+def fields_for(rules: RulesConfig) -> tuple[FieldSpec, ...]:
+    """The fields ``setup`` creates for a rule set: ``segment`` lists its segments with their labels."""
+    from crm_upsell_connector.rules.locale import labels_for
+
+    labels = labels_for(rules)
+    ids = segment_ids(rules)
+    account = tuple(
+        spec.model_copy(update={"options": ids, "option_labels": tuple(labels.segment(i) for i in ids)})
+        if spec.name == "segment"
+        else spec
+        for spec in ACCOUNT_FIELDS
+    )
+    return (*account, TASK_KEY_FIELD)

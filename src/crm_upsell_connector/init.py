@@ -7,8 +7,10 @@ import os
 import re
 import tempfile
 import tomllib
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from crm_upsell_connector.config import parse_config
 from crm_upsell_connector.errors import ConfigError
@@ -29,32 +31,86 @@ def example_text() -> str:
         raise ConfigError(f"the example config {EXAMPLE_NAME} is missing from this installation") from None
 
 
+SECRET_FIELDS = ("token", "client_secret", "refresh_token", "private_key")
+_EXAMPLE_CRM = "hubspot"
+
+
 def render_config(
-    *, crm: str, name: str, token_ref: str, base_url: str | None = None, store_url: str | None = None
+    *,
+    crm: str,
+    name: str,
+    token_ref: str | None = None,
+    base_url: str | None = None,
+    store_url: str | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> str:
-    parse_ref(token_ref)
+    """The example config for one connection; every setting given is written uncommented.
+
+    ``settings`` are the connector's settings keys (validated values); ``token_ref`` and ``base_url``
+    are shorthands for the ``token`` and ``base_url`` keys. Secret keys must be references.
+    """
+    given: dict[str, Any] = dict(settings or {})
+    if token_ref is not None:
+        given.setdefault("token", token_ref)
+    if base_url:
+        given.setdefault("base_url", base_url)
+    for key in SECRET_FIELDS:
+        if key in given:
+            parse_ref(str(given[key]))
     text = example_text()
     text = text.replace("[connections.main]", f"[connections.{name}]").replace(
         "[connections.main.settings]", f"[connections.{name}.settings]"
     )
     text = re.sub(r'(?m)^crm = "[a-z]+"', f'crm = "{crm}"', text, count=1)
-    text = re.sub(r'(?m)^token = "[^"]*"', f'token = "{token_ref}"', text, count=1)
-    if base_url:
-        text = re.sub(r'(?m)^# base_url = "[^"]*"', f'base_url = "{base_url}"', text, count=1)
     if store_url:
-        text = re.sub(r'(?m)^# url = "[^"]*"', f'url = "{store_url}"', text, count=1)
-    if crm != _EXAMPLE_CRM:
-        text = _replace_settings(text, name, crm)
+        text = re.sub(r'(?m)^# url = "[^"]*"', f"url = {json.dumps(store_url)}", text, count=1)
+    if crm == _EXAMPLE_CRM:
+        text = _set_example_settings(text, name, given)
+    else:
+        text = _replace_settings(text, name, crm, given)
     parse_config(tomllib.loads(text), "the new config")
     return text
 
 
-_EXAMPLE_CRM = "hubspot"
-_SECRET_FIELDS = ("token", "client_secret", "refresh_token", "private_key")
+def _settings_block(text: str, name: str) -> tuple[int, int]:
+    header = f"[connections.{name}.settings]"
+    start = text.index(header)
+    end = text.find("\n\n", start)
+    return start, len(text) if end < 0 else end
 
 
-def _replace_settings(text: str, name: str, crm: str) -> str:
-    """The example's HubSpot settings swapped for the named connector's, each key documented."""
+def _set_example_settings(text: str, name: str, given: Mapping[str, Any]) -> str:
+    """The example's HubSpot block with each given key set (uncommented where the example comments it)."""
+    start, end = _settings_block(text, name)
+    block = text[start:end]
+    for key, value in given.items():
+        line = f"{key} = {toml_value(value)}"
+        pattern = re.compile(rf"(?m)^(# )?{re.escape(key)} = .*$")
+        found = pattern.search(block)
+        if found:
+            block = block[: found.start()] + line + block[found.end() :]
+        else:
+            block += "\n" + line
+    return text[:start] + block + text[end:]
+
+
+def toml_value(value: Any) -> str:
+    """A setting's value as TOML writes it (strings quoted, numbers and booleans bare, lists)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def _replace_settings(text: str, name: str, crm: str, given: Mapping[str, Any]) -> str:
+    """The example's HubSpot settings swapped for the named connector's, each key documented.
+
+    Keys given are written uncommented; required secrets not given get a ``keyring:`` reference so
+    that ``crm-upsell auth set`` is all that is left to do; other keys stay commented with their default.
+    """
     from crm_upsell_connector.connector import load_plugins
 
     plugins = load_plugins()
@@ -62,15 +118,21 @@ def _replace_settings(text: str, name: str, crm: str) -> str:
         raise ConfigError(
             f"no connector named {crm!r} is installed", hint=f"installed: {', '.join(sorted(plugins))}"
         )
-    header = f"[connections.{name}.settings]"
-    start = text.index(header)
-    end = text.index("\n\n", start)
-    lines = [header, f"# {plugins[crm].title} settings; see the connector's README for the set-up steps."]
+    start, end = _settings_block(text, name)
+    lines = [
+        f"[connections.{name}.settings]",
+        f"# {plugins[crm].title} settings; see the connector's README for the set-up steps.",
+    ]
     for key, info in plugins[crm].settings_model.model_fields.items():
         if info.description:
             lines.append(f"# {info.description}")
-        if key in _SECRET_FIELDS:
-            lines.append(f'# {key} = "keyring:{crm}-{key.replace("_", "-")}"')
+        if key in given:
+            lines.append(f"{key} = {toml_value(given[key])}")
+        elif key in SECRET_FIELDS:
+            ref = f'"keyring:{crm}-{key.replace("_", "-")}"'
+            lines.append(f"{key} = {ref}" if info.is_required() else f"# {key} = {ref}")
+        elif info.is_required():
+            lines.append(f'# {key} = ""   (required: fill it in)')
         elif info.default is not None and isinstance(info.default, (str, int, float, bool)):
             lines.append(f"# {key} = {json.dumps(info.default)}")
         else:
@@ -83,17 +145,20 @@ def write_config(
     *,
     crm: str,
     name: str,
-    token_ref: str,
+    token_ref: str | None = None,
     base_url: str | None = None,
     store_url: str | None = None,
     force: bool = False,
+    settings: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write the config atomically; refuses to overwrite unless ``force``."""
     if path.exists() and not force:
         raise ConfigError(
             f"{path} already exists", hint="use --force to overwrite it, or --config for another path"
         )
-    text = render_config(crm=crm, name=name, token_ref=token_ref, base_url=base_url, store_url=store_url)
+    text = render_config(
+        crm=crm, name=name, token_ref=token_ref, base_url=base_url, store_url=store_url, settings=settings
+    )
     write_text_atomically(path, text)
     return path
 

@@ -163,6 +163,9 @@ class Page(BaseModel):
     resume: str | None = None
     # The newest modification stamp this page proves has been read completely (for the cursor).
     watermark: datetime | None = None
+    #: how many records the whole read returns, where the CRM says so (HubSpot search ``total``,
+    #: Salesforce ``totalSize``); for progress and estimates only, never for correctness.
+    total: int | None = None
 
 
 # ---- write side -------------------------------------------------------------------------------
@@ -178,6 +181,7 @@ class FieldSpec(BaseModel):
     type: Literal["number", "string", "text", "datetime", "enumeration"]
     description: str = ""
     object: Literal["account", "task"] = "account"
+    #: for ``enumeration``: the values written (ids) and, parallel to them, the labels the CRM shows.
     options: tuple[str, ...] = ()
     #: display labels, parallel to ``options`` (what reps see in a picklist)
     option_labels: tuple[str, ...] = ()

@@ -7,6 +7,7 @@ knowing whether a terminal or a log collector is watching.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -23,7 +24,8 @@ from pydantic import ValidationError
 from sqlalchemy import Engine, delete, func, select
 
 from crm_upsell_connector.apply import Applier, ApplyReport
-from crm_upsell_connector.config import Config, ConnectionConfig, format_validation_error, load_config
+from crm_upsell_connector.config import Config, ConnectionConfig, load_config, problems_error
+from crm_upsell_connector.config_errors import describe_errors
 from crm_upsell_connector.connector import Connector, ConnectorContext, ConnectorPlugin, load_plugins
 from crm_upsell_connector.errors import ConfigError, ConnectorError, MassChangeError, StopRequested
 from crm_upsell_connector.features import compute_features
@@ -133,6 +135,8 @@ class Session:
                 f"{config.source}: connections.{name}.crm: no connector named {conn_cfg.crm!r} is installed",
                 hint=f"installed: {', '.join(sorted(plugins)) or 'none'}",
             )
+        # A mistake in the connection's settings is reported before the store is touched.
+        _validated_settings(config, name, conn_cfg, plugin)
         engine = engine if engine is not None else open_store(config.store.url)
         return cls(config, name, conn_cfg, plugin, engine, secrets or SecretResolver())
 
@@ -165,12 +169,7 @@ class Session:
             self._lock.ensure_held()
 
     def settings(self) -> Any:
-        try:
-            return self.plugin.settings_model.model_validate(self.connection.settings)
-        except ValidationError as exc:
-            raise ConfigError(
-                format_validation_error(self.config.source, exc, ("connections", self.name, "settings"))
-            ) from None
+        return _validated_settings(self.config, self.name, self.connection, self.plugin)
 
     @asynccontextmanager
     async def connector(self) -> AsyncIterator[Connector]:
@@ -181,6 +180,7 @@ class Session:
             ),
             http=self.config.http,
         )
+        self.secrets.note_config_keys(self.name, self.connection.settings)
         connector = self.plugin.create(self.settings(), self.secrets, context)
         try:
             yield connector
@@ -426,22 +426,47 @@ class Session:
         return PipelineReport(run_id, status, summary)
 
 
+def _validated_settings(
+    config: Config, name: str, connection: ConnectionConfig, plugin: ConnectorPlugin
+) -> Any:
+    """The connection's settings as the connector's model; every problem at once, with its path."""
+    try:
+        return plugin.settings_model.model_validate(connection.settings)
+    except ValidationError as exc:
+        problems = describe_errors(
+            config.source, exc, plugin.settings_model, ("connections", name, "settings")
+        )
+        raise problems_error(problems) from None
+
+
 def worker_identity() -> dict[str, Any]:
     """Which process made a run: shown by ``status`` when several workers share a store."""
     return {"host": socket.gethostname(), "pid": os.getpid()}
 
 
 def _failure_status(exc: BaseException) -> str:
+    """``held`` for a plan the mass-change guard stopped, ``interrupted`` for Ctrl-C (asyncio cancels
+    the run's task, then raises KeyboardInterrupt), ``stopped`` for a stop asked for by SIGTERM,
+    ``failed`` for everything else."""
     if isinstance(exc, MassChangeError):
         return "held"
-    return "stopped" if isinstance(exc, StopRequested | KeyboardInterrupt) else "failed"
+    if isinstance(exc, KeyboardInterrupt | asyncio.CancelledError):
+        return "interrupted"
+    return "stopped" if isinstance(exc, StopRequested) else "failed"
+
+
+def _error_name(exc: BaseException) -> str:
+    return INTERRUPTED_LINE if _failure_status(exc) == "interrupted" else type(exc).__name__
+
+
+INTERRUPTED_LINE = "interrupted (Ctrl-C); the next run resumes from the last committed page or write"
 
 
 def _step_error(exc: BaseException) -> dict[str, Any]:
     """What a failed sync or apply step records: the error's kind, its line, and a guard stop."""
     line = _error_line(exc)
     return {
-        "error": type(exc).__name__,
+        "error": _error_name(exc),
         "reason": line,
         **({"guard": line} if isinstance(exc, MassChangeError) else {}),
     }
@@ -449,7 +474,11 @@ def _step_error(exc: BaseException) -> dict[str, Any]:
 
 def _error_summary(exc: BaseException) -> dict[str, Any]:
     """What a run that ended in ``exc`` records: the one-line error, its kind, and a guard stop."""
-    summary: dict[str, Any] = {"error": _error_line(exc), "error_kind": type(exc).__name__}
+    interrupted = _failure_status(exc) == "interrupted"
+    summary: dict[str, Any] = {
+        "error": _error_line(exc),
+        "error_kind": "interrupted" if interrupted else type(exc).__name__,
+    }
     if isinstance(exc, MassChangeError):
         summary["guard"] = summary["error"]
     return summary
@@ -469,6 +498,8 @@ def failure_rows(report: ApplyReport) -> list[dict[str, str]]:
 
 def _error_line(exc: BaseException) -> str:
     """One line about a failure, safe to store and show (secrets scrubbed)."""
+    if _failure_status(exc) == "interrupted":
+        return INTERRUPTED_LINE
     text = exc.one_line() if isinstance(exc, ConnectorError) else f"{type(exc).__name__}: {exc}"
     return scrub(text).splitlines()[0][:500] if text.strip() else type(exc).__name__
 

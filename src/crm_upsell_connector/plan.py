@@ -16,12 +16,13 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from crm_upsell_connector.fields import ACCOUNT_FIELD_NAMES
+from crm_upsell_connector.fields import ACCOUNT_FIELD_NAMES, segment_ids
 from crm_upsell_connector.models import FieldUpdate, TaskDraft
 from crm_upsell_connector.rules.config import RulesConfig
+from crm_upsell_connector.rules.locale import labels_for
 from crm_upsell_connector.rules.result import Recommendation
 from crm_upsell_connector.rules.tasks import render_task
-from crm_upsell_connector.store.schema import accounts, activities, outbox
+from crm_upsell_connector.store.schema import accounts, activities, outbox, owners
 
 _REASON_MAX = 2000
 
@@ -57,6 +58,18 @@ class Plan:
     accounts: int = 0
     #: no account shows any of the product's fields yet: the first write to this CRM.
     first_write: bool = False
+    #: owner id -> name, for showing the plan (the CRM ids stay in ``--json``).
+    owner_names: dict[str, str] = field(default_factory=dict)
+    #: account id -> name, for the tasks.
+    account_names: dict[str, str] = field(default_factory=dict)
+    #: segment id -> label ([locale.segments]).
+    segment_labels: dict[str, str] = field(default_factory=dict)
+
+    def owner(self, owner_id: str | None) -> str:
+        """The owner as the plan shows it: the name, else the id, else '(no owner)'."""
+        if not owner_id:
+            return "(no owner)"
+        return self.owner_names.get(owner_id) or f"owner {owner_id}"
 
     @property
     def empty(self) -> bool:
@@ -79,22 +92,29 @@ class Plan:
             "first_write": self.first_write,
         }
 
-    def render(self, limit: int | None = None) -> str:
-        """A human-readable diff, like ``terraform plan``."""
+    def render(self, limit: int | None = None, *, ids: bool = True) -> str:
+        """A human-readable diff, like ``terraform plan``: accounts and owners by name.
+
+        ``ids`` adds the accounts' CRM ids (the demo leaves them out; ``--json`` has everything).
+        """
         lines: list[str] = []
         for change in self.changes[:limit]:
-            lines.append(f"~ account {change.account_id} ({change.account_name})")
+            where = f" ({change.account_id})" if ids else ""
+            lines.append(f"~ account {change.account_name or change.account_id}{where}")
             for name, new in change.after.items():
                 old = change.before.get(name)
                 if name == "updated_at" or _same(old, new):
                     continue
+                if name == "segment":
+                    old = self.segment_labels.get(old or "", old)
+                    new = self.segment_labels.get(new, new)
                 shown_old, shown_new = show_change(old, new)
-                lines.append(f"    {name}: {shown_old} -> {shown_new}")
+                lines.append(f"    {name.replace('_', ' ')}: {shown_old} -> {shown_new}")
         for task in self.tasks[:limit]:
-            lines.append(
-                f"+ task on account {task.account_id} for owner {task.owner_id or '(none)'}: {task.subject}"
-            )
-            lines.append(f"    due {task.due.isoformat()}, priority {task.priority}, key {task.key}")
+            account = self.account_names.get(task.account_id) or task.account_id
+            where = f" ({task.account_id})" if ids else ""
+            lines.append(f"+ task for {self.owner(task.owner_id)} on {account}{where}: {task.subject}")
+            lines.append(f"    due {task.due.isoformat()}, priority {task.priority}")
         hidden = 0 if limit is None else max(0, len(self.changes) - limit) + max(0, len(self.tasks) - limit)
         if hidden:
             lines.append(f"  ... and {hidden} more (use --json for all)")
@@ -198,6 +218,16 @@ def accounts_with_open_upsell_tasks(conn: Connection, connection: str) -> set[st
     return {a for a in crm if a} | set(queued)
 
 
+def owner_names(conn: Connection, connection: str) -> dict[str, str]:
+    """Owner id -> name (the e-mail where the CRM gives no name)."""
+    return {
+        row.id: row.name or row.email or row.id
+        for row in conn.execute(
+            select(owners.c.id, owners.c.name, owners.c.email).where(owners.c.connection == connection)
+        )
+    }
+
+
 def build_plan(
     conn: Connection,
     connection: str,
@@ -217,11 +247,15 @@ def build_plan(
     plan.accounts = len(current)
     plan.first_write = not any(any(v for v in shown.values()) for _, shown in current.values())
     covered = accounts_with_open_upsell_tasks(conn, connection)
+    plan.owner_names = owner_names(conn, connection)
+    labels = labels_for(rules)
+    plan.segment_labels = {s: labels.segment(s) for s in segment_ids(rules)}
     stamp = now.replace(microsecond=0).isoformat().replace("+00:00", "Z")
     for rec in recommendations:
         if rec.account_id not in current:
             continue
         name, shown = current[rec.account_id]
+        plan.account_names[rec.account_id] = name
         wanted = desired_values(rec)
         before = {k: shown.get(k) for k in ACCOUNT_FIELD_NAMES}
         if not all(_same(before.get(k), v) for k, v in wanted.items()):
@@ -233,7 +267,7 @@ def build_plan(
                 plan.skipped.get("already have an open upsell task", 0) + 1
             )
             continue
-        rendered = render_task(rec, rules.tasks, now)
+        rendered = render_task(rec, rules, now, owner_name=plan.owner_names.get(rec.owner_id or ""))
         plan.tasks.append(
             TaskDraft(
                 key=task_key(connection, rec, now),

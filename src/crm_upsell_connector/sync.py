@@ -32,6 +32,8 @@ from crm_upsell_connector.store.repo import (
 
 log = logging.getLogger(__name__)
 
+#: ``progress(stream, records)`` after each committed page. A progress object may also have
+#: ``set_total(stream, total)``, called when the CRM says how many records the read returns.
 Progress = Callable[[str, int], None]
 
 
@@ -260,6 +262,9 @@ class Syncer:
         report.records += stored
         report.pages += 1
         if self.progress is not None:
+            set_total = getattr(self.progress, "set_total", None)
+            if page.total is not None and set_total is not None:
+                set_total(state.stream, page.total)
             self.progress(state.stream, stored)
 
     def _delete_pass_due(self, state: SyncState) -> bool:

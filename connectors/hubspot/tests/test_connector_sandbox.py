@@ -220,7 +220,7 @@ async def test_batch_update_with_partial_failures(sandbox: Running, connector: H
         FieldUpdate(account_id=a, values={"segment": "champion", "reason": "席の 92% を利用"})
         for a in accounts
     ]
-    updates.append(FieldUpdate(account_id="999999999", values={"segment": "x"}))
+    updates.append(FieldUpdate(account_id="999999999", values={"segment": "champion"}))
     updates.append(FieldUpdate(account_id=accounts[0], values={"loyalty_score": "not a number"}))
     results = await connector.update_accounts(updates)
     assert [r.ref for r in results] == [u.account_id for u in updates]

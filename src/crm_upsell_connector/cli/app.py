@@ -3,32 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import getpass
 import logging
 import signal
 import sys
 import threading
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from crm_upsell_connector.apply import ApplyReport
-from crm_upsell_connector.cli import output
-from crm_upsell_connector.cli.usage import check_usage, fact_sources, usage_app
-from crm_upsell_connector.config import ApplySettings, default_config_path, load_config
-from crm_upsell_connector.connector import Connector, load_plugins
+from crm_upsell_connector.cli.init_cmd import InitCommand
 from crm_upsell_connector.errors import ConfigError
-from crm_upsell_connector.fields import ALL_FIELDS
-from crm_upsell_connector.guard import review_notes
-from crm_upsell_connector.logs import setup_logging
-from crm_upsell_connector.pipeline import Session
-from crm_upsell_connector.plan import Plan
-from crm_upsell_connector.rules.result import Recommendation
-from crm_upsell_connector.secrets import SecretResolver
-from crm_upsell_connector.sync import Progress, SyncReport
+
+if TYPE_CHECKING:
+    from crm_upsell_connector.connector import Connector
+    from crm_upsell_connector.pipeline import Session
+    from crm_upsell_connector.plan import Plan
+
+# Start-up stays quick (``--help`` and ``--version`` in well under 0.3 s): this module imports only
+# typer; each command imports the modules it needs (SQLAlchemy, CEL, rich, the connectors) when it runs.
 
 app = typer.Typer(
     name="crm-upsell",
@@ -36,14 +30,27 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help (no rich panels): it renders in a fraction of the time and reads the same in a pipe.
+    rich_markup_mode=None,
+    epilog="Global options may also follow the command: crm-upsell check --config FILE.",
 )
-auth_app = typer.Typer(help="Store or delete secrets in the system keyring.", no_args_is_help=True)
+auth_app = typer.Typer(
+    help="Store or delete secrets in the system keyring.", no_args_is_help=True, rich_markup_mode=None
+)
 sandbox_app = typer.Typer(
-    help="Run a CRM sandbox (an emulator of the CRM's API) on loopback.", no_args_is_help=True
+    help="Run a CRM sandbox (an emulator of the CRM's API) on loopback.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(auth_app, name="auth")
 app.add_typer(sandbox_app, name="sandbox")
-app.add_typer(usage_app, name="usage")
+
+
+def _usage_app() -> None:
+    # `crm-upsell usage ...` lives in cli/usage.py; registered here so --help lists it.
+    from crm_upsell_connector.cli.usage import usage_app
+
+    app.add_typer(usage_app, name="usage")
 
 
 @dataclass
@@ -63,9 +70,22 @@ def _globals(ctx: typer.Context) -> Globals:
     return obj
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from crm_upsell_connector.cli.version import version_lines
+
+        for line in version_lines():
+            typer.echo(line)
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_show_version, help="show the version and exit"),
+    ] = False,
     config: Annotated[
         Path | None,
         typer.Option(
@@ -94,6 +114,8 @@ def _root(
 ) -> None:
     if log_format not in ("text", "json"):
         raise ConfigError(f"--log-format {log_format!r}: use 'text' or 'json'")
+    from crm_upsell_connector.logs import setup_logging
+
     fmt: Literal["text", "json"] = "json" if log_format == "json" else "text"
     setup_logging(_level(verbose), fmt)
     ctx.obj = Globals(config, connection, verbose, wait, fmt)
@@ -118,6 +140,8 @@ def _level(verbose: int, quiet: int = logging.WARNING) -> int:
 
 
 def _session(ctx: typer.Context) -> Session:
+    from crm_upsell_connector.pipeline import Session
+
     g = _globals(ctx)
     session = Session.from_path(g.config, g.connection)
     session.lock_wait_s = g.wait
@@ -128,17 +152,20 @@ def _session(ctx: typer.Context) -> Session:
 # ---- set-up -------------------------------------------------------------------------------------
 
 
-@app.command()
+@app.command(
+    cls=InitCommand,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
 def init(
     ctx: typer.Context,
     crm: Annotated[
-        str | None, typer.Option(help="hubspot (more CRMs as their connectors are installed)")
+        str | None, typer.Option(help="which CRM: one of the installed connectors ('crm-upsell connectors')")
     ] = None,
     name: Annotated[str, typer.Option(help="name of the connection")] = "main",
     token: Annotated[
-        str | None, typer.Option(help="secret reference for the CRM token, e.g. keyring:hubspot-token")
+        str | None,
+        typer.Option(help="HubSpot: secret reference for the private-app token, e.g. keyring:hubspot-token"),
     ] = None,
-    base_url: Annotated[str | None, typer.Option(help="API base URL (a sandbox or proxy)")] = None,
     store_url: Annotated[
         str | None, typer.Option(help="store URL (default: SQLite in the user data dir)")
     ] = None,
@@ -151,45 +178,37 @@ def init(
         ),
     ] = False,
 ) -> None:
-    """Write a config file from the documented example, asking for what is not given as flags."""
-    from crm_upsell_connector.init import write_config
+    """Write a config file from the documented example, asking for what is not given as flags.
+
+    Each setting of the chosen connector is a flag too (--base-url, --client-id, --data-centre,
+    --login-url...), written uncommented; the list per connector is at the end of this help.
+    """
+    from crm_upsell_connector.cli.init_cmd import run_init
 
     g = _globals(ctx)
-    path = g.config or default_config_path()
-    if discover and path.exists() and not force:
-        from crm_upsell_connector.cli.discover import discover_into_config
+    if discover and not force:
+        from crm_upsell_connector.config import default_config_path
 
-        discover_into_config(path, g.connection)
-        return
-    interactive = sys.stdin.isatty()
-    if crm is None:
-        crm = typer.prompt("CRM", default="hubspot") if interactive else "hubspot"
-    if token is None:
-        default_ref = f"keyring:{crm}-token"
-        token = (
-            typer.prompt("Secret reference for the token", default=default_ref)
-            if interactive
-            else default_ref
-        )
-    written = write_config(
-        path, crm=crm, name=name, token_ref=token, base_url=base_url, store_url=store_url, force=force
+        path = g.config or default_config_path()
+        if path.exists():
+            from crm_upsell_connector.cli.discover import discover_into_config
+
+            discover_into_config(path, g.connection)
+            return
+    run_init(
+        ctx,
+        config=_globals(ctx).config,
+        crm=crm,
+        name=name,
+        token=token,
+        store_url=store_url,
+        force=force,
     )
-    output.console.print(f"wrote {written}")
-    secret = token.partition(":")[2]
-    if crm != "hubspot":
-        output.console.print(
-            f"next: fill in [connections.{name}.settings] (each key is documented there), store its secrets "
-            "with 'crm-upsell auth set NAME', then run 'crm-upsell check'"
-        )
-    elif token.startswith("keyring:") and not discover:
-        output.console.print(
-            f"next: crm-upsell auth set {secret}, then crm-upsell init --discover (proposes the field "
-            "mapping and catalogue from your CRM), then crm-upsell check"
-        )
     if discover:
         from crm_upsell_connector.cli.discover import discover_into_config
+        from crm_upsell_connector.config import default_config_path
 
-        discover_into_config(written, name)
+        discover_into_config(g.config or default_config_path(), name)
 
 
 @auth_app.command("set")
@@ -197,14 +216,25 @@ def auth_set(
     name: Annotated[str, typer.Argument(help="the name used in the config, e.g. hubspot-token")],
 ) -> None:
     """Store a secret in the keyring (asked for without echo, or read from standard input)."""
+    import getpass
+
+    from crm_upsell_connector.cli import output
+    from crm_upsell_connector.secrets import SecretResolver, parse_ref
+
+    parse_ref(f"keyring:{name}")
+    resolver = SecretResolver()
+    resolver.check_backend()  # before asking for the value: no secret typed in for nothing
     value = getpass.getpass(f"value for {name}: ") if sys.stdin.isatty() else sys.stdin.readline().strip()
-    SecretResolver().store(name, value)
+    resolver.store(name, value)
     output.console.print(f"stored {name} in the keyring")
 
 
 @auth_app.command("delete")
 def auth_delete(name: Annotated[str, typer.Argument(help="the secret's name")]) -> None:
     """Remove a secret from the keyring."""
+    from crm_upsell_connector.cli import output
+    from crm_upsell_connector.secrets import SecretResolver
+
     if SecretResolver().delete(name):
         output.console.print(f"deleted {name}")
     else:
@@ -214,6 +244,9 @@ def auth_delete(name: Annotated[str, typer.Argument(help="the secret's name")]) 
 @app.command()
 def connectors() -> None:
     """List the CRM connectors that are installed and load."""
+    from crm_upsell_connector.cli import output
+    from crm_upsell_connector.connector import load_plugins
+
     plugins = load_plugins()
     if not plugins:
         output.console.print("no connectors installed")
@@ -225,11 +258,14 @@ def connectors() -> None:
 @app.command()
 def check(ctx: typer.Context) -> None:
     """Check the config, the store, the credentials, the permissions and the product's fields."""
+    from crm_upsell_connector.cli import output
+
     session = _session(ctx)
     output.console.print(f"ok   config {session.config.source}")
     output.console.print(f"ok   store {session.engine.url.render_as_string(hide_password=True)}")
 
     from crm_upsell_connector.cli.discover import check_against_crm
+    from crm_upsell_connector.cli.usage import check_usage
 
     code = check_against_crm(session)
     usage_ok = check_usage(session)
@@ -242,11 +278,14 @@ def check(ctx: typer.Context) -> None:
 @app.command()
 def setup(ctx: typer.Context) -> None:
     """Create the product's fields in the CRM (idempotent)."""
+    from crm_upsell_connector.cli import output
+    from crm_upsell_connector.fields import fields_for
+
     session = _session(ctx)
 
     async def go() -> list[str]:
         async with session.connector() as connector:
-            return await connector.ensure_fields(ALL_FIELDS)
+            return await connector.ensure_fields(fields_for(session.rules))
 
     created = asyncio.run(go())
     if created:
@@ -263,6 +302,8 @@ def sync(
     ctx: typer.Context, full: Annotated[bool, typer.Option("--full", help="read everything again")] = False
 ) -> None:
     """Read what changed in the CRM since the last sync into the store."""
+    from crm_upsell_connector.cli import output
+
     session = _session(ctx)
 
     async def go() -> bool:
@@ -286,14 +327,16 @@ def score(
     top: Annotated[int, typer.Option(help="how many proposals to list")] = 10,
 ) -> None:
     """Score every account, segment it and pick its proposal (from the store; no CRM calls)."""
+    from crm_upsell_connector.cli import output
+
     session = _session(ctx)
     with session.writing():
         recs = session.score()
     if as_json:
         output.print_json([r.model_dump(mode="json") for r in recs])
         return
-    output.segment_counts(recs)
-    output.top_proposals(recs, top)
+    output.segment_counts(recs, session.rules)
+    output.top_proposals(recs, top, session.rules)
 
 
 @app.command()
@@ -302,6 +345,7 @@ def explain(
 ) -> None:
     """Show the score, every factor, rule and guardrail, and the proposal for one account."""
     from crm_upsell_connector.cli.explain import render_explanation
+    from crm_upsell_connector.cli.usage import fact_sources
 
     session = _session(ctx)
     with session.writing():
@@ -323,6 +367,8 @@ def plan(
     ] = None,
 ) -> None:
     """Show every write apply would make, without making any (and save it with --out FILE)."""
+    from crm_upsell_connector.cli import output
+    from crm_upsell_connector.guard import review_notes
     from crm_upsell_connector.plan_file import save_plan
 
     session = _session(ctx)
@@ -352,6 +398,7 @@ def apply(
     ] = False,
 ) -> None:
     """Make the writes the plan shows (fields on accounts, tasks for owners)."""
+    from crm_upsell_connector.cli import output
     from crm_upsell_connector.plan_file import fresh_saved_plan
 
     session = _session(ctx)
@@ -374,38 +421,12 @@ def apply(
 
 async def _apply(session: Session, connector: Connector, result: Plan) -> bool:
     """Apply a plan with a progress bar; True when every write went through."""
+    from crm_upsell_connector.cli import output
+
     with output.progress_bar("writing") as advance:
         report = await session.apply(connector, result, progress=advance)
     output.apply_summary(report)
     return report.ok
-
-
-@dataclass
-class CliView:
-    """Shows a pipeline run on the terminal: progress bars, the sync table, segments, the plan."""
-
-    #: the mass-change thresholds, to say under the plan which ones it goes over.
-    guard: ApplySettings | None = None
-
-    def progress(self, label: str) -> AbstractContextManager[Progress]:
-        return output.progress_bar(label)
-
-    def synced(self, report: SyncReport) -> None:
-        output.sync_table(report)
-        if report.failed:
-            # Scoring on half-synced data could propose the wrong thing: write nothing this time.
-            output.console.print("Nothing written to the CRM this run because a stream failed to sync.")
-
-    def scored(self, recs: list[Recommendation]) -> None:
-        output.segment_counts(recs)
-
-    def planned(self, plan: Plan) -> None:
-        output.console.print(plan.render(limit=20))
-        for line in review_notes(plan, self.guard) if self.guard is not None else []:
-            output.console.print(line)
-
-    def applied(self, report: ApplyReport) -> None:
-        output.apply_summary(report)
 
 
 @app.command()
@@ -418,12 +439,15 @@ def run(
     ] = False,
 ) -> None:
     """Sync, score, plan and apply, in one go."""
+    from crm_upsell_connector.cli import output
+    from crm_upsell_connector.cli.view import CliView
+
     session = _session(ctx)
     session.allow_mass_change = allow_mass_change
 
     async def go() -> bool:
         async with session.connector() as connector:
-            view = CliView(guard=session.config.apply)
+            view = CliView(session.rules, guard=session.config.apply)
             report = await session.run_pipeline(connector, full=full, dry_run=dry_run, view=view)
             return report.ok
 
@@ -442,6 +466,8 @@ def schedule(ctx: typer.Context) -> None:
     Start as many workers as you like on one PostgreSQL store: each tick of a connection runs on
     exactly one of them. Logs go to standard error (--log-format json for log collectors).
     """
+    from crm_upsell_connector.config import load_config
+    from crm_upsell_connector.logs import setup_logging
     from crm_upsell_connector.scheduler import run_worker
 
     g = _globals(ctx)
@@ -460,6 +486,9 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="the status as JSON")] = False,
 ) -> None:
     """Per connection: the last run, the next run and the credentials' health (exit 1 when unhealthy)."""
+    from crm_upsell_connector.cli import output
+    from crm_upsell_connector.config import load_config
+    from crm_upsell_connector.secrets import SecretResolver
     from crm_upsell_connector.status import gather_status
     from crm_upsell_connector.store.engine import open_store
 
@@ -503,7 +532,11 @@ def sandbox_serve(
     latency_ms: Annotated[int, typer.Option(min=0, help="added latency per request")] = 0,
     rate_limit: Annotated[int | None, typer.Option(help="requests per rate-limit interval")] = None,
 ) -> None:
-    """Serve a seeded CRM sandbox until interrupted."""
+    """Serve a seeded CRM sandbox until interrupted.
+
+    Prints what to connect with on standard output: a [connections.sandbox] section for a config
+    file and the sandbox's fixed credentials as environment variables to export.
+    """
     from crm_upsell_connector.demo import serve_sandbox
 
     serve_sandbox(
@@ -514,3 +547,5 @@ def sandbox_serve(
 # Commands kept in modules of their own (imported last: they register on ``app``).
 from crm_upsell_connector.cli import discover as _discover  # noqa: E402, F401
 from crm_upsell_connector.cli import runs as _runs  # noqa: E402, F401
+
+_usage_app()

@@ -5,21 +5,19 @@ from __future__ import annotations
 import asyncio
 import tomllib
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from crm_upsell_connector.cli import output
 from crm_upsell_connector.cli.app import _session, app
-from crm_upsell_connector.config import parse_config
-from crm_upsell_connector.connector import Connector
-from crm_upsell_connector.discovery import CrmSchema
 from crm_upsell_connector.errors import ConfigError, ConnectorError
-from crm_upsell_connector.init import write_text_atomically
-from crm_upsell_connector.models import CheckResult
-from crm_upsell_connector.pipeline import Session
-from crm_upsell_connector.propose import apply_proposal, propose_mapping
-from crm_upsell_connector.validate import Problem, validate
+
+if TYPE_CHECKING:
+    from crm_upsell_connector.connector import Connector
+    from crm_upsell_connector.discovery import CrmSchema
+    from crm_upsell_connector.models import CheckResult
+    from crm_upsell_connector.pipeline import Session
+    from crm_upsell_connector.validate import Problem
 
 
 async def describe(connector: Connector, *, sample_size: int = 200, catalogue: bool = True) -> CrmSchema:
@@ -42,6 +40,8 @@ def discover(
     ] = 200,
 ) -> None:
     """What the CRM holds that the product can use: account fields (types, fill), products, owners."""
+    from crm_upsell_connector.cli import output
+
     session = _session(ctx)
 
     async def go() -> CrmSchema:
@@ -56,6 +56,8 @@ def discover(
 
 
 def render_schema(schema: CrmSchema) -> None:
+    from crm_upsell_connector.cli import output
+
     for obj in schema.objects:
         sampled = f", fill counted over {obj.sampled} record(s)" if obj.sampled else ""
         output.console.print(f"{obj.object} = {obj.crm_name}: {len(obj.fields)} field(s){sampled}")
@@ -83,6 +85,7 @@ def check_against_crm(session: Session) -> int:
     Returns the exit code: 2 (configuration error) when the config does not fit the CRM or the
     product's fields are missing, 1 when another check failed, 0 otherwise (warnings included).
     """
+    from crm_upsell_connector.cli import output
 
     async def go() -> tuple[list[CheckResult], list[Problem] | None, bool]:
         async with session.connector() as connector:
@@ -103,6 +106,8 @@ def check_against_crm(session: Session) -> int:
 async def validate_config(session: Session, connector: Connector) -> tuple[list[Problem], bool]:
     """The config's problems against the CRM (see ``validate.py``), and whether the product's fields
     are missing (the connector's ``check`` has a line about those already)."""
+    from crm_upsell_connector.validate import Problem, validate
+
     try:
         schema = await describe(connector)
     except ConnectorError as exc:  # a missing scope, say: one line, and check goes on
@@ -114,6 +119,8 @@ async def validate_config(session: Session, connector: Connector) -> tuple[list[
 
 
 def print_problems(problems: list[Problem]) -> None:
+    from crm_upsell_connector.cli import output
+
     for p in problems:
         output.console.print(("FAIL " if p.severity == "error" else "warn ") + p.line())
     errors = sum(1 for p in problems if p.severity == "error")
@@ -127,6 +134,12 @@ def print_problems(problems: list[Problem]) -> None:
 def discover_into_config(path: Path, connection: str | None) -> None:
     """``init --discover``: rewrite ``[features.fields]`` of the config at ``path`` from the CRM and
     add the catalogue skeleton; the new text is checked before it replaces the file."""
+    from crm_upsell_connector.cli import output
+    from crm_upsell_connector.config import parse_config
+    from crm_upsell_connector.init import write_text_atomically
+    from crm_upsell_connector.pipeline import Session
+    from crm_upsell_connector.propose import apply_proposal, propose_mapping
+
     session = Session.from_path(path, connection)
 
     async def go() -> CrmSchema:

@@ -11,11 +11,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from crm_upsell_connector.apply import ApplyReport
 from crm_upsell_connector.models import CheckResult
+from crm_upsell_connector.rules.config import RulesConfig
+from crm_upsell_connector.rules.locale import guardrail_label, labels_for
 from crm_upsell_connector.rules.result import Recommendation
 from crm_upsell_connector.status import StatusReport
 from crm_upsell_connector.sync import SyncReport
@@ -29,9 +38,35 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
+class Bars:
+    """Live bars, one per stream: ``bars(what, n)`` advances, ``set_total`` gives the size and an estimate."""
+
+    def __init__(self, label: str, progress: Progress) -> None:
+        self.label = label
+        self.progress = progress
+        self.tasks: dict[str, Any] = {}
+
+    def _task(self, what: str) -> Any:
+        if what not in self.tasks:
+            self.tasks[what] = self.progress.add_task(f"{self.label} {what}", total=None)
+        return self.tasks[what]
+
+    def __call__(self, what: str, n: int) -> None:
+        self.progress.advance(self._task(what), n)
+
+    def set_total(self, what: str, total: int) -> None:
+        task = self._task(what)
+        if self.progress.tasks[task].total is None:
+            self.progress.update(task, total=total)
+
+
 @contextmanager
 def progress_bar(label: str, enabled: bool | None = None) -> Iterator[Callable[[str, int], None]]:
-    """A callback ``(what, n)`` that advances live bars on a terminal and does nothing otherwise."""
+    """A callback ``(what, n)`` that advances live bars on a terminal and does nothing otherwise.
+
+    Where the CRM says how many records a read returns, the bar shows ``done/total`` and the time
+    left; otherwise the count and the time so far.
+    """
     if enabled is None:
         enabled = err_console.is_terminal
     if not enabled:
@@ -42,18 +77,13 @@ def progress_bar(label: str, enabled: bool | None = None) -> Iterator[Callable[[
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
         console=err_console,
         transient=True,
     )
-    tasks: dict[str, Any] = {}
-
-    def advance(what: str, n: int) -> None:
-        if what not in tasks:
-            tasks[what] = bars.add_task(f"{label} {what}", total=None)
-        bars.advance(tasks[what], n)
-
     with bars:
-        yield advance
+        yield Bars(label, bars)
 
 
 def sync_table(report: SyncReport) -> None:
@@ -70,7 +100,9 @@ def sync_table(report: SyncReport) -> None:
         console.print(matched["line"], markup=False)
 
 
-def segment_counts(recs: Sequence[Recommendation]) -> None:
+def segment_counts(recs: Sequence[Recommendation], rules: RulesConfig | None = None) -> None:
+    """Accounts per segment (by label) and what the guardrails held back (in words)."""
+    labels = labels_for(rules)
     counts = Counter(r.segment for r in recs)
     proposals = sum(1 for r in recs if r.proposal is not None)
     ready = sum(1 for r in recs if r.proposal is not None and r.blocked_by is None)
@@ -82,15 +114,17 @@ def segment_counts(recs: Sequence[Recommendation]) -> None:
     table.add_column("segment")
     table.add_column("accounts", justify="right")
     for segment, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
-        table.add_row(segment, str(n))
+        table.add_row(labels.segment(segment), str(n))
     console.print(table)
     if blocked:
         console.print(
-            "Guardrails (no new task): " + ", ".join(f"{name} {n}" for name, n in sorted(blocked.items()))
+            "Held back by guardrails (no new task): "
+            + "; ".join(f"{guardrail_label(rules, name)}: {n}" for name, n in sorted(blocked.items()))
         )
 
 
-def top_proposals(recs: Sequence[Recommendation], limit: int = 10) -> None:
+def top_proposals(recs: Sequence[Recommendation], limit: int = 10, rules: RulesConfig | None = None) -> None:
+    labels = labels_for(rules)
     ranked = sorted(
         (r for r in recs if r.proposal is not None),
         key=lambda r: (-(r.proposal.uplift if r.proposal else 0.0), -r.score, r.account_id),
@@ -103,7 +137,7 @@ def top_proposals(recs: Sequence[Recommendation], limit: int = 10) -> None:
         table.add_row(
             f"{r.account_name} ({r.account_id})",
             f"{r.score:.0f}",
-            f"{r.proposal.product_name} [{r.proposal.kind}]",
+            f"{r.proposal.product_name} ({labels.kind(r.proposal.kind)})",
             f"{r.proposal.uplift:,.0f}",
             r.reason,
         )
@@ -137,6 +171,13 @@ def _count(value: int | None) -> str:
     return "-" if value is None else str(value)
 
 
+def _restates(problem: str, c: Any) -> bool:
+    shown = [f"{c.credentials.state}: {c.credentials.detail}"]
+    if c.last_run is not None:
+        shown.append(c.last_run.error or f"last run {c.last_run.status}")
+    return any(text and (text in problem or problem == text) for text in shown)
+
+
 def status_report(report: StatusReport) -> None:
     """A few lines per connection (readable in a terminal, a mail or a log), then the workers."""
     for c in report.connections:
@@ -159,9 +200,15 @@ def status_report(report: StatusReport) -> None:
         if c.last_ok_at is not None and (last is None or last.status != "ok"):
             console.print(f"  last ok      {_when(c.last_ok_at)} UTC")
         console.print(f"  next run     {_when(c.next_run) + ' UTC' if c.next_run else '-'}")
-        console.print(f"  credentials  {c.credentials.state}: {c.credentials.detail}")
+        detail = c.credentials.detail
+        if last is not None and last.error and detail and detail in last.error:
+            detail = "the CRM refused them in the last run (the error above)"
+        console.print(f"  credentials  {c.credentials.state}: {detail}")
+        # Each error once: a problem that restates the run's error or the credentials line above is
+        # not printed again (``--json`` keeps the full list).
         for problem in c.problems:
-            console.print(f"  attention    {problem}")
+            if not _restates(problem, c):
+                console.print(f"  attention    {problem}")
     if report.workers:
         for w in report.workers:
             state = "alive" if w.alive else "silent"

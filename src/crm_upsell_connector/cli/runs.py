@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from crm_upsell_connector.cli import output
 from crm_upsell_connector.cli.app import _globals, app
-from crm_upsell_connector.config import load_config
 from crm_upsell_connector.errors import ConfigError
-from crm_upsell_connector.store.engine import open_store
-from crm_upsell_connector.store.runs import RunRecord, get_run, list_runs
+
+if TYPE_CHECKING:
+    from crm_upsell_connector.store.runs import RunRecord
+
 
 runs_app = typer.Typer(help="The run history: when, how started, status, records, writes, failures.")
 app.add_typer(runs_app, name="runs")
@@ -44,6 +44,11 @@ def runs(
     as_json: Annotated[bool, typer.Option("--json", help="the runs as JSON")] = False,
 ) -> None:
     """The newest runs of the connection (all connections when the config has several and none is chosen)."""
+    from crm_upsell_connector.cli import output
+    from crm_upsell_connector.config import load_config
+    from crm_upsell_connector.store.engine import open_store
+    from crm_upsell_connector.store.runs import list_runs
+
     if ctx.invoked_subcommand is not None:
         return
     g = _globals(ctx)
@@ -82,6 +87,11 @@ def show(
     ctx: typer.Context, run_id: Annotated[int, typer.Argument(help="the run's id (from 'crm-upsell runs')")]
 ) -> None:
     """Everything one run recorded: streams, calls, writes, failures with reasons, guard stops."""
+    from crm_upsell_connector.cli import output
+    from crm_upsell_connector.config import load_config
+    from crm_upsell_connector.store.engine import open_store
+    from crm_upsell_connector.store.runs import get_run, list_runs
+
     g = _globals(ctx)
     config = load_config(g.config)
     run = get_run(open_store(config.store.url), run_id)

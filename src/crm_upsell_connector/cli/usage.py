@@ -11,15 +11,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from crm_upsell_connector.cli import output
 from crm_upsell_connector.errors import ConfigError, ConnectorError
-from crm_upsell_connector.usage.config import UsageSource
-from crm_upsell_connector.usage.preview import SourcePreview, left_out, preview_source
 
 if TYPE_CHECKING:
     from crm_upsell_connector.pipeline import Session
+    from crm_upsell_connector.usage.config import UsageSource
+    from crm_upsell_connector.usage.preview import SourcePreview
 
 usage_app = typer.Typer(
     help="Usage sources ([[usage.sources]]): preview one, or see what did not match.", no_args_is_help=True
@@ -50,6 +48,8 @@ def _sources(session: Session, name: str | None) -> list[UsageSource]:
 
 def source_previews(session: Session, name: str | None = None) -> list[SourcePreview]:
     """Every (or the named) source of the session's connection, read and matched; raises on failure."""
+    from crm_upsell_connector.usage.preview import preview_source
+
     return [preview_source(session.engine, session.name, s, session.secrets) for s in _sources(session, name)]
 
 
@@ -60,6 +60,8 @@ def preview(
     as_json: Annotated[bool, typer.Option("--json", help="the preview as JSON")] = False,
 ) -> None:
     """Read a usage source (nothing is stored): columns, rows, sample rows, match rate."""
+    from crm_upsell_connector.cli import output
+
     previews = source_previews(_session(ctx), source)
     if as_json:
         output.print_json([p.to_json() for p in previews])
@@ -69,6 +71,10 @@ def preview(
 
 
 def _show(p: SourcePreview) -> None:
+    from rich.table import Table
+
+    from crm_upsell_connector.cli import output
+
     s = p.source
     out = output.console
     out.print(f"usage source {s.name}: {s.describe()}", style="bold", markup=False)
@@ -98,6 +104,9 @@ def report(
     as_json: Annotated[bool, typer.Option("--json", help="the report as JSON")] = False,
 ) -> None:
     """From the store: the keys that matched no account and the accounts without usage."""
+    from crm_upsell_connector.cli import output
+    from crm_upsell_connector.usage.preview import left_out
+
     session = _session(ctx)
     results: list[dict[str, Any]] = []
     with session.engine.connect() as conn:
@@ -128,6 +137,7 @@ def report(
 
 def check_usage(session: Session) -> bool:
     """The ``check`` lines: each source reachable with its columns, and its last match counts."""
+    from crm_upsell_connector.cli import output
     from crm_upsell_connector.usage.matching import stored_match_report
     from crm_upsell_connector.usage.readers import SourceReader
 

@@ -15,9 +15,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from crm_upsell_connector.config_errors import describe_errors
 from crm_upsell_connector.errors import ConfigError, RuleError
 from crm_upsell_connector.features import FeaturesConfig, FeatureSpec, feature_schema
 from crm_upsell_connector.rules.expressions import Expression, ResultType, compile_expression, sample_context
+from crm_upsell_connector.rules.locale import TASK_BODY, TASK_SUBJECT, LocaleConfig, localise_task_templates
 
 Kind = Literal["upgrade", "cross_sell", "retention"]
 KINDS: tuple[Kind, ...] = ("upgrade", "cross_sell", "retention")
@@ -31,6 +33,7 @@ RULE_SECTIONS: tuple[str, ...] = (
     "retention",
     "guardrails",
     "tasks",
+    "locale",
 )
 
 # Names the engine adds to the context as it goes: scoring first, then segment, then tags.
@@ -47,6 +50,7 @@ TASK_PLACEHOLDERS: dict[str, str] = {
     "account_id": "the account's CRM id",
     "account_name": "the account's name",
     "owner_id": "the owner's CRM id",
+    "owner_name": "the owner's name (the id where the store has no name)",
     "kind": "upgrade, cross_sell or retention",
     "kind_label": "Upgrade, Cross-sell or Retention",
     "product_sku": "the proposed product's SKU",
@@ -54,10 +58,10 @@ TASK_PLACEHOLDERS: dict[str, str] = {
     "offer": "the rule's offer hint, or nothing",
     "uplift": "expected yearly revenue uplift, formatted with the currency",
     "score": "the loyalty score",
-    "segment": "the segment",
+    "segment": "the segment's label ([locale.segments])",
     "tags": "the tags, comma-separated",
     "reason": "the reason in plain words",
-    "facts": "the facts behind the reason, one per line",
+    "facts": "the facts behind the reason in words, one per line",
     "rule": "the rule that produced the proposal",
 }
 
@@ -244,12 +248,8 @@ class PriorityBand(_Section):
 
 
 class TasksConfig(_Section):
-    subject: str = "$kind_label: propose $product_name to $account_name"
-    body: str = (
-        "Propose $product_name ($kind_label) to $account_name.\n\n"
-        "Why: $reason\n\nFacts:\n$facts\n\nOffer: $offer\n"
-        "Expected uplift: $uplift per year. Loyalty score $score ($segment). Rule: $rule."
-    )
+    subject: str = TASK_SUBJECT["en"]
+    body: str = TASK_BODY["en"]
     due_in_days: int = Field(default=7, ge=0)
     priority: list[PriorityBand] = Field(
         default_factory=lambda: [
@@ -276,6 +276,7 @@ class RulesConfig(_Section):
     retention: list[RetentionRule] = Field(default_factory=list)
     guardrails: GuardrailsConfig = Field(default_factory=GuardrailsConfig)
     tasks: TasksConfig = Field(default_factory=TasksConfig)
+    locale: LocaleConfig = Field(default_factory=LocaleConfig)
 
     _compiled: CompiledRules | None = PrivateAttr(default=None)
     #: features other sections add (``[[usage.sources]]`` metrics), set by ``load_rules``.
@@ -526,15 +527,10 @@ def load_rules(
     try:
         rules = RulesConfig.model_validate(subset)
     except ValidationError as exc:
-        lines = []
-        for error in exc.errors():
-            where = _format_location(tuple(error["loc"])) or "(top level)"
-            message = error["msg"].removeprefix("Value error, ")
-            if error["type"] == "extra_forbidden":
-                message = "unknown key"
-            lines.append(f"{source}: {where}: {message}")
-        raise ConfigError("; ".join(lines)) from None
+        lines = describe_errors(source, exc, RulesConfig)
+        raise ConfigError("; ".join(lines), problems=tuple(lines)) from None
     rules._extra_features = dict(extra_features or {})
+    localise_task_templates(rules)
     rules._compiled = compile_rules(rules, source)
     return rules
 

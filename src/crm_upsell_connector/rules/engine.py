@@ -42,8 +42,8 @@ from datetime import datetime
 from typing import Any
 
 from crm_upsell_connector.rules.config import KINDS, CompiledRule, ProductConfig, RulesConfig
+from crm_upsell_connector.rules.locale import labels_for
 from crm_upsell_connector.rules.result import (
-    KIND_LABELS,
     FactorContribution,
     Proposal,
     Recommendation,
@@ -446,7 +446,7 @@ class RuleEngine:
                     rule.config.name,
                     rule.config.offer,
                 )
-                reason = f"{KIND_LABELS[rule.kind]} to {product_name}: {d.rule_text}."
+                reason = labels_for(self.rules).proposal(rule.kind, product_name, d.rule_text)
                 if product is not None and product.pitch.strip():
                     reason += f" {product.pitch.strip()}"
                 facts = dict(d.rule_facts)
@@ -455,7 +455,7 @@ class RuleEngine:
                 reason = (
                     f"No proposal: {d.block_reason}"
                     + (f" ({_fact_list(facts, schema)})" if facts else "")
-                    + f". Would have proposed {product_name} by rule {rule.config.name} ({d.rule_text})."
+                    + f". Would have proposed {product_name} ({d.rule_text})."
                 )
                 for key, value in d.rule_facts.items():
                     facts.setdefault(key, value)

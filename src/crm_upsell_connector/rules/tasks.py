@@ -8,13 +8,16 @@ or code.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
+from crm_upsell_connector.labels import Labels
 from crm_upsell_connector.models import TaskDraft
 from crm_upsell_connector.rules.config import TASK_PLACEHOLDERS, RulesConfig, TasksConfig, Template, template
-from crm_upsell_connector.rules.result import KIND_LABELS, Recommendation, format_value
+from crm_upsell_connector.rules.locale import NO_OFFER, labels_for
+from crm_upsell_connector.rules.result import Recommendation, format_value
 
 Priority = Literal["high", "medium", "low"]
 
@@ -69,11 +72,18 @@ _TEMPLATES: dict[int, tuple[TasksConfig, Template, Template]] = {}
 
 
 def render_task(
-    recommendation: Recommendation, rules: RulesConfig | TasksConfig, now: datetime
+    recommendation: Recommendation,
+    rules: RulesConfig | TasksConfig,
+    now: datetime,
+    *,
+    owner_name: str | None = None,
 ) -> RenderedTask:
     """Subject, body, due date and priority of the task for a recommendation with a proposal.
 
-    ``rules`` is the whole ``RulesConfig`` or just its ``tasks`` section.
+    ``rules`` is the whole ``RulesConfig`` or just its ``tasks`` section (then English labels and
+    no feature descriptions). The body is plain text in words: labels for the kind and the segment,
+    facts as phrases with units (``customer for 3 years``), never a feature, rule or tag name unless
+    the configured template asks for ``$rule`` or ``$tags``.
     """
     proposal = recommendation.proposal
     if proposal is None:
@@ -81,25 +91,32 @@ def render_task(
     if isinstance(rules, RulesConfig):
         tasks = rules.tasks
         subject, body = rules.compiled.subject, rules.compiled.body
+        labels = labels_for(rules)
+        schema: Mapping[str, Any] = rules.compiled.schema
     else:
         tasks = rules
         subject, body = _templates(tasks)
+        labels = labels_for(None)
+        schema = {}
     currency = tasks.currency
     values = {
         "account_id": recommendation.account_id,
         "account_name": recommendation.account_name,
         "owner_id": recommendation.owner_id or "",
+        "owner_name": owner_name or recommendation.owner_id or "",
         "kind": proposal.kind,
-        "kind_label": KIND_LABELS[proposal.kind],
+        "kind_label": labels.kind(proposal.kind),
         "product_sku": proposal.product_sku or "",
         "product_name": proposal.product_name,
-        "offer": proposal.offer or "-",
+        "offer": proposal.offer or NO_OFFER.get(labels.language, NO_OFFER["en"]),
         "uplift": f"{currency} {proposal.uplift:,.0f}",
         "score": format_value(recommendation.score),
-        "segment": recommendation.segment,
+        "segment": labels.segment(recommendation.segment),
         "tags": ", ".join(recommendation.tags) or "-",
         "reason": recommendation.reason,
-        "facts": "\n".join(f"- {k}: {format_value(v)}" for k, v in recommendation.facts.items()),
+        "facts": "\n".join(
+            f"- {line}" for line in fact_lines(recommendation.facts, labels, schema, currency)
+        ),
         "rule": proposal.rule,
     }
     return RenderedTask(
@@ -108,3 +125,33 @@ def render_task(
         due=(now + timedelta(days=tasks.due_in_days)).date(),
         priority=task_priority(tasks, recommendation.score),
     )
+
+
+# Facts shown elsewhere in the task (the segment, the uplift line) or only meaningful to engineers.
+_NOT_IN_BODY = frozenset({"segment", "expected_uplift", "account_id", "owner_id", "account_name"})
+_SEAT_FACTS = ("seats_active", "seats_purchased", "seat_utilization", "seat_utilization_pct")
+
+
+def fact_lines(
+    facts: Mapping[str, Any], labels: Labels, schema: Mapping[str, Any], currency: str = ""
+) -> list[str]:
+    """The facts behind a proposal as phrases a rep reads, in the order the rule named them."""
+    lines: list[str] = []
+    seats = labels.seats(facts)
+    skip = set(_NOT_IN_BODY)
+    if seats is not None:
+        lines.append(seats)
+        skip.update(_SEAT_FACTS)
+    elif "seat_utilization_pct" in facts:
+        skip.add("seat_utilization")
+    for name, value in facts.items():
+        if name in skip:
+            continue
+        spec = schema.get(name)
+        description = getattr(spec, "description", None) if spec is not None else None
+        if description and description.startswith("computed:"):
+            description = None
+        line = labels.fact(name, value, currency=currency, description=description)
+        if line and line not in lines:
+            lines.append(line)
+    return lines

@@ -9,6 +9,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.util.exc import CommandError
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -81,6 +82,14 @@ def migrate(engine: Engine) -> None:
             command.upgrade(cfg, "head")
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot migrate the store: {scrub(_db_message(exc))}".splitlines()[0]) from None
+    except CommandError as exc:
+        # The store records a migration this installation does not have: a newer (or another
+        # branch's) crm-upsell wrote it. Going on could corrupt it, so stop with what to do.
+        safe = engine.url.render_as_string(hide_password=True)
+        raise StoreError(
+            f"the store {safe} was migrated by another version of crm-upsell ({str(exc).splitlines()[0]})",
+            hint="run the version that created it, or point [store].url at another store",
+        ) from None
 
 
 def open_store(url: str, *, pool_size: int | None = None) -> Engine:

@@ -222,11 +222,18 @@ class HubSpotConnector(Connector):
         lo = to_ms(since)
         # Ids already read whose stamp is ``lo``: GTE returns them again, they need no second look.
         seen_at_lo: set[str] = set(skip_ids)
+        # The first answer's ``total`` counts every record changed since ``since``: the size of this
+        # read, for progress (Search API, "total" in the response:
+        # https://developers.hubspot.com/docs/api-reference/latest/crm/search/guide).
+        total: int | None = None
         while True:
             body = self._search_body(
                 object_type, [{"propertyName": mod, "operator": "GTE", "value": str(lo)}], mod
             )
-            results = results_of(await self.client.search(object_type, body))
+            data = await self.client.search(object_type, body)
+            results = results_of(data)
+            if total is None and isinstance(data.get("total"), int):
+                total = int(data["total"])
             if not results:
                 return
             stamps = [self._stamp_ms(object_type, r, lo) for r in results]
@@ -236,7 +243,7 @@ class HubSpotConnector(Connector):
                 async for page in self._read_instant(
                     stream, stamps[-1], seen_at_lo if stamps[0] == lo else set()
                 ):
-                    yield page
+                    yield page.model_copy(update={"total": total})
                 lo, seen_at_lo = stamps[-1] + 1, set()
                 continue
             fresh = [
@@ -245,7 +252,8 @@ class HubSpotConnector(Connector):
                 if not (stamp == lo and str(raw.get("id")) in seen_at_lo)
             ]
             if fresh:
-                yield await self._search_page(stream, fresh, from_ms(stamps[-1]))
+                page = await self._search_page(stream, fresh, from_ms(stamps[-1]))
+                yield page.model_copy(update={"total": total})
             if not full:
                 return
             last = stamps[-1]
@@ -411,8 +419,8 @@ class HubSpotConnector(Connector):
         }
         if spec.type == "enumeration":
             body["options"] = [
-                {"label": o, "value": o, "displayOrder": i, "hidden": False}
-                for i, o in enumerate(spec.options)
+                {"label": label, "value": o, "displayOrder": i, "hidden": False}
+                for i, (o, label) in enumerate(_option_pairs(spec))
             ]
         return body
 
@@ -669,3 +677,9 @@ class HubSpotPlugin(PluginBase):
 
     def sandbox_secrets(self, options: SandboxOptions) -> dict[str, str]:
         return {SANDBOX_TOKEN_ENV: str(options.token)}
+
+
+def _option_pairs(spec: FieldSpec) -> list[tuple[str, str]]:
+    """(value, label) per option: the display labels where the spec has them, else the values."""
+    labels = spec.option_labels if len(spec.option_labels) == len(spec.options) else spec.options
+    return list(zip(spec.options, labels, strict=True))

@@ -30,6 +30,7 @@ from crm_upsell_connector.models import (
     Record,
     TaskDraft,
 )
+from crm_upsell_connector.richtext import plain_to_html
 from crm_upsell_connector.values import first_line, parse_bool, parse_number
 
 log = logging.getLogger(__name__)
@@ -463,7 +464,10 @@ def task_create_input(draft: TaskDraft, prefix: str) -> dict[str, Any]:
     properties: dict[str, str] = {
         "hs_timestamp": due_timestamp(draft.due),
         "hs_task_subject": draft.subject,
-        "hs_task_body": draft.body,
+        # The task's notes display as rich text in HubSpot, where plain-text lines run together
+        # (Tasks API, hs_task_body: https://developers.hubspot.com/docs/api-reference/latest/crm/activities/tasks/guide):
+        # sent as HTML with every value escaped.
+        "hs_task_body": plain_to_html(draft.body),
         "hs_task_priority": draft.priority.upper(),
         "hs_task_status": "NOT_STARTED",
         "hs_task_type": "TODO",

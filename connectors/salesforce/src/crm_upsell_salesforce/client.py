@@ -237,11 +237,14 @@ class SalesforceClient:
         resource: str = "query",
         resume: str | None = None,
         endpoint: str,
+        totals: list[int] | None = None,
     ) -> AsyncIterator[tuple[list[dict[str, Any]], str | None]]:
         """Batches of a SOQL query: (records, the ``nextRecordsUrl`` of the next batch or None).
 
         ``resource`` is ``query``, ``queryAll`` or ``tooling/query``; ``resume`` starts at a saved
-        ``nextRecordsUrl`` instead of running the query.
+        ``nextRecordsUrl`` instead of running the query. ``totals``, where given, receives the
+        query's ``totalSize`` (the number of rows it returns in all, for progress: Query resource,
+        https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_query.htm).
         """
         if resume:
             data = await self.get(resume, endpoint=f"{endpoint} next")
@@ -252,6 +255,9 @@ class SalesforceClient:
                 raise FatalAPIError(f"Salesforce answered the {endpoint} with an unexpected body")
             records = data.get("records")
             batch = [r for r in records if isinstance(r, dict)] if isinstance(records, list) else []
+            size = data.get("totalSize")
+            if totals is not None and not totals and not resume and isinstance(size, int):
+                totals.append(size)
             nxt = data.get("nextRecordsUrl")
             more = isinstance(nxt, str) and nxt.startswith("/services/") and not data.get("done", False)
             yield batch, nxt if more and isinstance(nxt, str) else None

@@ -207,12 +207,17 @@ class SalesforceConnector(Connector):
         resume: str | None = None,
         resource: str = "query",
         endpoint: str,
+        totals: list[int] | None = None,
     ) -> AsyncIterator[tuple[list[dict[str, Any]], str | None]]:
         """``query_pages`` for a query over the stream's fields, without the optional fields the
         org turns out not to have (one extra call the first time each is found missing)."""
         while True:
             batches = self.client.query_pages(
-                build(self._fields(stream)), resource=resource, resume=resume, endpoint=endpoint
+                build(self._fields(stream)),
+                resource=resource,
+                resume=resume,
+                endpoint=endpoint,
+                totals=totals,
             )
             try:
                 first = await anext(batches)
@@ -253,7 +258,8 @@ class SalesforceConnector(Connector):
     ) -> AsyncIterator[Page]:
         """Every record; each page's ``resume`` is the ``nextRecordsUrl`` to continue from."""
         endpoint = f"GET query {SOBJECTS[stream]}"
-        batches = self._query(stream, build, resume=resume, endpoint=endpoint)
+        totals: list[int] = []
+        batches = self._query(stream, build, resume=resume, endpoint=endpoint, totals=totals)
         try:
             first = await anext(batches)
         except StopAsyncIteration:
@@ -268,15 +274,18 @@ class SalesforceConnector(Connector):
                 stream,
                 exc.error_code,
             )
-            batches = self._query(stream, build, endpoint=endpoint)
+            batches = self._query(stream, build, endpoint=endpoint, totals=totals)
             try:
                 first = await anext(batches)
             except StopAsyncIteration:
                 return
         records, nxt = first
-        yield Page(stream=stream, records=map_records(stream, records, self.options), resume=nxt)
+        total = totals[0] if totals else None
+        yield Page(stream=stream, records=map_records(stream, records, self.options), resume=nxt, total=total)
         async for records, nxt in batches:
-            yield Page(stream=stream, records=map_records(stream, records, self.options), resume=nxt)
+            yield Page(
+                stream=stream, records=map_records(stream, records, self.options), resume=nxt, total=total
+            )
 
     async def _incremental_read(
         self,
@@ -286,7 +295,10 @@ class SalesforceConnector(Connector):
         skip_ids: frozenset[str],
     ) -> AsyncIterator[Page]:
         """One query ordered by ``SystemModstamp``; each batch's last stamp is its watermark."""
-        async for raws, _nxt in self._query(stream, build, endpoint=f"GET query {SOBJECTS[stream]}"):
+        totals: list[int] = []
+        async for raws, _nxt in self._query(
+            stream, build, endpoint=f"GET query {SOBJECTS[stream]}", totals=totals
+        ):
             fresh: list[dict[str, Any]] = []
             newest: datetime | None = None
             for raw in raws:
@@ -297,7 +309,12 @@ class SalesforceConnector(Connector):
                         continue
                 fresh.append(raw)
             if fresh:
-                yield Page(stream=stream, records=map_records(stream, fresh, self.options), watermark=newest)
+                yield Page(
+                    stream=stream,
+                    records=map_records(stream, fresh, self.options),
+                    watermark=newest,
+                    total=totals[0] if totals else None,
+                )
 
     async def read_deleted(self, stream: str, since: datetime | None) -> AsyncIterator[Page]:
         """getDeleted inside its window; ``queryAll`` on ``IsDeleted`` for anything older."""
@@ -377,7 +394,9 @@ class SalesforceConnector(Connector):
             meta.update(
                 type="Picklist",
                 valueSet={
-                    "valueSetDefinition": {"value": [{"fullName": o, "label": o} for o in spec.options]}
+                    "valueSetDefinition": {
+                        "value": [{"fullName": o, "label": label} for o, label in _option_pairs(spec)]
+                    }
                 },
             )
         return meta
@@ -602,3 +621,9 @@ class SalesforcePlugin(PluginBase):
 
 
 __all__ = ["STREAMS", "SalesforceConnector", "SalesforcePlugin"]
+
+
+def _option_pairs(spec: FieldSpec) -> list[tuple[str, str]]:
+    """(API value, label) per picklist value: the display labels where the spec has them."""
+    labels = spec.option_labels if len(spec.option_labels) == len(spec.options) else spec.options
+    return list(zip(spec.options, labels, strict=True))

@@ -485,7 +485,10 @@ def field_body(spec: FieldSpec, label: str) -> dict[str, Any]:
     }
     body.update(kinds[spec.type])
     if spec.type == "enumeration":
-        body["pick_list_values"] = [{"display_value": o, "actual_value": o} for o in spec.options]
+        labels = spec.option_labels if len(spec.option_labels) == len(spec.options) else spec.options
+        body["pick_list_values"] = [
+            {"display_value": label, "actual_value": o} for o, label in zip(spec.options, labels, strict=True)
+        ]
     return body
 
 
