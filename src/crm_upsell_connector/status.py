@@ -171,9 +171,10 @@ def _connection(
     if status.credentials.state in _CREDENTIAL_PROBLEMS:
         status.problems.append(f"credentials {status.credentials.state}: {status.credentials.detail}")
     if last is not None and last.status == "held":
+        # The guard's reason is the run's error, shown on the run's own line; this says what it means.
         status.problems.append(
-            "last run held by the mass-change guard, nothing written"
-            + (f": {last.error}" if last.error else "")
+            "last run held by the mass-change guard, nothing written: review the plan, then "
+            "'crm-upsell run --allow-mass-change' or raise the [apply] threshold"
         )
     elif last is not None and last.status in _PROBLEM_RUNS:
         status.problems.append(f"last run {last.status}" + (f": {last.error}" if last.error else ""))
