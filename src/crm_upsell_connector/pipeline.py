@@ -25,6 +25,7 @@ from sqlalchemy import Engine, delete, func, select
 from crm_upsell_connector.apply import Applier, ApplyReport
 from crm_upsell_connector.config import Config, ConnectionConfig, format_validation_error, load_config
 from crm_upsell_connector.connector import Connector, ConnectorContext, ConnectorPlugin, load_plugins
+from crm_upsell_connector.currency import refresh_home_currency
 from crm_upsell_connector.errors import ConfigError, ConnectorError, StopRequested
 from crm_upsell_connector.features import compute_features
 from crm_upsell_connector.http.redact import scrub
@@ -183,6 +184,7 @@ class Session:
     ) -> SyncReport:
         run_id = start_run(self.engine, self.name, "sync")
         try:
+            await refresh_home_currency(self.engine, connector, self.name, self.clock())
             report = await Syncer(
                 self.engine,
                 connector,
@@ -214,7 +216,9 @@ class Session:
         now = self.clock()
         rules = self.rules
         with self.engine.connect() as conn:
-            rows = compute_features(conn, self.name, now, rules.features, rules.products)
+            rows = compute_features(
+                conn, self.name, now, rules.features, rules.products, rules.tasks.currency
+            )
             week_ago = now - timedelta(days=7)
             recent: Counter[str] = Counter(
                 dict(
@@ -280,7 +284,12 @@ class Session:
             self.engine,
             run_id,
             "stopped" if report.stopped else "ok" if report.ok else "partial",
-            {"updated": report.updated, "tasks_created": report.tasks_created, "failed": len(report.failed)},
+            {
+                "updated": report.updated,
+                "tasks_created": report.tasks_created,
+                "gone": report.gone,
+                "failed": len(report.failed),
+            },
         )
         if report.stopped:
             raise StopRequested(

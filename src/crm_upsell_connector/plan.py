@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from crm_upsell_connector.currency import resolve_home_currency
 from crm_upsell_connector.fields import ACCOUNT_FIELD_NAMES
 from crm_upsell_connector.models import FieldUpdate, TaskDraft
 from crm_upsell_connector.rules.config import RulesConfig
@@ -166,6 +167,7 @@ def build_plan(
         )
     }
     covered = accounts_with_open_upsell_tasks(conn, connection)
+    home = resolve_home_currency(conn, connection, rules.tasks.currency)
     stamp = now.replace(microsecond=0).isoformat().replace("+00:00", "Z")
     for rec in recommendations:
         if rec.account_id not in current:
@@ -182,7 +184,7 @@ def build_plan(
                 plan.skipped.get("already have an open upsell task", 0) + 1
             )
             continue
-        rendered = render_task(rec, rules.tasks, now)
+        rendered = render_task(rec, rules.tasks, now, home)
         plan.tasks.append(
             TaskDraft(
                 key=task_key(connection, rec, now),

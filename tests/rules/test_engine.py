@@ -177,11 +177,14 @@ def test_explain_text_lists_everything(small_rules: RulesConfig) -> None:
 
 def test_task_rendering(small_rules: RulesConfig) -> None:
     rec = run(small_rules, busy())["a1"]
-    task = render_task(rec, small_rules, NOW)
+    task = render_task(rec, small_rules, NOW, "USD")
     assert task.subject == "Upgrade: propose CRM Professional to Account a1"
     assert "uses 46 of 50 seats" in task.body
     assert "CRM Professional" in task.body
     assert "USD 21,000" in task.body
+    # The org's home currency shows with the amount; with none known, the amount stands alone.
+    assert "Expected uplift: EUR 21,000 per year" in render_task(rec, small_rules, NOW, "eur").body
+    assert "Expected uplift: 21,000 per year" in render_task(rec, small_rules, NOW).body
     assert task.due == date(2026, 11, 8)
     assert task.priority == "medium"
     assert task_key(rec) == task_key(rec)

@@ -69,11 +69,16 @@ _TEMPLATES: dict[int, tuple[TasksConfig, Template, Template]] = {}
 
 
 def render_task(
-    recommendation: Recommendation, rules: RulesConfig | TasksConfig, now: datetime
+    recommendation: Recommendation,
+    rules: RulesConfig | TasksConfig,
+    now: datetime,
+    currency: str | None = None,
 ) -> RenderedTask:
     """Subject, body, due date and priority of the task for a recommendation with a proposal.
 
-    ``rules`` is the whole ``RulesConfig`` or just its ``tasks`` section.
+    ``rules`` is the whole ``RulesConfig`` or just its ``tasks`` section. ``currency`` is the org's
+    home currency (``currency.resolve_home_currency``, which already applies ``[tasks] currency``);
+    without it, ``[tasks] currency``; without either, amounts carry no code.
     """
     proposal = recommendation.proposal
     if proposal is None:
@@ -84,7 +89,7 @@ def render_task(
     else:
         tasks = rules
         subject, body = _templates(tasks)
-    currency = tasks.currency
+    code = (currency or tasks.currency or "").upper()
     values = {
         "account_id": recommendation.account_id,
         "account_name": recommendation.account_name,
@@ -94,7 +99,7 @@ def render_task(
         "product_sku": proposal.product_sku or "",
         "product_name": proposal.product_name,
         "offer": proposal.offer or "-",
-        "uplift": f"{currency} {proposal.uplift:,.0f}",
+        "uplift": f"{code} {proposal.uplift:,.0f}".strip(),
         "score": format_value(recommendation.score),
         "segment": recommendation.segment,
         "tags": ", ".join(recommendation.tags) or "-",
