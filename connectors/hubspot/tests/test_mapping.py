@@ -7,14 +7,13 @@ from datetime import UTC, date, datetime
 
 import pytest
 from crm_upsell_hubspot.mapping import (
-    MappingOptions,
     company_update_input,
     map_object,
     map_objects,
     parse_datetime,
-    properties_for,
     task_create_input,
 )
+from crm_upsell_hubspot.properties import MappingOptions, properties_for
 
 from crm_upsell_connector.models import (
     Account,
@@ -256,7 +255,11 @@ def test_only_the_properties_the_product_uses() -> None:
 
 def test_write_inputs() -> None:
     update = company_update_input(FieldUpdate(account_id="5", values={"segment": "champion"}), "crm_upsell_")
-    assert update == {"id": "5", "properties": {"crm_upsell_segment": "champion"}}
+    assert update == {
+        "id": "5",
+        "properties": {"crm_upsell_segment": "champion"},
+        "objectWriteTraceId": "5",
+    }
     draft = TaskDraft(
         key="k-1",
         account_id="5",

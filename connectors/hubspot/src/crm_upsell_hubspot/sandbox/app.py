@@ -74,6 +74,17 @@ def create_app(scenario: Scenario, options: SandboxOptions) -> Starlette:
             w.crm(lambda r, b: sb.create_property(_p(r, "object_type"), b), body=True),
             methods=["POST"],
         ),
+        Route(
+            "/crm/v3/properties/{object_type}/{name}",
+            w.crm(lambda r, b: sb.update_property(_p(r, "object_type"), _p(r, "name"), b), body=True),
+            methods=["PATCH"],
+        ),
+        Route("/account-info/v3/details", w.crm(lambda r, b: sb.account_details()), methods=["GET"]),
+        Route(
+            f"{obj}/merge",
+            w.crm(lambda r, b: sb.merge_objects(_p(r, "object_type"), b), body=True),
+            methods=["POST"],
+        ),
         Route(obj, w.crm(lambda r, b: sb.list_objects(r, _p(r, "object_type"))), methods=["GET"]),
         Route(
             f"{obj}/search",
@@ -117,7 +128,9 @@ def create_app(scenario: Scenario, options: SandboxOptions) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(LatencyMiddleware, options=options, prefixes=("/crm", "/oauth"))],
+        middleware=[
+            Middleware(LatencyMiddleware, options=options, prefixes=("/crm", "/oauth", "/account-info"))
+        ],
     )
     app.state.sandbox = sb
     return app
@@ -220,3 +233,15 @@ def set_properties(
 def hubspot_id(app: Starlette | HubSpotSandbox, key: str) -> str:
     """The HubSpot id given to a scenario key (``co-000001``, ``owner-0001``...)."""
     return sandbox_state(app).hubspot_id(key)
+
+
+def merge(app: Starlette | HubSpotSandbox, object_type: str, primary_id: str, other_id: str) -> str:
+    """Merge ``other_id`` into ``primary_id`` as a HubSpot user would; returns the merged record's id."""
+    sb = sandbox_state(app)
+    otype = _normalize_type(object_type)
+    with sb.lock:
+        table = sb.tables[otype]
+        primary, other = table.get(int(primary_id)), table.get(int(other_id))
+        if primary is None or other is None or primary.id == other.id:
+            raise KeyError(f"cannot merge {otype}/{other_id} into {otype}/{primary_id}")
+        return str(sb.merge(otype, primary, other).id)

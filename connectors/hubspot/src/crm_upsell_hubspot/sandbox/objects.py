@@ -55,6 +55,8 @@ class ObjectsMixin(RecordsMixin):
         otype, table = self._table(otype_raw)
         archived = (request.query_params.get("archived") or "false").lower() == "true"
         rec = table.recs.get(int(id_raw)) if id_raw.isdigit() else None
+        if rec is not None and rec.merged_into is not None:
+            rec = table.get(rec.id)  # a merged-away id answers with the merged record
         if rec is None or (rec.archived_ms is not None) != archived:
             return _error(
                 404,

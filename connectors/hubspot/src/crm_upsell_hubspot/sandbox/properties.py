@@ -13,6 +13,29 @@ from crm_upsell_connector.sandbox.server import iso_ms
 from crm_upsell_hubspot.sandbox.common import _bad, _error, _HTTPError, _std_error
 from crm_upsell_hubspot.sandbox.state import PortalState
 
+# Which fieldType goes with which type (https://developers.hubspot.com/docs/api/crm/properties).
+_FIELD_TYPES: dict[str, frozenset[str]] = {
+    "string": frozenset({"text", "textarea", "html", "phonenumber", "file"}),
+    "number": frozenset({"number", "calculation_equation"}),
+    "date": frozenset({"date"}),
+    "datetime": frozenset({"date"}),
+    "enumeration": frozenset({"select", "radio", "checkbox", "booleancheckbox"}),
+    "bool": frozenset({"booleancheckbox"}),
+}
+_PATCHABLE = frozenset(
+    {
+        "label",
+        "description",
+        "groupName",
+        "type",
+        "fieldType",
+        "options",
+        "displayOrder",
+        "hidden",
+        "formField",
+    }
+)
+
 
 class PropertiesMixin(PortalState):
     """The ``/crm/v3/properties/{objectType}`` routes."""
@@ -85,6 +108,55 @@ class PropertiesMixin(PortalState):
         prop["createdAt"] = prop["updatedAt"] = stamp
         self.properties[otype][name] = prop
         return prop
+
+    def update_property(self, otype_raw: str, name: str, body: Any) -> Response:
+        """``PATCH /crm/v3/properties/{objectType}/{propertyName}``: a partial update; the fields
+        given replace theirs, ``type``/``fieldType``/``options`` included, so a text property can
+        become a dropdown (https://developers.hubspot.com/docs/api-reference/crm-properties-v3/core/patch-crm-v3-properties-objectType-propertyName).
+        HubSpot's own properties (``readOnlyDefinition``) cannot be changed."""
+        otype, _ = self._table(otype_raw)
+        prop = self.properties[otype].get(name)
+        if prop is None:
+            return _error(404, f"Unable to find property {name} on {otype}.", "OBJECT_NOT_FOUND")
+        if not isinstance(body, dict):
+            raise _bad("Invalid input JSON: a property update must be an object.")
+        if prop["modificationMetadata"]["readOnlyDefinition"]:
+            raise _bad(
+                f"Property {name} is a HubSpot-defined property and its definition cannot be changed.",
+                subCategory="PropertyValidationError.READ_ONLY_DEFINITION",
+            )
+        unknown = sorted(set(body) - _PATCHABLE)
+        if unknown:
+            raise _bad(f"Invalid input JSON: unknown fields {unknown}.")
+        ptype = str(body.get("type", prop["type"]))
+        field_type = str(body.get("fieldType", prop["fieldType"]))
+        if ptype not in _FIELD_TYPES or field_type not in _FIELD_TYPES[ptype]:
+            raise _bad(
+                f"fieldType {field_type} is not valid for a property of type {ptype}.",
+                subCategory="PropertyValidationError.INVALID_FIELD_TYPE",
+            )
+        options = body.get("options", prop["options"])
+        if not isinstance(options, list) or (ptype == "enumeration" and field_type != "text" and not options):
+            raise _bad("Enumeration properties need options.")
+        update: dict[str, Any] = {k: body[k] for k in ("label", "description", "groupName") if k in body}
+        if "groupName" in update and str(update["groupName"]) not in self.groups[otype]:
+            raise _bad(f"Property group '{update['groupName']}' does not exist for {otype}.")
+        prop.update(update)
+        prop["type"], prop["fieldType"] = ptype, field_type
+        prop["options"] = [
+            {
+                "label": str(o.get("label", o.get("value"))),
+                "value": str(o.get("value")),
+                "displayOrder": int(o.get("displayOrder", i)),
+                "hidden": bool(o.get("hidden", False)),
+            }
+            for i, o in enumerate(options)
+            if isinstance(o, dict) and o.get("value") not in (None, "")
+        ]
+        if "displayOrder" in body:
+            prop["displayOrder"] = int(body["displayOrder"])
+        prop["updatedAt"] = iso_ms(self.now_ms())
+        return JSONResponse(prop)
 
     def create_property(self, otype_raw: str, body: Any) -> Response:
         otype, _ = self._table(otype_raw)

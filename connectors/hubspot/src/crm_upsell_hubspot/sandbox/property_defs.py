@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from crm_upsell_hubspot.sandbox.catalog import _CREATED_PROP, OBJECT_TYPES
@@ -18,7 +19,8 @@ def _options(*values: str) -> list[dict[str, Any]]:
 _P = tuple[str, str, str, str, list[dict[str, Any]], bool]
 
 
-def _standard_properties() -> dict[str, list[_P]]:
+def _standard_properties(currencies: Sequence[str] = ("USD",)) -> dict[str, list[_P]]:
+    """Each object type's standard properties; ``currencies`` are the account's (company first)."""
     ro = True
     system: dict[str, list[_P]] = {
         t: [
@@ -55,6 +57,13 @@ def _standard_properties() -> dict[str, list[_P]]:
         {"label": "True", "value": "true", "displayOrder": 0, "hidden": False},
         {"label": "False", "value": "false", "displayOrder": 1, "hidden": False},
     ]
+    money = [
+        {"label": code, "value": code, "displayOrder": i, "hidden": False}
+        for i, code in enumerate(currencies)
+    ]
+    # Ids merged into this record, ";"-separated; set by HubSpot on a merge, read-only
+    # (https://developers.hubspot.com/changelog/updated-merge-functionality-for-contacts-and-companies).
+    merged: _P = ("hs_merged_object_ids", "Merged record IDs", "enumeration", "checkbox", [], True)
     own: dict[str, list[_P]] = {
         "companies": [
             ("name", "Company name", "string", "text", [], False),
@@ -74,6 +83,7 @@ def _standard_properties() -> dict[str, list[_P]]:
                 False,
             ),
             ("do_not_contact", "Do not contact", "bool", "booleancheckbox", bool_opts, False),
+            merged,
         ],
         "contacts": [
             ("email", "Email", "string", "text", [], False),
@@ -82,6 +92,7 @@ def _standard_properties() -> dict[str, list[_P]]:
             ("lifecyclestage", "Lifecycle Stage", "enumeration", "radio", lifecycle, False),
             ("associatedcompanyid", "Primary Associated Company ID", "number", "number", [], False),
             owner,
+            merged,
         ],
         "deals": [
             ("dealname", "Deal Name", "string", "text", [], False),
@@ -89,7 +100,11 @@ def _standard_properties() -> dict[str, list[_P]]:
             ("pipeline", "Pipeline", "enumeration", "select", _options("default"), False),
             ("amount", "Amount", "number", "number", [], False),
             ("closedate", "Close Date", "datetime", "date", [], False),
-            ("deal_currency_code", "Currency", "enumeration", "select", [], False),
+            # Only the account's currencies are valid codes (HubSpot changelog "Enforcing Deal
+            # Currency Code Validation", 2023-07-31: INVALID_OPTION otherwise).
+            ("deal_currency_code", "Currency", "enumeration", "select", money, False),
+            # Calculated from amount at the account's exchange rates; read-only.
+            ("amount_in_home_currency", "Amount in company currency", "number", "number", [], True),
             ("hs_is_closed", "Is Deal Closed?", "bool", "booleancheckbox", bool_opts, True),
             ("hs_is_closed_won", "Is Closed Won", "bool", "booleancheckbox", bool_opts, True),
             owner,
@@ -103,6 +118,8 @@ def _standard_properties() -> dict[str, list[_P]]:
             ("amount", "Net price", "number", "number", [], True),
             ("recurringbillingfrequency", "Billing frequency", "enumeration", "select", freq, False),
             ("hs_recurring_billing_period", "Term", "string", "text", [], False),
+            # https://developers.hubspot.com/changelog/bugfix-currency-validation-for-line-items-api
+            ("hs_line_item_currency_code", "Currency", "enumeration", "select", money, False),
         ],
         "products": [
             ("name", "Name", "string", "text", [], False),
@@ -175,6 +192,7 @@ def _standard_properties() -> dict[str, list[_P]]:
             owner,
             ("hs_email_subject", "Email subject", "string", "text", [], False),
             ("hs_email_text", "Email body", "string", "textarea", [], False),
+            ("hs_email_html", "Email HTML body", "string", "html", [], False),
             (
                 "hs_email_direction",
                 "Email direction",

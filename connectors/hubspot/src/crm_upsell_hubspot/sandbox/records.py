@@ -26,6 +26,8 @@ class RecordsMixin(PortalState):
         """One property value as HubSpot would return it."""
         if rec.props is not None and prop in rec.props:
             return rec.props[prop]
+        if otype == "deals" and prop == "amount_in_home_currency" and rec.props:
+            return self._home_amount(rec)
         if prop == "hs_object_id":
             return str(rec.id)
         if prop in _MODIFIED_PROPS[otype]:
@@ -36,6 +38,17 @@ class RecordsMixin(PortalState):
         if getter is None or rec.src is None:
             return None
         return getter(rec.src)
+
+    def _home_amount(self, rec: Rec) -> str | None:
+        """A deal's ``amount_in_home_currency`` once its amount or currency was written: the amount
+        divided by the currency's rate to the company currency (HubSpot calculates it; the rates are
+        the account's, https://developers.hubspot.com/docs/api/settings/currencies)."""
+        raw_amount = self.value("deals", rec, "amount")
+        currency = self.value("deals", rec, "deal_currency_code") or self.scenario.home_currency
+        rate = self.scenario.exchange_rates.get(currency)
+        if raw_amount in (None, "") or not rate:
+            return None
+        return _num(round(float(raw_amount) / rate, 2))
 
     def public(
         self, otype: str, rec: Rec, props: Sequence[str] | None, associations: Sequence[str] = ()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import html
 import threading
 from datetime import timedelta
 from typing import Any
@@ -118,7 +119,7 @@ class PortalState:
             table.modified = sorted((r.updated_ms, r.id) for r in table.recs.values())
 
     def _init_properties(self) -> None:
-        for otype, props in _standard_properties().items():
+        for otype, props in _standard_properties(self.scenario.currencies()).items():
             group = f"{_SINGULAR[otype]}information"
             self.groups[otype] = {
                 group: {
@@ -231,8 +232,9 @@ class PortalState:
             "dealstage": lambda s: s.stage,
             "pipeline": lambda s: "default",
             "amount": lambda s: _num(s.amount),
+            "amount_in_home_currency": lambda s: _num(s.amount_home),
             "closedate": lambda s: _iso(s.close_date),
-            "deal_currency_code": lambda s: "USD",
+            "deal_currency_code": lambda s: s.currency,
             "hubspot_owner_id": owner,
             "hs_is_closed": lambda s: "true" if s.stage in ("closedwon", "closedlost") else "false",
             "hs_is_closed_won": lambda s: "true" if s.stage == "closedwon" else "false",
@@ -244,6 +246,7 @@ class PortalState:
             "quantity": lambda s: str(s.quantity),
             "price": lambda s: _num(s.unit_price),
             "amount": lambda s: _num(s.unit_price * s.quantity),
+            "hs_line_item_currency_code": lambda s: s.currency,
             "recurringbillingfrequency": lambda s: "annually" if s.billing_period == "P12M" else "monthly",
             "hs_recurring_billing_period": lambda s: s.billing_period,
         }
@@ -264,7 +267,7 @@ class PortalState:
         calls: dict[str, Getter] = {
             **common,
             "hs_call_title": lambda s: s.subject,
-            "hs_call_body": lambda s: s.body,
+            "hs_call_body": lambda s: s.body_html,
             "hs_call_direction": lambda s: (s.direction or "outbound").upper(),
             "hs_call_disposition": lambda s: CALL_DISPOSITIONS.get(
                 s.outcome or "", CALL_DISPOSITIONS["connected"]
@@ -274,7 +277,7 @@ class PortalState:
         meetings: dict[str, Getter] = {
             **common,
             "hs_meeting_title": lambda s: s.subject,
-            "hs_meeting_body": lambda s: s.body,
+            "hs_meeting_body": lambda s: s.body_html,
             "hs_meeting_outcome": lambda s: _MEETING_OUTCOMES.get(s.outcome or "", "COMPLETED"),
             "hs_meeting_start_time": when,
             "hs_meeting_end_time": lambda s: _iso(s.occurred_at + timedelta(minutes=30)),
@@ -283,12 +286,13 @@ class PortalState:
             **common,
             "hs_email_subject": lambda s: s.subject,
             "hs_email_text": lambda s: s.body,
+            "hs_email_html": lambda s: s.body_html,
             "hs_email_direction": lambda s: "INCOMING_EMAIL" if s.direction == "inbound" else "EMAIL",
             "hs_email_status": lambda s: "SENT",
         }
         notes: dict[str, Getter] = {
             **common,
-            "hs_note_body": lambda s: f"<p><strong>{s.subject}</strong></p><p>{s.body}</p>",
+            "hs_note_body": lambda s: f"<p><strong>{html.escape(s.subject)}</strong></p>{s.body_html}",
         }
         tasks: dict[str, Getter] = {
             **common,
