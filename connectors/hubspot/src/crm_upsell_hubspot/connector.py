@@ -569,6 +569,15 @@ class HubSpotConnector(Connector):
                 checks.append(CheckResult(item=f"read {object_type}", ok=False, detail=exc.one_line()))
             else:
                 checks.append(CheckResult(item=f"read {object_type}", ok=True))
+        try:
+            code = await self.home_currency()
+        except ConnectorError as exc:
+            checks.append(CheckResult(item="company currency", ok=False, detail=exc.one_line()))
+        else:
+            detail = (
+                f"amounts are compared in {code}" if code else "HubSpot did not say; set [tasks] currency"
+            )
+            checks.append(CheckResult(item="company currency", ok=code is not None, detail=detail))
         wanted = {
             "companies": [self.settings.property_prefix + f.name for f in ACCOUNT_FIELDS],
             "tasks": [self.options.task_key_property],
