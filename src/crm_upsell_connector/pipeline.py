@@ -25,7 +25,7 @@ from sqlalchemy import Engine, delete, func, select
 from crm_upsell_connector.apply import Applier, ApplyReport
 from crm_upsell_connector.config import Config, ConnectionConfig, format_validation_error, load_config
 from crm_upsell_connector.connector import Connector, ConnectorContext, ConnectorPlugin, load_plugins
-from crm_upsell_connector.currency import refresh_home_currency
+from crm_upsell_connector.currency import refresh_home_currency, resolve_home_currency
 from crm_upsell_connector.errors import ConfigError, ConnectorError, StopRequested
 from crm_upsell_connector.features import compute_features
 from crm_upsell_connector.http.redact import scrub
@@ -216,9 +216,8 @@ class Session:
         now = self.clock()
         rules = self.rules
         with self.engine.connect() as conn:
-            rows = compute_features(
-                conn, self.name, now, rules.features, rules.products, rules.tasks.currency
-            )
+            home = resolve_home_currency(conn, self.name, rules.tasks.currency)
+            rows = compute_features(conn, self.name, now, rules.features, rules.products, home)
             week_ago = now - timedelta(days=7)
             recent: Counter[str] = Counter(
                 dict(
@@ -229,7 +228,7 @@ class Session:
                     ).all()
                 )
             )
-        recs = RuleEngine(rules).evaluate(
+        recs = RuleEngine(rules, currency=home).evaluate(
             rows, now, owner_open_tasks_this_week={k: v for k, v in recent.items() if k}
         )
         self._save_recommendations(recs, now)

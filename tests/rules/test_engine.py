@@ -204,3 +204,14 @@ def test_records_dump_like_pydantic_models(small_rules: RulesConfig) -> None:
     assert dumped["proposal"]["product_sku"] == "CRM-PRO"
     assert dumped["factors"][0] == rec.factors[0].model_dump(mode="json")
     assert type(rec).model_validate(rec.model_dump()) == rec
+
+
+def test_amounts_in_reasons_carry_the_home_currency_code() -> None:
+    config = small_config()
+    config["upgrades"][0]["reason"] = "won $revenue_won_365d this year on $seats_active seats"
+    rules = load_rules(config, "<test>")
+    row = busy(revenue_won_365d=13_400.0)
+    rec = RuleEngine(rules, currency="JPY").evaluate([row], NOW)[0]
+    assert rec.reason.startswith("Upgrade to CRM Professional: won JPY 13,400 this year on 46 seats.")
+    plain = RuleEngine(rules).evaluate([row], NOW)[0]  # no home currency known: the number alone
+    assert "won 13400 this year" in plain.reason
