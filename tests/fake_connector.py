@@ -65,6 +65,8 @@ class FakeConnector(Connector):
         self.fail_at_call: int | None = None  # raise Crash when this call number is reached
         self.create_then_crash = False  # create the tasks, then lose the answer
         self.last_skip: frozenset[str] = frozenset()
+        self.reject: dict[str, str] = {}  # account id -> why the CRM refuses to write it
+        self.sent_updates: list[str] = []  # account ids written to, in order
 
     @property
     def stats(self) -> CallStats:
@@ -129,10 +131,18 @@ class FakeConnector(Connector):
         self._call()
         results = []
         for u in updates:
+            self.sent_updates.append(u.account_id)
             account = self.crm.accounts.get(u.account_id)
             if account is None:
                 results.append(
-                    WriteResult(ref=u.account_id, ok=False, error="no such account", retriable=False)
+                    WriteResult(
+                        ref=u.account_id, ok=False, error="no such account", retriable=False, gone=True
+                    )
+                )
+                continue
+            if u.account_id in self.reject:
+                results.append(
+                    WriteResult(ref=u.account_id, ok=False, error=self.reject[u.account_id], retriable=False)
                 )
                 continue
             self.crm.accounts[u.account_id] = account.model_copy(

@@ -8,9 +8,9 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, select
 
-from crm_upsell_connector.apply import Applier
+from crm_upsell_connector.apply import Applier, ApplyReport
 from crm_upsell_connector.config import SyncSettings
 from crm_upsell_connector.models import TaskDraft
 from crm_upsell_connector.plan import FieldChange, Plan
@@ -123,19 +123,58 @@ async def test_tasks_created_but_answer_lost_are_found_not_created_again(engine:
 async def test_a_failed_record_keeps_its_reason_and_is_retried_while_the_rest_stand(engine: Engine) -> None:
     crm = FakeCRM(accounts=3)
     await synced(engine, crm)
-    plan = make_plan(["1", "404"], tasks=False)
-    report = await Applier(engine, FakeConnector(crm), "t").apply(plan)
+    plan = make_plan(["1", "3"], tasks=False)
+    refusing = FakeConnector(crm)
+    refusing.reject["3"] = "segment is not one of the allowed options"
+    report = await Applier(engine, refusing, "t").apply(plan)
     assert report.updated == 1
-    assert report.failed == [("field_update", "404", "no such account")]
+    assert report.failed == [("field_update", "3", "segment is not one of the allowed options")]
     with engine.connect() as conn:
         row = conn.execute(
-            select(outbox.c.status, outbox.c.error, outbox.c.attempts).where(outbox.c.ref == "404")
+            select(outbox.c.status, outbox.c.error, outbox.c.attempts).where(outbox.c.ref == "3")
         ).one()
-    assert tuple(row) == ("failed", "no such account", 1)
-    again = await Applier(engine, FakeConnector(crm), "t").apply(Plan(connection="t", created_at=NOW))
-    assert again.failed and again.failed[0][1] == "404"
+    assert tuple(row) == ("failed", "segment is not one of the allowed options", 1)
+    again = await Applier(engine, refusing, "t").apply(Plan(connection="t", created_at=NOW))
+    assert again.failed and again.failed[0][1] == "3"
     with engine.connect() as conn:
-        assert conn.execute(select(outbox.c.attempts).where(outbox.c.ref == "404")).scalar_one() == 2
+        assert conn.execute(select(outbox.c.attempts).where(outbox.c.ref == "3")).scalar_one() == 2
+
+
+async def test_a_write_to_an_account_the_crm_no_longer_has_removes_it_and_is_not_a_failure(
+    engine: Engine,
+) -> None:
+    crm = FakeCRM(accounts=3)
+    await synced(engine, crm)
+    del crm.accounts["2"]  # merged away or deleted in the CRM since the last sync
+    connector = FakeConnector(crm)
+    report = await Applier(engine, connector, "t").apply(make_plan(["1", "2"]))
+    assert report.ok and report.gone >= 1
+    assert report.updated == 1 and report.tasks_created == 1
+    with engine.connect() as conn:
+        assert conn.execute(select(accounts.c.id).where(accounts.c.connection == "t")).scalars().all() == [
+            "1",
+            "3",
+        ]
+        statuses_of_2 = conn.execute(select(outbox.c.status).where(outbox.c.account_id == "2")).scalars()
+        assert set(statuses_of_2) == {"gone"}
+    # Nothing is sent for it again: the next run does not even try.
+    connector.sent_updates.clear()
+    again = await Applier(engine, connector, "t").apply(Plan(connection="t", created_at=NOW))
+    assert again.ok and connector.sent_updates == []
+
+
+async def test_a_queued_write_whose_account_left_the_store_is_never_sent(engine: Engine) -> None:
+    crm = FakeCRM(accounts=3)
+    await synced(engine, crm)
+    applier = Applier(engine, FakeConnector(crm), "t")
+    applier.enqueue(make_plan(["1", "2"], tasks=False), None)
+    with engine.begin() as conn:  # a sync saw account 2 deleted before the writes went out
+        conn.execute(delete(accounts).where(accounts.c.connection == "t", accounts.c.id == "2"))
+    connector = FakeConnector(crm)
+    report = ApplyReport()
+    await Applier(engine, connector, "t").drain(report)
+    assert connector.sent_updates == ["1"]
+    assert report.gone == 1 and report.ok
 
 
 async def test_a_stop_request_ends_apply_after_the_batch_in_flight_and_the_rest_waits(engine: Engine) -> None:

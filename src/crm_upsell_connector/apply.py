@@ -4,6 +4,10 @@ Every write is recorded (``pending``) before it is sent, marked ``sent`` just be
 ``done`` or ``failed`` after it. On the next run, task creations left ``sent`` are settled by asking
 the CRM for our task keys (created: done; not there: sent again); field updates are idempotent and
 simply sent again. Failed records keep their reason and are retried next run.
+
+A write whose account the CRM no longer has (``WriteResult.gone``: not found, merged away, deleted)
+is marked ``gone``, not failed, and the account leaves the store; a queued write whose account has
+left the store meanwhile (a sync saw it deleted or merged) is marked ``gone`` without being sent.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, select, update
+from sqlalchemy import Connection, Engine, and_, delete, select, update
 
 from crm_upsell_connector.batching import chunked
 from crm_upsell_connector.connector import Connector
@@ -37,6 +41,8 @@ class ApplyReport:
     updated: int = 0
     tasks_created: int = 0
     recovered: int = 0
+    #: writes not made because their account no longer exists in the CRM (removed from the store)
+    gone: int = 0
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, ref, reason)
     #: a stop was requested: the writes not yet sent stay pending in the outbox for the next run.
     stopped: bool = False
@@ -182,7 +188,7 @@ class Applier:
         for kind in ("field_update", "task"):
             with self.engine.connect() as conn:
                 rows = conn.execute(
-                    select(outbox.c.id, outbox.c.ref, outbox.c.payload)
+                    select(outbox.c.id, outbox.c.ref, outbox.c.account_id, outbox.c.payload)
                     .where(
                         outbox.c.connection == self.connection,
                         outbox.c.kind == kind,
@@ -191,6 +197,7 @@ class Applier:
                     )
                     .order_by(outbox.c.id)
                 ).all()
+            rows = self._drop_gone(rows, report)
             for batch in chunked(rows, self.batch_size):
                 if self.stop is not None and self.stop.is_set():
                     report.stopped = True
@@ -198,6 +205,32 @@ class Applier:
                 if self.guard is not None:
                     self.guard()
                 await self._send(kind, batch, report)
+
+    def _drop_gone(self, rows: Sequence[Any], report: ApplyReport) -> list[Any]:
+        """The rows whose account is still in the store; the others are marked ``gone`` unsent."""
+        if not rows:
+            return []
+        wanted = sorted({r.account_id for r in rows})
+        with self.engine.begin() as conn:
+            known: set[str] = set()
+            for start in range(0, len(wanted), 500):
+                known.update(
+                    conn.execute(
+                        select(accounts.c.id).where(
+                            accounts.c.connection == self.connection,
+                            accounts.c.id.in_(wanted[start : start + 500]),
+                        )
+                    ).scalars()
+                )
+            lost = [r.id for r in rows if r.account_id not in known]
+            if lost:
+                conn.execute(
+                    update(outbox)
+                    .where(outbox.c.id.in_(lost))
+                    .values(status="gone", error="the account is no longer in the CRM", updated_at=_now())
+                )
+        report.gone += len(lost)
+        return [r for r in rows if r.account_id in known]
 
     async def _send(self, kind: str, rows: Sequence[Any], report: ApplyReport) -> None:
         ids = [r.id for r in rows]
@@ -237,7 +270,7 @@ class Applier:
         """A task reported failed but worth another try (a timeout, a dropped connection) may have
         been created all the same: ask the CRM before recording it as failed, or the next run would
         create it a second time."""
-        unsure = [r.ref for r in results if not r.ok and r.retriable]
+        unsure = [r.ref for r in results if not r.ok and r.retriable and not r.gone]
         if not unsure:
             return rows, results
         try:
@@ -268,6 +301,10 @@ class Applier:
                     else:
                         self._remember_fields(conn, FieldUpdate.model_validate(row.payload))
                         report.updated += 1
+                    continue
+                if result is not None and result.gone:
+                    self._forget_account(conn, row.account_id, result.error, row.id, now)
+                    report.gone += 1
                     continue
                 reason = (result.error if result else None) or "the CRM returned no result for this record"
                 conn.execute(
@@ -323,6 +360,30 @@ class Applier:
             .where(outbox.c.id == row_id)
             .values(status="done", crm_id=crm_id, error=None, updated_at=now)
         )
+
+    def _forget_account(
+        self, conn: Connection, account_id: str, error: str | None, row_id: int, now: datetime
+    ) -> None:
+        """The CRM no longer has this account: the write is ``gone`` and the account leaves the store
+        (with the writes still queued for it); its contacts, deals and activities stay until the CRM
+        says where they went (a merge re-points them, a deletion removes them)."""
+        reason = error or "the account is no longer in the CRM"
+        conn.execute(
+            update(outbox).where(outbox.c.id == row_id).values(status="gone", error=reason, updated_at=now)
+        )
+        conn.execute(
+            update(outbox)
+            .where(
+                outbox.c.connection == self.connection,
+                outbox.c.account_id == account_id,
+                outbox.c.status.in_(("pending", "failed")),
+            )
+            .values(status="gone", error=reason, updated_at=now)
+        )
+        conn.execute(
+            delete(accounts).where(accounts.c.connection == self.connection, accounts.c.id == account_id)
+        )
+        log.info("account %s is no longer in the CRM (%s): removed from the store", account_id, reason)
 
     def _remember_fields(self, conn: Connection, change: FieldUpdate) -> None:
         """The store shows what the CRM now shows, so the next plan does not write it again."""

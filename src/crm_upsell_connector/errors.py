@@ -135,10 +135,12 @@ class RetriableAPIError(APIError):
     """A failure another attempt may fix (429, 5xx, connection dropped, timeout).
 
     ``not_sent`` is true where the request surely never reached the CRM (the connection could not
-    be opened), so that even a write that is not idempotent may be sent again.
+    be opened), so that even a write that is not idempotent may be sent again. ``retry_after`` is
+    the wait in seconds the CRM asked for (a ``Retry-After`` header on a 429 or 503), if it did.
     """
 
     not_sent: bool = False
+    retry_after: float | None = None
 
 
 class RateLimitError(RetriableAPIError):

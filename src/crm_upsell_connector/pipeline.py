@@ -27,6 +27,7 @@ from crm_upsell_connector.apply import Applier, ApplyReport
 from crm_upsell_connector.config import Config, ConnectionConfig, load_config, problems_error
 from crm_upsell_connector.config_errors import describe_errors
 from crm_upsell_connector.connector import Connector, ConnectorContext, ConnectorPlugin, load_plugins
+from crm_upsell_connector.currency import refresh_home_currency, resolve_home_currency
 from crm_upsell_connector.errors import ConfigError, ConnectorError, MassChangeError, StopRequested
 from crm_upsell_connector.features import compute_features
 from crm_upsell_connector.guard import Breach, enforce
@@ -194,6 +195,7 @@ class Session:
     ) -> SyncReport:
         run_id = start_run(self.engine, self.name, "sync", trigger=self.trigger, parent_id=self._parent_run)
         try:
+            await refresh_home_currency(self.engine, connector, self.name, self.clock())
             report = await Syncer(
                 self.engine,
                 connector,
@@ -242,7 +244,8 @@ class Session:
         now = self.clock()
         rules = self.rules
         with self.engine.connect() as conn:
-            rows = compute_features(conn, self.name, now, rules.features, rules.products)
+            home = resolve_home_currency(conn, self.name, rules.tasks.currency)
+            rows = compute_features(conn, self.name, now, rules.features, rules.products, home)
             rows = attach_usage(conn, self.name, now, self.config.usage, rows)
             week_ago = now - timedelta(days=7)
             recent: Counter[str] = Counter(
@@ -254,7 +257,7 @@ class Session:
                     ).all()
                 )
             )
-        recs = RuleEngine(rules).evaluate(
+        recs = RuleEngine(rules, currency=home).evaluate(
             rows, now, owner_open_tasks_this_week={k: v for k, v in recent.items() if k}
         )
         self._save_recommendations(recs, now)
@@ -333,6 +336,7 @@ class Session:
             {
                 "updated": report.updated,
                 "tasks_created": report.tasks_created,
+                "gone": report.gone,
                 "failed": len(report.failed),
                 "failures": failure_rows(report),
                 "calls": connector.stats.calls - calls_before,

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from crm_upsell_connector.currency import resolve_home_currency
 from crm_upsell_connector.fields import ACCOUNT_FIELD_NAMES, segment_ids
 from crm_upsell_connector.models import FieldUpdate, TaskDraft
 from crm_upsell_connector.rules.config import RulesConfig
@@ -250,6 +251,7 @@ def build_plan(
     plan.owner_names = owner_names(conn, connection)
     labels = labels_for(rules)
     plan.segment_labels = {s: labels.segment(s) for s in segment_ids(rules)}
+    home = resolve_home_currency(conn, connection, rules.tasks.currency)
     stamp = now.replace(microsecond=0).isoformat().replace("+00:00", "Z")
     for rec in recommendations:
         if rec.account_id not in current:
@@ -267,7 +269,7 @@ def build_plan(
                 plan.skipped.get("already have an open upsell task", 0) + 1
             )
             continue
-        rendered = render_task(rec, rules, now, owner_name=plan.owner_names.get(rec.owner_id or ""))
+        rendered = render_task(rec, rules, now, home, owner_name=plan.owner_names.get(rec.owner_id or ""))
         plan.tasks.append(
             TaskDraft(
                 key=task_key(connection, rec, now),

@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 from crm_upsell_connector.config import SyncSettings
 from crm_upsell_connector.connector import Connector
 from crm_upsell_connector.errors import AuthError, ConfigError, ConnectorError, QuotaError, StopRequested
+from crm_upsell_connector.merges import fold_merges
 from crm_upsell_connector.models import Page
 from crm_upsell_connector.store.repo import (
     SyncState,
@@ -255,6 +256,7 @@ class Syncer:
             self.guard()
         with self.engine.begin() as conn:
             stored = upsert_records(conn, self.connection, kind, page.records)
+            fold_merges(conn, self.connection, kind, page.records)
             if page.deleted_ids:
                 report.deleted += delete_records(conn, self.connection, kind, page.deleted_ids)
             state.records += stored

@@ -177,11 +177,14 @@ def test_explain_text_lists_everything(small_rules: RulesConfig) -> None:
 
 def test_task_rendering(small_rules: RulesConfig) -> None:
     rec = run(small_rules, busy())["a1"]
-    task = render_task(rec, small_rules, NOW)
+    task = render_task(rec, small_rules, NOW, "USD")
     assert task.subject == "Upgrade: propose CRM Professional to Account a1"
     assert "uses 46 of 50 seats" in task.body
     assert "CRM Professional" in task.body
     assert "USD 21,000" in task.body
+    # The org's home currency shows with the amount; with none known, the amount stands alone.
+    assert "Expected uplift: EUR 21,000 per year" in render_task(rec, small_rules, NOW, "eur").body
+    assert "Expected uplift: 21,000 per year" in render_task(rec, small_rules, NOW).body
     assert task.due == date(2026, 11, 8)
     assert task.priority == "medium"
     assert task_key(rec) == task_key(rec)
@@ -201,3 +204,14 @@ def test_records_dump_like_pydantic_models(small_rules: RulesConfig) -> None:
     assert dumped["proposal"]["product_sku"] == "CRM-PRO"
     assert dumped["factors"][0] == rec.factors[0].model_dump(mode="json")
     assert type(rec).model_validate(rec.model_dump()) == rec
+
+
+def test_amounts_in_reasons_carry_the_home_currency_code() -> None:
+    config = small_config()
+    config["upgrades"][0]["reason"] = "won $revenue_won_365d this year on $seats_active seats"
+    rules = load_rules(config, "<test>")
+    row = busy(revenue_won_365d=13_400.0)
+    rec = RuleEngine(rules, currency="JPY").evaluate([row], NOW)[0]
+    assert rec.reason.startswith("Upgrade to CRM Professional: won JPY 13,400 this year on 46 seats.")
+    plain = RuleEngine(rules).evaluate([row], NOW)[0]  # no home currency known: the number alone
+    assert "won 13400 this year" in plain.reason

@@ -290,6 +290,7 @@ async def test_batch_update_partial_failure_and_bisect_on_400(connector: HubSpot
     assert "VALIDATION_ERROR" in (results["bad"].error or "")
     assert not results["gone"].ok
     assert "not found" in (results["gone"].error or "")
+    assert results["gone"].gone  # the store drops it; not a failure
     assert calls[0] == ["1", "bad", "gone", "4"]
 
 

@@ -7,14 +7,13 @@ from datetime import UTC, date, datetime
 
 import pytest
 from crm_upsell_hubspot.mapping import (
-    MappingOptions,
     company_update_input,
     map_object,
     map_objects,
     parse_datetime,
-    properties_for,
     task_create_input,
 )
+from crm_upsell_hubspot.properties import MappingOptions, properties_for
 
 from crm_upsell_connector.models import (
     Account,
@@ -256,7 +255,11 @@ def test_only_the_properties_the_product_uses() -> None:
 
 def test_write_inputs() -> None:
     update = company_update_input(FieldUpdate(account_id="5", values={"segment": "champion"}), "crm_upsell_")
-    assert update == {"id": "5", "properties": {"crm_upsell_segment": "champion"}}
+    assert update == {
+        "id": "5",
+        "properties": {"crm_upsell_segment": "champion"},
+        "objectWriteTraceId": "5",
+    }
     draft = TaskDraft(
         key="k-1",
         account_id="5",
@@ -278,3 +281,47 @@ def test_write_inputs() -> None:
     assert body["associations"] == [
         {"to": {"id": "5"}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 192}]}
     ]
+
+
+def test_merged_ids_amounts_and_whole_bodies() -> None:
+    company = map_object(
+        "companies",
+        {
+            "id": "30",
+            "properties": {"hs_merged_object_ids": "10;20;30", "hs_lastmodifieddate": "2026-01-01T00:00:00Z"},
+        },
+        OPTIONS,
+    )
+    assert company is not None and company.extra["merged_ids"] == ["10", "20"]
+    deal = map_object(
+        "deals",
+        {
+            "id": "1",
+            "properties": {
+                "amount": "2000000",
+                "deal_currency_code": "jpy",
+                "amount_in_home_currency": "13400",
+                "hs_lastmodifieddate": "2026-01-01T00:00:00Z",
+            },
+        },
+        OPTIONS,
+    )
+    assert isinstance(deal, Deal)
+    assert (deal.amount, deal.currency, deal.amount_home) == (2_000_000, "JPY", 13_400)
+    email = map_object(
+        "emails",
+        {
+            "id": "2",
+            "properties": {
+                "hs_email_subject": "Re: invoice",
+                "hs_email_html": "<p>Thanks.</p><p>We will <b>cancel</b> unless fixed.<br>Regards</p>",
+                "hs_email_text": "Thanks.",
+                "hs_email_direction": "INCOMING_EMAIL",
+                "hs_lastmodifieddate": "2026-01-01T00:00:00Z",
+            },
+        },
+        OPTIONS,
+    )
+    assert isinstance(email, Activity)
+    assert email.body == "Thanks.\n\nWe will cancel unless fixed.\nRegards"
+    assert email.direction == "inbound"

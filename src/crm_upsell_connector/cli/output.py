@@ -148,6 +148,11 @@ def apply_summary(report: ApplyReport) -> None:
     console.print(
         f"Applied: {report.updated} account(s) updated, {report.tasks_created} task(s) created"
         + (f", {report.recovered} write(s) recovered from an interrupted run" if report.recovered else "")
+        + (
+            f", {report.gone} skipped for account(s) no longer in the CRM (merged or deleted)"
+            if report.gone
+            else ""
+        )
         + (f", {len(report.failed)} failed" if report.failed else "")
         + "."
     )

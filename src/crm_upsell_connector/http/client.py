@@ -7,8 +7,12 @@ A write that is not idempotent is retried only where the request surely never re
 
 from __future__ import annotations
 
+import dataclasses
+import email.utils
 import logging
+import math
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -37,14 +41,52 @@ HintParser = Callable[[httpx.Response], LimitHint]
 _BODY_SNIPPET = 300
 
 
-def retry_after_seconds(response: httpx.Response) -> float | None:
+#: the longest wait a ``Retry-After`` can ask for before it is taken as this long (seconds)
+RETRY_AFTER_CEILING_S = 900.0
+
+
+def retry_after_seconds(
+    response: httpx.Response, *, now: datetime | None = None, ceiling: float = RETRY_AFTER_CEILING_S
+) -> float | None:
+    """The wait a response's ``Retry-After`` asks for, in seconds (0 to ``ceiling``), else ``None``.
+
+    RFC 9110 section 10.2.3 allows delay-seconds (``120``) or an HTTP-date (``Fri, 31 Dec 1999
+    23:59:59 GMT``, in any of the three formats of section 5.6.7). A date is measured from the
+    response's own ``Date`` header when it has a valid one (so a client clock that is off does not
+    matter), else from ``now`` (default: this machine's clock). A date in the past means "now";
+    anything unreadable is ignored (``None``), and a wait beyond ``ceiling`` is cut to it.
+    """
     value = response.headers.get("Retry-After")
     if value is None:
         return None
+    text = value.strip()
+    if text.isdigit():
+        return min(float(text), ceiling)
     try:
-        return max(0.0, float(value))
+        seconds = float(text)  # not RFC 9110, but some servers send "1.5"
     except ValueError:
+        pass
+    else:
+        return min(max(0.0, seconds), ceiling) if math.isfinite(seconds) else None
+    at = _http_date(text)
+    if at is None:
         return None
+    base = _http_date(response.headers.get("Date")) or now or datetime.now(UTC)
+    return min(max(0.0, (at - base).total_seconds()), ceiling)
+
+
+def _http_date(raw: str | None) -> datetime | None:
+    """An HTTP-date (IMF-fixdate, RFC 850 or asctime) as an aware UTC datetime, else ``None``."""
+    if not raw:
+        return None
+    try:
+        parsed = email.utils.parsedate_to_datetime(raw.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    if parsed is None:
+        return None
+    # HTTP-dates are always GMT (RFC 9110 section 5.6.7); a naive result means "-0000" was given.
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def default_error(response: httpx.Response, request: RequestInfo) -> ConnectorError:
@@ -77,13 +119,14 @@ def default_error(response: httpx.Response, request: RequestInfo) -> ConnectorEr
 class _WaitRetryAfter(wait_base):
     """Wait what the CRM asked for when it said; otherwise exponential backoff with jitter."""
 
-    def __init__(self, fallback: wait_base) -> None:
+    def __init__(self, fallback: wait_base, ceiling: float = RETRY_AFTER_CEILING_S) -> None:
         self.fallback = fallback
+        self.ceiling = ceiling
 
     def __call__(self, retry_state: RetryCallState) -> float:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
-        if isinstance(exc, RateLimitError) and exc.retry_after is not None:
-            return exc.retry_after
+        if isinstance(exc, RetriableAPIError) and exc.retry_after is not None:
+            return min(exc.retry_after, self.ceiling)
         return float(self.fallback(retry_state))
 
 
@@ -143,7 +186,8 @@ class ApiClient:
                     multiplier=self.settings.backoff_initial_s,
                     max=self.settings.backoff_max_s,
                     jitter=self.settings.backoff_initial_s,
-                )
+                ),
+                ceiling=self.settings.retry_after_max_s,
             ),
             retry=retry_if_exception(lambda e: self._worth_retry(e, safe)),
             reraise=True,
@@ -208,6 +252,8 @@ class ApiClient:
         hint = self._hint_parser(response) if self._hint_parser else LimitHint()
         if response.status_code == 429 and hint.retry_after_s is None:
             hint = LimitHint(hint.max_requests, 0, hint.interval_s, retry_after_seconds(response))
+        if hint.retry_after_s is not None and hint.retry_after_s > self.settings.retry_after_max_s:
+            hint = dataclasses.replace(hint, retry_after_s=self.settings.retry_after_max_s)
         limiter.observe(hint)
         log.debug("%s %s -> %d", request_info.method, request_info.url, response.status_code)
         if response.is_success or response.status_code in ok_statuses:
@@ -216,6 +262,9 @@ class ApiClient:
         error = self._error_mapper(response, request_info) if self._error_mapper else None
         if error is None:
             error = default_error(response, request_info)
+        if isinstance(error, RetriableAPIError) and error.retry_after is None:
+            # RFC 9110 section 10.2.3: a 429 or 503 may say when to come back, in seconds or as a date.
+            error.retry_after = retry_after_seconds(response)
         if isinstance(error, RateLimitError):
             self.stats.rate_limited += 1
         raise error

@@ -258,7 +258,9 @@ class TasksConfig(_Section):
         ]
     )
     default_priority: Literal["high", "medium", "low"] = "low"
-    currency: str = "USD"
+    #: ISO 4217 code shown with amounts (uplift); unset = the org's home currency as the CRM reports
+    #: it (``crm_upsell_connector.currency``). Set it only to override what the CRM says.
+    currency: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$")
 
 
 # ---- the whole --------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ from crm_upsell_connector.rules.result import (
     Proposal,
     Recommendation,
     TraceEntry,
+    format_fact,
     format_value,
 )
 from crm_upsell_connector.rules.scoring import Normaliser, points
@@ -119,8 +120,10 @@ class _Interner:
 class RuleEngine:
     """Evaluates a compiled ``RulesConfig`` over the features of a customer base."""
 
-    def __init__(self, rules: RulesConfig) -> None:
+    def __init__(self, rules: RulesConfig, currency: str | None = None) -> None:
+        """``currency``: the org's home currency code, shown with amounts in reasons."""
         self.rules = rules
+        self.currency = currency
         self.compiled = rules.compiled
         self._names = tuple(self.compiled.schema)
 
@@ -249,10 +252,10 @@ class RuleEngine:
             ]
             rule_facts = _facts(context, fact_names)
             if rule.reason is not None:
-                values = {n: format_value(context.get(n)) for n in rule.reason.names}
+                values = {n: format_fact(n, context.get(n), self.currency) for n in rule.reason.names}
                 rule_text = rule.reason.render(values).strip().rstrip(".")
             else:
-                rule_text = _fact_list(rule_facts, compiled.schema) or rule.config.name
+                rule_text = _fact_list(rule_facts, compiled.schema, self.currency) or rule.config.name
         return _Draft(
             account_id=str(context["account_id"]),
             account_name=str(context.get("account_name") or ""),
@@ -454,14 +457,16 @@ class RuleEngine:
                 facts = dict(d.block_facts)
                 reason = (
                     f"No proposal: {d.block_reason}"
-                    + (f" ({_fact_list(facts, schema)})" if facts else "")
+                    + (f" ({_fact_list(facts, schema, self.currency)})" if facts else "")
                     + f". Would have proposed {product_name} ({d.rule_text})."
                 )
                 for key, value in d.rule_facts.items():
                     facts.setdefault(key, value)
         elif d.blocked_by is not None:
             facts = dict(d.block_facts)
-            reason = f"No proposal: {d.block_reason}" + (f" ({_fact_list(facts, schema)})." if facts else ".")
+            reason = f"No proposal: {d.block_reason}" + (
+                f" ({_fact_list(facts, schema, self.currency)})." if facts else "."
+            )
         else:
             facts = {}
             reason = "No proposal: no rule matched."
@@ -490,10 +495,10 @@ def _facts(context: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
     return {name: context[name] for name in dict.fromkeys(names) if name in context}
 
 
-def _fact_list(facts: Mapping[str, Any], schema: Mapping[str, Any]) -> str:
+def _fact_list(facts: Mapping[str, Any], schema: Mapping[str, Any], currency: str | None = None) -> str:
     parts = []
     for name, value in facts.items():
         spec = schema.get(name)
         what = spec.description if spec is not None else name.replace("_", " ")
-        parts.append(f"{what}: {format_value(value)}")
+        parts.append(f"{what}: {format_fact(name, value, currency)}")
     return "; ".join(parts)

@@ -147,6 +147,18 @@ class Recommendation(_Record):
         return "\n".join(lines)
 
 
+#: features (and facts) that are amounts of money, in the org's home currency
+MONEY_FACTS = frozenset({"revenue_won_365d", "revenue_won_total", "open_deal_amount", "expected_uplift"})
+
+
+def format_fact(name: str, value: Any, currency: str | None = None) -> str:
+    """A fact as a person reads it; amounts of money carry the home currency's code when known
+    (``USD 13,400``), so a reason written to the CRM says which currency it means."""
+    if currency and name in MONEY_FACTS and isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{currency} {value:,.0f}"
+    return format_value(value)
+
+
 def format_value(value: Any) -> str:
     """A feature value as a person reads it: 46 not 46.0, 0.92 not 0.9200000001, lists joined."""
     if value is None:

@@ -75,15 +75,18 @@ def render_task(
     recommendation: Recommendation,
     rules: RulesConfig | TasksConfig,
     now: datetime,
+    currency: str | None = None,
     *,
     owner_name: str | None = None,
 ) -> RenderedTask:
     """Subject, body, due date and priority of the task for a recommendation with a proposal.
 
     ``rules`` is the whole ``RulesConfig`` or just its ``tasks`` section (then English labels and
-    no feature descriptions). The body is plain text in words: labels for the kind and the segment,
-    facts as phrases with units (``customer for 3 years``), never a feature, rule or tag name unless
-    the configured template asks for ``$rule`` or ``$tags``.
+    no feature descriptions). ``currency`` is the org's home currency
+    (``currency.resolve_home_currency``, which already applies ``[tasks] currency``); without it,
+    ``[tasks] currency``; without either, amounts carry no code. The body is plain text in words:
+    labels for the kind and the segment, facts as phrases with units (``customer for 3 years``),
+    never a feature, rule or tag name unless the configured template asks for ``$rule`` or ``$tags``.
     """
     proposal = recommendation.proposal
     if proposal is None:
@@ -98,7 +101,7 @@ def render_task(
         subject, body = _templates(tasks)
         labels = labels_for(None)
         schema = {}
-    currency = tasks.currency
+    currency = (currency or tasks.currency or "").upper()
     values = {
         "account_id": recommendation.account_id,
         "account_name": recommendation.account_name,
@@ -109,7 +112,7 @@ def render_task(
         "product_sku": proposal.product_sku or "",
         "product_name": proposal.product_name,
         "offer": proposal.offer or NO_OFFER.get(labels.language, NO_OFFER["en"]),
-        "uplift": f"{currency} {proposal.uplift:,.0f}",
+        "uplift": f"{currency} {proposal.uplift:,.0f}".strip(),
         "score": format_value(recommendation.score),
         "segment": labels.segment(recommendation.segment),
         "tags": ", ".join(recommendation.tags) or "-",

@@ -8,7 +8,9 @@ runs any ASGI app on loopback in a background thread.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import logging
+import math
 import random
 import socket
 import threading
@@ -24,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
     "DropConnection",
@@ -42,6 +44,7 @@ __all__ = [
     "control_routes",
     "find_free_port",
     "iso_ms",
+    "retry_after_value",
     "serve_forever",
 ]
 
@@ -60,6 +63,11 @@ class FaultOptions(BaseModel):
     error_rate: float = Field(0.0, ge=0, le=1)  # 502 / 503 responses
     drop_rate: float = Field(0.0, ge=0, le=1)  # connection dropped mid-response
     partial_batch_rate: float = Field(0.0, ge=0, le=1)  # per batch input: fails inside a 207
+    storm_next: int = Field(0, ge=0)  # the next N requests (from now or from a reconfiguration) are a storm
+    # A ``Retry-After`` header on every 429 and 503 that has none: "seconds" (delay-seconds) or
+    # "date" (an HTTP-date ``retry_after_s`` ahead), the two forms RFC 9110 section 10.2.3 allows.
+    retry_after: Literal["none", "seconds", "date"] = "none"
+    retry_after_s: float = Field(1.0, ge=0, le=3600)
 
 
 class SandboxOptions(BaseModel):
@@ -185,7 +193,7 @@ class FaultInjector:
         with self._lock:
             self.options = options
             self._rng = random.Random(options.seed)
-            self._storm_left = 0
+            self._storm_left = options.storm_next
 
     def decide(self) -> FaultKind:
         """The fault (if any) for the next request."""
@@ -309,8 +317,19 @@ logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
 # ---- latency ------------------------------------------------------------------------------------------
 
 
+def retry_after_value(form: str, seconds: float, now: float | None = None) -> str:
+    """A ``Retry-After`` value ``seconds`` ahead: delay-seconds, or an IMF-fixdate HTTP-date rounded up
+    to the next whole second (RFC 9110 sections 5.6.7 and 10.2.3)."""
+    if form == "date":
+        moment = math.ceil((time.time() if now is None else now) + seconds)
+        return email.utils.formatdate(moment, usegmt=True)
+    return str(math.ceil(seconds))
+
+
 class LatencyMiddleware:
-    """Delays every HTTP request whose path starts with one of ``prefixes`` by ``options.latency_ms``."""
+    """Delays every HTTP request whose path starts with one of ``prefixes`` by ``options.latency_ms``,
+    and gives 429 and 503 responses without one the ``Retry-After`` that ``options.faults.retry_after``
+    asks for (every sandbox's rate limits and storms, in either of RFC 9110's forms)."""
 
     def __init__(self, app: ASGIApp, options: SandboxOptions, prefixes: tuple[str, ...] = ("/",)) -> None:
         self.app = app
@@ -318,14 +337,28 @@ class LatencyMiddleware:
         self.prefixes = prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
+        crm = (
             scope["type"] == "http"
-            and self.options.latency_ms > 0
             and str(scope["path"]).startswith(self.prefixes)
             and not str(scope["path"]).startswith("/__sandbox")
-        ):
+        )
+        if crm and self.options.latency_ms > 0:
             await asyncio.sleep(self.options.latency_ms / 1000)
-        await self.app(scope, receive, send)
+        faults = self.options.faults
+        if not crm or faults.retry_after == "none":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_retry_after(message: Message) -> None:
+            if message["type"] == "http.response.start" and message.get("status") in (429, 503):
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == b"retry-after" for name, _ in headers):
+                    value = retry_after_value(faults.retry_after, faults.retry_after_s)
+                    headers.append((b"retry-after", value.encode("latin-1")))
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_retry_after)
 
 
 # ---- control routes -----------------------------------------------------------------------------------

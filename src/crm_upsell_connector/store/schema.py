@@ -203,6 +203,15 @@ sync_state = Table(
     _ts("updated_at"),
 )
 
+# One row per connection: what the CRM says about the org as a whole (its home currency), read at sync.
+org_settings = Table(
+    "org_settings",
+    metadata,
+    Column("connection", CONN, primary_key=True),
+    Column("home_currency", String(8)),
+    _ts("updated_at"),
+)
+
 runs = Table(
     "runs",
     metadata,
@@ -267,7 +276,7 @@ outbox = Table(
     Column("ref", String(255), nullable=False),  # account id, or the task key
     Column("account_id", ID, nullable=False),
     Column("payload", JSON, nullable=False),
-    Column("status", String(16), nullable=False),  # pending, sent, done, failed
+    Column("status", String(16), nullable=False),  # pending, sent, done, failed, superseded, gone
     Column("attempts", Integer, nullable=False, default=0),
     Column("error", Text),
     Column("crm_id", ID),

@@ -265,6 +265,11 @@ class HubSpotClient:
         )
         return self._json(response)
 
+    async def patch(self, path: str, body: Any, *, endpoint: str | None = None) -> dict[str, Any]:
+        """A partial update (idempotent: the same fields get the same values again)."""
+        response = await self.api.request("PATCH", path, json=body, idempotent=True, endpoint=endpoint)
+        return self._json(response)
+
     async def search(self, object_type: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """One page of ``POST /crm/v3/objects/{type}/search`` (a read: safe to retry)."""
         return await self.post(

@@ -10,6 +10,7 @@ that millisecond. Search carries no associations: one v4 batch association read 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -44,15 +45,15 @@ from crm_upsell_hubspot.client import (
     results_of,
 )
 from crm_upsell_hubspot.mapping import (
-    MappingOptions,
     company_update_input,
     map_objects,
+    merged_away,
     modified_at,
-    modified_property,
     parse_datetime,
-    properties_for,
     task_create_input,
 )
+from crm_upsell_hubspot.properties import MappingOptions, modified_property, properties_for
+from crm_upsell_hubspot.property_setup import PropertySetup
 from crm_upsell_hubspot.settings import HubSpotSettings
 
 if TYPE_CHECKING:
@@ -141,6 +142,8 @@ class HubSpotConnector(Connector):
             transport=transport,
         )
 
+        self.setup = PropertySetup(self.client, settings)
+
     @property
     def stats(self) -> CallStats:
         return self.client.stats
@@ -152,6 +155,15 @@ class HubSpotConnector(Connector):
 
     async def close(self) -> None:
         await self.client.close()
+
+    async def home_currency(self) -> str | None:
+        """The account's company currency, from ``GET /account-info/v3/details`` (``companyCurrency``,
+        https://developers.hubspot.com/docs/api-reference/latest/account/account-information/get-account-details).
+        Line items in it get their amount as home amount (HubSpot gives deals theirs)."""
+        details = await self.client.get("/account-info/v3/details")
+        code = str(details.get("companyCurrency") or "").strip().upper() or None
+        self.options = dataclasses.replace(self.options, home_currency=code)
+        return code
 
     # ---- reading ------------------------------------------------------------------------------
 
@@ -194,9 +206,11 @@ class HubSpotConnector(Connector):
                 if stamp is not None and (newest is None or stamp > newest):
                     newest = stamp
                 self._remember(stream, raw)
+            records = map_objects(stream, results, self.options)
             yield Page(
                 stream=stream,
-                records=map_objects(stream, results, self.options),
+                records=records,
+                deleted_ids=merged_away(records),
                 resume=after,
                 watermark=None if after else newest,
             )
@@ -285,7 +299,8 @@ class HubSpotConnector(Connector):
 
     async def _search_page(self, stream: str, results: list[dict[str, Any]], last_stamp: datetime) -> Page:
         await self._attach_associations(stream, results)
-        return Page(stream=stream, records=map_objects(stream, results, self.options), watermark=last_stamp)
+        records = map_objects(stream, results, self.options)
+        return Page(stream=stream, records=records, deleted_ids=merged_away(records), watermark=last_stamp)
 
     def _remember(self, object_type: str, raw: Mapping[str, Any]) -> None:
         """Keep a record's association under its modification stamp (see ``_attach_associations``)."""
@@ -383,95 +398,12 @@ class HubSpotConnector(Connector):
     # ---- fields -------------------------------------------------------------------------------
 
     async def _property_names(self, object_type: str) -> set[str]:
-        reply = await self.client.get(f"/crm/v3/properties/{object_type}")
-        return {str(p.get("name")) for p in results_of(reply)}
-
-    async def _ensure_group(self, object_type: str) -> None:
-        reply = await self.client.get(f"/crm/v3/properties/{object_type}/groups")
-        if self.settings.property_group in {str(g.get("name")) for g in results_of(reply)}:
-            return
-        try:
-            await self.client.post(
-                f"/crm/v3/properties/{object_type}/groups",
-                {"name": self.settings.property_group, "label": "CRM Upsell", "displayOrder": -1},
-                idempotent=True,
-            )
-        except FatalAPIError as exc:
-            if exc.status_code != 409:
-                raise
-
-    def _property_input(self, spec: FieldSpec) -> dict[str, Any]:
-        kinds = {
-            "number": ("number", "number"),
-            "string": ("string", "text"),
-            "text": ("string", "textarea"),
-            "datetime": ("datetime", "date"),
-            "enumeration": ("enumeration", "select"),
-        }
-        type_, field_type = kinds[spec.type]
-        body: dict[str, Any] = {
-            "name": self.settings.property_prefix + spec.name,
-            "label": spec.label,
-            "description": spec.description,
-            "groupName": self.settings.property_group,
-            "type": type_,
-            "fieldType": field_type,
-        }
-        if spec.type == "enumeration":
-            body["options"] = [
-                {"label": label, "value": o, "displayOrder": i, "hidden": False}
-                for i, (o, label) in enumerate(_option_pairs(spec))
-            ]
-        return body
-
-    async def _create_properties(self, object_type: str, specs: list[FieldSpec]) -> list[str]:
-        inputs = [self._property_input(s) for s in specs]
-        try:
-            reply = await self.client.post(
-                f"/crm/v3/properties/{object_type}/batch/create", {"inputs": inputs}, idempotent=True
-            )
-        except FatalAPIError as exc:
-            if exc.status_code != 409:
-                raise
-            return await self._create_one_by_one(object_type, inputs)
-        created = [str(p.get("name")) for p in results_of(reply)]
-        failures = [
-            text
-            for error, text in error_messages(reply.get("errors"))
-            if str(error.get("category")) != "CONFLICT" and "already exists" not in text.lower()
-        ]
-        if failures:
-            raise FatalAPIError(
-                f"HubSpot did not create the {object_type} properties: " + "; ".join(failures)
-            )
-        return created
-
-    async def _create_one_by_one(self, object_type: str, inputs: list[dict[str, Any]]) -> list[str]:
-        created: list[str] = []
-        for body in inputs:
-            try:
-                await self.client.post(f"/crm/v3/properties/{object_type}", body, idempotent=True)
-            except FatalAPIError as exc:
-                if exc.status_code != 409:
-                    raise
-                continue
-            created.append(str(body["name"]))
-        return created
+        return set(await self.setup.definitions(object_type))
 
     async def ensure_fields(self, specs: Sequence[FieldSpec]) -> list[str]:
-        """Create the group and the missing properties; returns the HubSpot names created."""
-        by_object: dict[str, list[FieldSpec]] = {}
-        for spec in specs:
-            by_object.setdefault("companies" if spec.object == "account" else "tasks", []).append(spec)
-        created: list[str] = []
-        for object_type, wanted in by_object.items():
-            existing = await self._property_names(object_type)
-            missing = [s for s in wanted if self.settings.property_prefix + s.name not in existing]
-            if not missing:
-                continue
-            await self._ensure_group(object_type)
-            created.extend(await self._create_properties(object_type, missing))
-        return created
+        """Create the group and the missing properties, convert earlier text ones into dropdowns;
+        returns the HubSpot names created or converted (see ``property_setup``)."""
+        return await self.setup.ensure(specs)
 
     # ---- writing ------------------------------------------------------------------------------
 
@@ -506,18 +438,32 @@ class HubSpotConnector(Connector):
         except RetriableAPIError as exc:
             return self._failed(refs, exc)
         done = {str(r.get("id")) for r in results_of(reply)}
+        # A write to a merged-away id lands on the merged record and comes back under its id (the
+        # trace id says which input it was): the account we meant is gone from HubSpot.
+        merged = {
+            str(r["objectWriteTraceId"]): str(r.get("id"))
+            for r in results_of(reply)
+            if r.get("objectWriteTraceId") not in (None, "")
+            and str(r.get("id")) != str(r["objectWriteTraceId"])
+        }
         errors: dict[str, tuple[str, bool]] = {}
+        missing: set[str] = set()
         unplaced: list[tuple[str, bool]] = []
         for error, message in error_messages(reply.get("errors")):
             retriable = str(error.get("category")) not in _NOT_RETRIABLE
             ids = context_values(error, "ids", "id")
             for ident in ids:
                 errors[ident] = (message, retriable)
+                if str(error.get("category")) == "OBJECT_NOT_FOUND":
+                    missing.add(ident)
             if not ids:
                 unplaced.append((message, retriable))
         results: list[WriteResult] = []
         for ref in refs:
-            if ref in errors:
+            if ref in merged or ref in missing:
+                why = f"merged into company {merged[ref]}" if ref in merged else errors[ref][0]
+                results.append(WriteResult(ref=ref, ok=False, error=why, retriable=False, gone=True))
+            elif ref in errors:
                 message, retriable = errors[ref]
                 results.append(WriteResult(ref=ref, ok=False, error=message, retriable=retriable))
             elif ref in done:
@@ -563,6 +509,7 @@ class HubSpotConnector(Connector):
             if key is not None and item.get("id") is not None:
                 created[str(key)] = str(item["id"])
         errors: dict[str, tuple[str, bool]] = {}
+        gone: set[str] = set()
         unplaced: list[tuple[str, bool]] = []
         for error, message in error_messages(reply.get("errors")):
             retriable = str(error.get("category")) not in _NOT_RETRIABLE
@@ -573,12 +520,19 @@ class HubSpotConnector(Connector):
             ]
             for key in keys:
                 errors[key] = (message, retriable)
+                # The company to associate the task with no longer exists (deleted or archived).
+                if "ASSOCIATION_TARGET_NOT_FOUND" in str(error.get("subCategory") or ""):
+                    gone.add(key)
             if not keys:
                 unplaced.append((message, retriable))
         results: list[WriteResult] = []
         for ref in refs:
             if ref in created:
                 results.append(WriteResult(ref=ref, ok=True, crm_id=created[ref]))
+            elif ref in gone:
+                results.append(
+                    WriteResult(ref=ref, ok=False, error=errors[ref][0], retriable=False, gone=True)
+                )
             elif ref in errors:
                 message, retriable = errors[ref]
                 results.append(WriteResult(ref=ref, ok=False, error=message, retriable=retriable))
@@ -637,6 +591,15 @@ class HubSpotConnector(Connector):
                 checks.append(CheckResult(item=f"read {object_type}", ok=False, detail=exc.one_line()))
             else:
                 checks.append(CheckResult(item=f"read {object_type}", ok=True))
+        try:
+            code = await self.home_currency()
+        except ConnectorError as exc:
+            checks.append(CheckResult(item="company currency", ok=False, detail=exc.one_line()))
+        else:
+            detail = (
+                f"amounts are compared in {code}" if code else "HubSpot did not say; set [tasks] currency"
+            )
+            checks.append(CheckResult(item="company currency", ok=code is not None, detail=detail))
         wanted = {
             "companies": [self.settings.property_prefix + f.name for f in ACCOUNT_FIELDS],
             "tasks": [self.options.task_key_property],
@@ -677,9 +640,3 @@ class HubSpotPlugin(PluginBase):
 
     def sandbox_secrets(self, options: SandboxOptions) -> dict[str, str]:
         return {SANDBOX_TOKEN_ENV: str(options.token)}
-
-
-def _option_pairs(spec: FieldSpec) -> list[tuple[str, str]]:
-    """(value, label) per option: the display labels where the spec has them, else the values."""
-    labels = spec.option_labels if len(spec.option_labels) == len(spec.options) else spec.options
-    return list(zip(spec.options, labels, strict=True))

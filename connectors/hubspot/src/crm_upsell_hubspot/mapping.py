@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any, Literal
 
@@ -31,7 +30,15 @@ from crm_upsell_connector.models import (
     TaskDraft,
 )
 from crm_upsell_connector.richtext import plain_to_html
+from crm_upsell_connector.text import html_to_text
 from crm_upsell_connector.values import first_line, parse_bool, parse_number
+from crm_upsell_hubspot.properties import (
+    EMAIL_BODY_PROPERTIES,
+    MERGED_IDS,
+    PRODUCT_EXTRA,
+    MappingOptions,
+    modified_property,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,96 +59,6 @@ CALL_DISPOSITIONS: dict[str, str] = {
     "17b47fee-58de-441e-a44c-c6300d46f273": "wrong_number",
 }
 TASK_ASSOCIATION_TO_COMPANY = 192  # HUBSPOT_DEFINED task -> company
-PRODUCT_EXTRA = ("family", "tier", "hs_product_type", "recurringbillingfrequency", "description")
-
-
-@dataclass(frozen=True)
-class MappingOptions:
-    """What a mapping needs from the connection's configuration."""
-
-    prefix: str = "crm_upsell_"
-    account_fields: tuple[str, ...] = ()
-
-    @property
-    def task_key_property(self) -> str:
-        return self.prefix + TASK_KEY_FIELD.name
-
-
-def modified_property(object_type: str) -> str:
-    """The property that holds the last-modified stamp (contacts use their own name)."""
-    return "lastmodifieddate" if object_type == "contacts" else "hs_lastmodifieddate"
-
-
-def properties_for(object_type: str, options: MappingOptions) -> tuple[str, ...]:
-    """Only the properties the product uses: long lists of every custom property break URLs (414)."""
-    props: tuple[str, ...]
-    if object_type == "companies":
-        own = tuple(options.prefix + name for name in ACCOUNT_FIELD_NAMES)
-        props = (
-            "name",
-            "domain",
-            "industry",
-            "lifecyclestage",
-            "hubspot_owner_id",
-            "createdate",
-            *options.account_fields,
-            *own,
-        )
-    elif object_type == "contacts":
-        props = ("email", "firstname", "lastname", "lifecyclestage", "createdate")
-    elif object_type == "deals":
-        props = (
-            "dealname",
-            "dealstage",
-            "pipeline",
-            "amount",
-            "deal_currency_code",
-            "closedate",
-            "createdate",
-            "hubspot_owner_id",
-            "hs_is_closed",
-            "hs_is_closed_won",
-        )
-    elif object_type == "line_items":
-        props = (
-            "name",
-            "hs_product_id",
-            "hs_sku",
-            "quantity",
-            "price",
-            "amount",
-            "recurringbillingfrequency",
-            "hs_recurring_billing_period",
-        )
-    elif object_type == "products":
-        props = ("name", "hs_sku", "price", *PRODUCT_EXTRA)
-    elif object_type == "calls":
-        props = (
-            "hs_timestamp",
-            "hs_call_title",
-            "hs_call_direction",
-            "hs_call_disposition",
-            "hubspot_owner_id",
-        )
-    elif object_type == "meetings":
-        props = ("hs_timestamp", "hs_meeting_title", "hs_meeting_outcome", "hubspot_owner_id")
-    elif object_type == "emails":
-        props = ("hs_timestamp", "hs_email_subject", "hs_email_direction", "hubspot_owner_id")
-    elif object_type == "notes":
-        props = ("hs_timestamp", "hs_note_body", "hubspot_owner_id")
-    elif object_type == "tasks":
-        props = (
-            "hs_timestamp",
-            "hs_task_subject",
-            "hs_task_status",
-            "hs_task_priority",
-            "hs_task_type",
-            "hubspot_owner_id",
-            options.task_key_property,
-        )
-    else:
-        raise ValueError(f"unknown HubSpot object type {object_type!r}")
-    return tuple(dict.fromkeys((*props, modified_property(object_type))))
 
 
 # ---- lenient parsing ---------------------------------------------------------------------------
@@ -175,6 +92,12 @@ def _from_epoch_ms(ms: float) -> datetime | None:
         return datetime.fromtimestamp(ms / 1000.0, tz=UTC)
     except (OverflowError, OSError, ValueError):
         return None
+
+
+def currency_code(value: Any) -> str | None:
+    """An ISO 4217 code in upper case, None for missing or blank."""
+    code = text(value)
+    return code.upper() if code else None
 
 
 def text(value: Any) -> str | None:
@@ -264,6 +187,7 @@ def map_company(raw: Mapping[str, Any], options: MappingOptions) -> Account:
         created_at=parse_datetime(props.get("createdate")) or parse_datetime(raw.get("createdAt")),
         fields={name: text(props.get(name)) for name in options.account_fields},
         product_fields={name: text(props.get(options.prefix + name)) for name in ACCOUNT_FIELD_NAMES},
+        extra=merged_extra(raw, props),
     )
 
 
@@ -278,7 +202,29 @@ def map_contact(raw: Mapping[str, Any], options: MappingOptions) -> Contact:
         name=name,
         lifecycle_stage=text(props.get("lifecyclestage")),
         created_at=parse_datetime(props.get("createdate")) or parse_datetime(raw.get("createdAt")),
+        extra=merged_extra(raw, props),
     )
+
+
+def merged_ids(raw: Mapping[str, Any]) -> list[str]:
+    """The ids merged into this company or contact (``hs_merged_object_ids``, ``;``-separated),
+    without the record's own id; they no longer exist on their own."""
+    props = raw.get("properties")
+    value = text(props.get(MERGED_IDS)) if isinstance(props, dict) else None
+    own = str(raw.get("id") or "").strip()
+    ids = [part.strip() for part in (value or "").split(";")]
+    return list(dict.fromkeys(i for i in ids if i and i != own))
+
+
+def merged_away(records: Iterable[Record]) -> list[str]:
+    """The ids the page's records say were merged into them: gone from HubSpot as records of their
+    own (they leave the list endpoints without being archived), so the store drops them."""
+    return list(dict.fromkeys(str(i) for r in records for i in r.extra.get("merged_ids") or ()))
+
+
+def merged_extra(raw: Mapping[str, Any], props: Mapping[str, Any]) -> dict[str, Any]:
+    ids = merged_ids(raw)
+    return {"merged_ids": ids} if ids else {}
 
 
 def map_deal(raw: Mapping[str, Any], options: MappingOptions) -> Deal:
@@ -301,7 +247,9 @@ def map_deal(raw: Mapping[str, Any], options: MappingOptions) -> Deal:
         is_closed=closed or won,
         is_won=won,
         amount=parse_number(props.get("amount")),
-        currency=text(props.get("deal_currency_code")),
+        currency=currency_code(props.get("deal_currency_code")),
+        # HubSpot's own conversion at the account's exchange rates (see ``properties``)
+        amount_home=parse_number(props.get("amount_in_home_currency")),
         close_date=parse_datetime(props.get("closedate")),
         created_at=parse_datetime(props.get("createdate")) or parse_datetime(raw.get("createdAt")),
         extra={"pipeline": pipeline} if pipeline else {},
@@ -311,6 +259,11 @@ def map_deal(raw: Mapping[str, Any], options: MappingOptions) -> Deal:
 def map_line_item(raw: Mapping[str, Any], options: MappingOptions) -> LineItem:
     props = _props(raw)
     quantity = parse_number(props.get("quantity"))
+    amount = parse_number(props.get("amount"))
+    currency = currency_code(props.get("hs_line_item_currency_code"))
+    # HubSpot documents no line-item amount in the company currency: the amount is one where the
+    # line item is in that currency (or states none: the company currency is the default).
+    at_home = currency is None or (options.home_currency is not None and currency == options.home_currency)
     return LineItem(
         id=_id(raw),
         updated_at=_updated("line_items", raw),
@@ -320,7 +273,9 @@ def map_line_item(raw: Mapping[str, Any], options: MappingOptions) -> LineItem:
         name=text(props.get("name")) or "",
         quantity=1.0 if quantity is None else quantity,
         unit_price=parse_number(props.get("price")),
-        amount=parse_number(props.get("amount")),
+        amount=amount,
+        amount_home=amount if at_home else None,
+        extra={"currency": currency} if currency else {},
         billing_period=text(props.get("recurringbillingfrequency"))
         or text(props.get("hs_recurring_billing_period")),
     )
@@ -375,20 +330,25 @@ def map_activity(object_type: str, raw: Mapping[str, Any], options: MappingOptio
     status: str | None = None
     upsell_key: str | None = None
     extra: dict[str, Any] = {}
+    body = ""
     if kind is ActivityKind.CALL:
         subject = text(props.get("hs_call_title")) or ""
+        body = html_to_text(text(props.get("hs_call_body")))
         direction = _CALL_DIRECTIONS.get((text(props.get("hs_call_direction")) or "").upper())
         disposition = text(props.get("hs_call_disposition"))
         outcome = CALL_DISPOSITIONS.get(disposition, disposition) if disposition else None
     elif kind is ActivityKind.MEETING:
         subject = text(props.get("hs_meeting_title")) or ""
+        body = html_to_text(text(props.get("hs_meeting_body")))
         meeting_outcome = text(props.get("hs_meeting_outcome"))
         outcome = meeting_outcome.lower() if meeting_outcome else None
     elif kind is ActivityKind.EMAIL:
         subject = text(props.get("hs_email_subject")) or ""
+        body = html_to_text(next((v for p in EMAIL_BODY_PROPERTIES if (v := text(props.get(p)))), None))
         direction = _EMAIL_DIRECTIONS.get((text(props.get("hs_email_direction")) or "").upper())
     elif kind is ActivityKind.NOTE:
         subject = first_line(props.get("hs_note_body"))
+        body = html_to_text(text(props.get("hs_note_body")))
     else:
         subject = text(props.get("hs_task_subject")) or ""
         status = "done" if (text(props.get("hs_task_status")) or "").upper() == "COMPLETED" else "open"
@@ -406,6 +366,7 @@ def map_activity(object_type: str, raw: Mapping[str, Any], options: MappingOptio
         direction=direction,
         outcome=outcome,
         subject=subject,
+        body=body,
         status=status,
         upsell_key=upsell_key,
         extra=extra,
@@ -451,7 +412,12 @@ def map_objects(object_type: str, raws: Iterable[Any], options: MappingOptions) 
 
 def company_update_input(update: FieldUpdate, prefix: str) -> dict[str, Any]:
     """One input of ``POST /crm/v3/objects/companies/batch/update``."""
-    return {"id": update.account_id, "properties": {prefix + k: v for k, v in update.values.items()}}
+    return {
+        "id": update.account_id,
+        "properties": {prefix + k: v for k, v in update.values.items()},
+        # Echoed on the result: a write to a merged-away id comes back under the merged record's id.
+        "objectWriteTraceId": update.account_id,
+    }
 
 
 def due_timestamp(due: date) -> str:
