@@ -1,7 +1,7 @@
 """The org's home currency per connection, as the CRM reports it at sync.
 
 Revision ID: i13_org_settings
-Revises: 0003
+Revises: i18_usage
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "i13_org_settings"
-down_revision = "0003"
+down_revision = "i18_usage"
 branch_labels = None
 depends_on = None
 
