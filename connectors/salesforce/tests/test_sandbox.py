@@ -20,7 +20,7 @@ from crm_upsell_salesforce.sandbox import (
     set_fields,
     touch,
 )
-from crm_upsell_salesforce.sandbox_soql import SoqlError, parse_soql, quote
+from crm_upsell_salesforce.sandbox.soql_parse import SoqlError, parse_soql, quote
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.applications import Starlette
