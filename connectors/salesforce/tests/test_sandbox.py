@@ -590,21 +590,72 @@ def test_tooling_custom_field_create_query_and_duplicate(sandbox: Sandbox) -> No
     ).json()
     assert [rec["DeveloperName"] for rec in found["records"]] == ["Crm_Upsell_Loyalty_Score"]
 
-    # The new field exists: queries and writes accept it.
-    account = sandbox.records("SELECT Id, Crm_Upsell_Loyalty_Score__c FROM Account LIMIT 1")[0]
+    # Field-level security: a field created through the API is hidden until a permission set grants it.
+    soql = "SELECT Id, Crm_Upsell_Loyalty_Score__c FROM Account LIMIT 1"
+    hidden = sandbox.query(soql)
+    assert hidden.status_code == 400 and error_code(hidden) == "INVALID_FIELD"
+    describe = sandbox.client.get(f"{V}/sobjects/Account/describe").json()
+    assert "Crm_Upsell_Loyalty_Score__c" not in {f["name"] for f in describe["fields"]}
+    account_id = sandbox.records("SELECT Id FROM Account LIMIT 1")[0]["Id"]
+
+    def write_score() -> dict[str, Any]:
+        record = {"attributes": {"type": "Account"}, "id": account_id, "Crm_Upsell_Loyalty_Score__c": 87}
+        result: dict[str, Any] = sandbox.client.patch(
+            f"{V}/composite/sobjects", json={"records": [record]}
+        ).json()[0]
+        return result
+
+    assert write_score()["errors"][0]["statusCode"] == "INVALID_FIELD"
+
+    def create(sobject: str, **values: Any) -> dict[str, Any]:
+        record = {"attributes": {"type": sobject}, **values}
+        result: dict[str, Any] = sandbox.client.post(
+            f"{V}/composite/sobjects", json={"records": [record]}
+        ).json()[0]
+        return result
+
+    ps = create("PermissionSet", Name="Test_Access", Label="Test access")["id"]
+    assert create("PermissionSet", Name="Test_Access", Label="Again")["errors"][0]["statusCode"] == (
+        "DUPLICATE_DEVELOPER_NAME"
+    )
+    edit_without_read = create(
+        "FieldPermissions",
+        ParentId=ps,
+        SobjectType="Account",
+        Field="Account.Crm_Upsell_Loyalty_Score__c",
+        PermissionsEdit=True,
+    )
+    assert edit_without_read["errors"][0]["statusCode"] == "FIELD_INTEGRITY_EXCEPTION"
+    assert (
+        create("FieldPermissions", ParentId=ps, SobjectType="Account", Field="Account.NoSuch__c")["errors"][
+            0
+        ]["statusCode"]
+        == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+    )
+    grant = create(
+        "FieldPermissions",
+        ParentId=ps,
+        SobjectType="Account",
+        Field="Account.Crm_Upsell_Loyalty_Score__c",
+        PermissionsRead=True,
+    )["id"]
+    # Granted to a permission set nobody has: still hidden.
+    assert sandbox.query(soql).status_code == 400
+    me = sandbox.records("SELECT Id FROM User ORDER BY Id LIMIT 1")[0]["Id"]
+    assert create("PermissionSetAssignment", AssigneeId=me, PermissionSetId=ps)["success"] is True
+    assert create("PermissionSetAssignment", AssigneeId=me, PermissionSetId=ps)["errors"][0][
+        "statusCode"
+    ] == ("DUPLICATE_VALUE")
+    account = sandbox.records(soql)[0]
     assert account["Crm_Upsell_Loyalty_Score__c"] is None
-    write = sandbox.client.patch(
-        f"{V}/composite/sobjects",
-        json={
-            "records": [
-                {"attributes": {"type": "Account"}, "id": account["Id"], "Crm_Upsell_Loyalty_Score__c": 87}
-            ]
-        },
-    ).json()
-    assert write[0]["success"] is True
     describe = sandbox.client.get(f"{V}/sobjects/Account/describe").json()
     field = next(f for f in describe["fields"] if f["name"] == "Crm_Upsell_Loyalty_Score__c")
-    assert field["custom"] is True and field["type"] == "double"
+    assert field["custom"] is True and field["type"] == "double" and field["updateable"] is False
+    assert write_score()["errors"][0]["statusCode"] == "INVALID_FIELD_FOR_INSERT_UPDATE"
+    upgrade = {"attributes": {"type": "FieldPermissions"}, "id": grant, "PermissionsEdit": True}
+    assert sandbox.client.patch(f"{V}/composite/sobjects", json={"records": [upgrade]}).json()[0]["success"]
+    assert write_score()["success"] is True
+    assert sandbox.records(soql)[0]["Crm_Upsell_Loyalty_Score__c"] == 87
 
     # Text, long text and datetime fields, also on Task.
     for full_name, meta in [
@@ -619,10 +670,17 @@ def test_tooling_custom_field_create_query_and_duplicate(sandbox: Sandbox) -> No
             f"{V}/tooling/sobjects/CustomField", json={"FullName": full_name, "Metadata": meta}
         )
         assert made.status_code == 201, made.text
-    assert (
-        sandbox.query("SELECT Id, Crm_Upsell_Key__c FROM Task WHERE Crm_Upsell_Key__c = 'k1'").status_code
-        == 200
+    key_query = "SELECT Id, Crm_Upsell_Key__c FROM Task WHERE Crm_Upsell_Key__c = 'k1'"
+    assert sandbox.query(key_query).status_code == 400  # hidden until granted
+    create(
+        "FieldPermissions",
+        ParentId=ps,
+        SobjectType="Task",
+        Field="Task.Crm_Upsell_Key__c",
+        PermissionsRead=True,
+        PermissionsEdit=True,
     )
+    assert sandbox.query(key_query).status_code == 200
     bad = sandbox.client.post(
         f"{V}/tooling/sobjects/CustomField",
         json={"FullName": "Account.No_Length__c", "Metadata": {"label": "x", "type": "Text"}},

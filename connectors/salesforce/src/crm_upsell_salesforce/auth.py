@@ -8,6 +8,7 @@ session lives, so tokens are renewed after ``session_ttl_s`` and, whatever that 
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +27,7 @@ from crm_upsell_salesforce.settings import SalesforceSettings
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 JWT_LIFETIME_S = 180  # Salesforce accepts assertions that expire within three minutes
 REFRESH_MARGIN_S = 120.0
+_USER_ID = re.compile(r"005[A-Za-z0-9]{12}(?:[A-Za-z0-9]{3})?")
 
 
 def load_private_key(settings: SalesforceSettings, secrets: SecretResolver) -> str:
@@ -141,11 +143,28 @@ class SalesforceAuth(RefreshingTokenAuth):
         if ttl < 2 * self._margin_s:
             # A session shorter than twice the margin would be renewed before every request.
             expires = time.time() + ttl / 2 + self._margin_s
-        return AccessToken(token.value, expires, {**token.extra, "instance_url": instance})
+        extra = {**token.extra, "instance_url": instance}
+        # The identity URL ends with the user's id: https://login.../id/<org id>/<user id>
+        # (OAuth "Identity URLs", https://help.salesforce.com/s/articleView?id=sf.remoteaccess_using_openid.htm).
+        identity = str(body.get("id") or "").rstrip("/").rsplit("/", 1)[-1]
+        if _USER_ID.fullmatch(identity):
+            extra["user_id"] = identity
+        return AccessToken(token.value, expires, extra)
 
     async def instance_url(self) -> str:
         token = await self.current()
         return token.extra["instance_url"]
+
+    async def user_id(self) -> str:
+        """The id of the user the session acts as (from the token answer's identity URL)."""
+        token = await self.current()
+        user = token.extra.get("user_id")
+        if not user:
+            raise AuthError(
+                "the Salesforce token answer does not say which user the connection acts as",
+                hint="the connected app must return the identity URL ('id'); check its OAuth scopes",
+            )
+        return user
 
     async def aclose(self) -> None:
         await self._http.aclose()

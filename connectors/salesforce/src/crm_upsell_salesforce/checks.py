@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from crm_upsell_connector.connector import fields_check
 from crm_upsell_connector.errors import ConnectorError
@@ -12,15 +11,11 @@ from crm_upsell_connector.models import (
     CheckResult,
 )
 from crm_upsell_salesforce import soql
+from crm_upsell_salesforce.field_setup import FieldSetupMixin
 from crm_upsell_salesforce.mapping import (
     SOBJECTS,
     custom_field,
 )
-
-if TYPE_CHECKING:
-    pass
-
-from crm_upsell_salesforce.field_setup import FieldSetupMixin
 
 log = logging.getLogger(__name__)
 
@@ -66,17 +61,55 @@ class ChecksMixin(FieldSetupMixin):
                 )
             else:
                 checks.append(CheckResult(item=f"read {sobject}", ok=True))
-        wanted: dict[str, list[str]] = {
-            "Account": [custom_field(self.settings.field_prefix, f.name) for f in ACCOUNT_FIELDS],
-            "Activity": [self.options.task_key_field],
+        wanted: dict[str, tuple[list[str], str]] = {
+            "Account": (
+                [custom_field(self.settings.field_prefix, f.name) for f in ACCOUNT_FIELDS],
+                "updateable",
+            ),
+            "Task": ([self.options.task_key_field], "createable"),
         }
-        for table, names in wanted.items():
-            item = f"fields on {table}"
+        for sobject, (names, need) in wanted.items():
             try:
-                existing = await self._existing_fields(table)
+                checks.append(await self._access_check(sobject, names, need))
             except ConnectorError as exc:
-                checks.append(CheckResult(item=item, ok=False, detail=exc.one_line()))
-                continue
-            missing = [n for n in names if n.removesuffix("__c").lower() not in existing]
-            checks.append(fields_check(item, names, missing, "the 'Customize Application' permission"))
+                checks.append(CheckResult(item=f"fields on {sobject}", ok=False, detail=exc.one_line()))
         return checks
+
+    async def _access_check(self, sobject: str, names: list[str], need: str) -> CheckResult:
+        """The product's fields as the integration user sees them: the sObject describe lists only
+        the fields field-level security lets it read, with ``createable``/``updateable`` as it may
+        write them (REST API Developer Guide, "sObject Describe"). The Tooling API, which sees every
+        field whatever its access, only tells a missing field from a hidden one."""
+        item = f"fields on {sobject}"
+        data = await self.client.get(
+            f"sobjects/{sobject}/describe", endpoint=f"GET sobjects/{sobject}/describe"
+        )
+        described = {
+            str(f.get("name", "")).lower(): f
+            for f in (data.get("fields") if isinstance(data, dict) else None) or []
+            if isinstance(f, dict)
+        }
+        unseen = [n for n in names if n.lower() not in described]
+        readonly = [n for n in names if n.lower() in described and not described[n.lower()].get(need)]
+        if unseen:
+            table = "Activity" if sobject == "Task" else sobject
+            existing = await self._existing_fields(table)
+            missing = [n for n in unseen if n.removesuffix("__c").lower() not in existing]
+            if missing:
+                return fields_check(item, names, missing, "the 'Customize Application' permission")
+            return CheckResult(
+                item=item,
+                ok=False,
+                detail=f"{', '.join(unseen)} exist but the integration user cannot see them (field-level "
+                f"security): run 'crm-upsell setup', which grants read/edit through the permission set "
+                f"'{self.permission_set}', or see connectors/salesforce/README.md to grant it by hand",
+            )
+        if readonly:
+            return CheckResult(
+                item=item,
+                ok=False,
+                detail=f"{', '.join(readonly)} are read-only for the integration user (field-level "
+                f"security): run 'crm-upsell setup' (permission set '{self.permission_set}') or give it "
+                "edit access by hand",
+            )
+        return CheckResult(item=item, ok=True, detail=f"{len(names)} fields present, readable and writable")

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from crm_upsell_connector.errors import FatalAPIError
 from crm_upsell_connector.models import (
     FieldSpec,
 )
 from crm_upsell_salesforce import soql
+from crm_upsell_salesforce.access import FieldAccessMixin
 from crm_upsell_salesforce.mapping import (
     custom_field,
 )
-
-if TYPE_CHECKING:
-    pass
-
-from crm_upsell_salesforce.querying import QueryingBase
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +23,8 @@ log = logging.getLogger(__name__)
 FIELD_OBJECTS = {"account": "Account", "task": "Activity"}
 
 
-class FieldSetupMixin(QueryingBase):
-    """``ensure_fields``."""
+class FieldSetupMixin(FieldAccessMixin):
+    """``ensure_fields``: the fields, then read/edit access to them for the integration user."""
 
     def _full_name(self, spec: FieldSpec) -> str:
         return f"{FIELD_OBJECTS[spec.object]}.{custom_field(self.settings.field_prefix, spec.name)}"
@@ -66,7 +62,8 @@ class FieldSetupMixin(QueryingBase):
         return meta
 
     async def ensure_fields(self, specs: Sequence[FieldSpec]) -> list[str]:
-        """Create the missing custom fields with the Tooling API; returns the full names created."""
+        """Create the missing custom fields with the Tooling API and grant the integration user read
+        and edit on them (:mod:`.access`); returns the full names created and the grants made."""
         by_table: dict[str, list[FieldSpec]] = {}
         for spec in specs:
             by_table.setdefault(FIELD_OBJECTS[spec.object], []).append(spec)
@@ -91,5 +88,16 @@ class FieldSetupMixin(QueryingBase):
                         raise
                     continue
                 created.append(full)
+        # Fields created through the API are hidden from every profile until access is granted.
+        grants: list[tuple[str, str]] = []
+        for spec in specs:
+            api = custom_field(self.settings.field_prefix, spec.name)
+            objects = (
+                ("Task", "Event")
+                if FIELD_OBJECTS[spec.object] == "Activity"
+                else (FIELD_OBJECTS[spec.object],)
+            )
+            grants.extend((o, api) for o in objects)
+        created.extend(await self.grant_field_access(grants))
         self._missing.clear()  # fields found missing before may exist now
         return created

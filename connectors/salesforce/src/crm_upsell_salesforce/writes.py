@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from crm_upsell_connector.batching import chunked, unique_batches
-from crm_upsell_connector.errors import ConnectorError, FatalAPIError, RetriableAPIError
+from crm_upsell_connector.errors import ConfigError, ConnectorError, FatalAPIError, RetriableAPIError
 from crm_upsell_connector.models import (
     FieldUpdate,
     TaskDraft,
@@ -140,7 +140,15 @@ class WritesMixin(QueryingBase):
                         if key in chunk and record.get("Id"):
                             found.setdefault(str(key), str(record["Id"]))
             except FatalAPIError as exc:
-                if exc.error_code == "INVALID_FIELD" and key_field.lower() in exc.message.lower():
-                    return {}  # no key field yet, so no task of ours either
+                # A hidden or missing key field says nothing about which tasks exist: never read it
+                # as "none found" (that would create every task again).
+                hidden = exc.error_code == "INVALID_FIELD" and key_field.lower() in exc.message.lower()
+                if hidden or exc.error_code == "INSUFFICIENT_ACCESS":
+                    raise ConfigError(
+                        f"Salesforce does not let the integration user read the task key field {key_field} "
+                        f"({exc.error_code}), so tasks already created cannot be found",
+                        hint="run 'crm-upsell setup' (it creates the field and grants access), then "
+                        "'crm-upsell check'",
+                    ) from None
                 raise
         return found

@@ -16,6 +16,7 @@ from crm_upsell_connector.sandbox.server import (
     SandboxOptions,
     SandboxRuntime,
 )
+from crm_upsell_salesforce.sandbox.access import FieldAccess
 from crm_upsell_salesforce.sandbox.common import (
     KEY_PREFIXES,
     MODSTAMP_FIELDS,
@@ -25,6 +26,7 @@ from crm_upsell_salesforce.sandbox.common import (
     sf_datetime,
 )
 from crm_upsell_salesforce.sandbox.schema import (
+    FieldDef,
     SObject,
 )
 from crm_upsell_salesforce.sandbox.store import (
@@ -61,6 +63,25 @@ class OrgBase:
     _deals: dict[str, SDeal]
     _getters: dict[str, dict[str, Getter]]
     _computed: dict[str, dict[str, Computed]]
+    access: FieldAccess
+
+    def visible_field(self, sobj: SObject, name: str) -> FieldDef | None:
+        """``sobj``'s field ``name`` as the integration user sees it: None where it does not exist or
+        field-level security hides it (see :mod:`.access`); Tooling objects have no field security."""
+        fdef = sobj.field(name)
+        if fdef is None or sobj.name not in self.schema or self.access.readable(sobj.name, fdef):
+            return fdef
+        return None
+
+    def field_editable(self, sobj: SObject, fdef: FieldDef) -> bool:
+        return sobj.name not in self.schema or self.access.editable(sobj.name, fdef)
+
+    def setup_rule(
+        self, otype: str, values: dict[str, Any], rec: Rec | None, pending: list[dict[str, Any]]
+    ) -> dict[str, Any] | None:
+        """A record error for a write that the rules of a setup object refuse (duplicates, grants that
+        make no sense); ``pending`` are the values of earlier records of this call. None: allowed."""
+        return None
 
     def _new_id(self, table: Table) -> str:
         table.counter += 1

@@ -23,7 +23,15 @@ KEY_PREFIXES: dict[str, str] = {
     "Task": "00T",
     "Event": "00U",
     "User": "005",
+    # Setup objects behind field-level security (Object Reference: PermissionSet, FieldPermissions,
+    # PermissionSetAssignment; https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/
+    # object_reference/sforce_api_objects_fieldpermissions.htm).
+    "PermissionSet": "0PS",
+    "FieldPermissions": "01k",
+    "PermissionSetAssignment": "0Pa",
 }
+#: Objects whose records are setup (metadata-like) rather than data: no field-level security applies.
+SETUP_OBJECTS = frozenset({"PermissionSet", "FieldPermissions", "PermissionSetAssignment"})
 OBJECTS: tuple[str, ...] = tuple(KEY_PREFIXES)
 TOOLING_PREFIX = {"CustomField": "00N"}
 PRICEBOOK_PREFIX = "01s"

@@ -24,6 +24,7 @@ from crm_upsell_salesforce.sandbox.common import (
     PERIODS,
     PRIORITIES,
     PROBABILITY,
+    SETUP_OBJECTS,
     STAGES,
     TASK_SUBTYPE,
     TASK_TYPE,
@@ -264,6 +265,7 @@ class ScenarioData(OrgBase):
             "Event": event,
             "User": user,
             "CustomField": {},
+            **{name: {} for name in SETUP_OBJECTS},
         }
 
         v = self.value
@@ -342,6 +344,7 @@ class ScenarioData(OrgBase):
             },
             "Event": {"AccountId": activity_account("Event")},
             "CustomField": {},
+            **{name: {} for name in SETUP_OBJECTS},
         }
 
     def _init_custom_field_rows(self) -> None:
@@ -350,6 +353,8 @@ class ScenarioData(OrgBase):
             for fdef in sobj.fields.values():
                 if fdef.custom:
                     self._add_custom_field_row(otype, fdef.name, stamp)
+                    # The scenario's own custom fields reach the integration user through its profile.
+                    self.access.grant_profile(otype, fdef.name)
         for table in self.tooling_tables.values():
             table.ids.sort()
             table.modified.sort()

@@ -13,6 +13,7 @@ from crm_upsell_connector.sandbox.server import (
     SandboxOptions,
     SandboxRuntime,
 )
+from crm_upsell_salesforce.sandbox.access import FieldAccess
 from crm_upsell_salesforce.sandbox.auth import AuthApi
 from crm_upsell_salesforce.sandbox.common import (
     KEY_PREFIXES,
@@ -24,6 +25,7 @@ from crm_upsell_salesforce.sandbox.common import (
 )
 from crm_upsell_salesforce.sandbox.data import ScenarioData
 from crm_upsell_salesforce.sandbox.limits import LimitsApi
+from crm_upsell_salesforce.sandbox.permissions import PermissionsApi
 from crm_upsell_salesforce.sandbox.query import QueryApi
 from crm_upsell_salesforce.sandbox.replication import ReplicationApi
 from crm_upsell_salesforce.sandbox.schema import (
@@ -42,7 +44,9 @@ from crm_upsell_salesforce.sandbox.store import (
 from crm_upsell_salesforce.sandbox.tooling import ToolingApi
 
 
-class SalesforceSandbox(AuthApi, QueryApi, ReplicationApi, SObjectsApi, ToolingApi, LimitsApi, ScenarioData):
+class SalesforceSandbox(
+    AuthApi, QueryApi, ReplicationApi, SObjectsApi, ToolingApi, LimitsApi, PermissionsApi, ScenarioData
+):
     """The state of one emulated Salesforce org and the logic behind every route."""
 
     def __init__(self, scenario: Scenario, options: SandboxOptions) -> None:
@@ -79,6 +83,7 @@ class SalesforceSandbox(AuthApi, QueryApi, ReplicationApi, SObjectsApi, ToolingA
             if gc_was_enabled:
                 gc.enable()
         self.admin_user = self.tables["User"].ids[0] if self.tables["User"].ids else make_id("005", 1)
+        self.access = FieldAccess(self.tables, self.value, lambda: self.admin_user)
         self._init_getters()
         self._init_custom_field_rows()
 

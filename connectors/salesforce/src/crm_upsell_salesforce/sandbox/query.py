@@ -55,11 +55,11 @@ class QueryApi(OrgBase):
                         "INVALID_FIELD",
                     )
                 target = schema[rel[2]]
-                fdef = target.field(fname)
+                fdef = self.visible_field(target, fname)
                 if fdef is None:
                     raise SoqlError(f"No such column '{fname}' on entity '{target.name}'.", "INVALID_FIELD")
                 return f"{rel[0]}.{fdef.name}", fdef.type
-            fdef = sobj.field(raw)
+            fdef = self.visible_field(sobj, raw)
             if fdef is None:
                 raise SoqlError(
                     f"No such column '{raw}' on entity '{sobj.name}'. If you are attempting to use a "

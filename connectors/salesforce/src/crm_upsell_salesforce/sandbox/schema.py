@@ -236,6 +236,23 @@ def standard_schema() -> dict[str, list[FieldDef]]:
             _f("IsActive", "boolean"),
             _f("UserType", "picklist", ""),
         ],
+        "PermissionSet": [
+            _f("Name", "string", required=True, nillable=False, length=80),
+            _f("Label", "string", required=True, nillable=False, length=80),
+            _f("Description", "textarea", length=255),
+            _f("IsOwnedByProfile", "boolean", ""),
+        ],
+        "FieldPermissions": [
+            _ref("ParentId", "PermissionSet", "Parent", "c", required=True, nillable=False),
+            _f("SobjectType", "picklist", "c", required=True, nillable=False, length=40),
+            _f("Field", "picklist", "c", required=True, nillable=False, length=80),
+            _f("PermissionsRead", "boolean"),
+            _f("PermissionsEdit", "boolean"),
+        ],
+        "PermissionSetAssignment": [
+            _ref("AssigneeId", "User", "Assignee", "c", required=True, nillable=False),
+            _ref("PermissionSetId", "PermissionSet", "PermissionSet", "c", required=True, nillable=False),
+        ],
     }
 
 

@@ -15,6 +15,7 @@ from crm_upsell_salesforce.sandbox.common import (
     KEY_PREFIXES,
     MODSTAMP_FIELDS,
     NUMERIC,
+    SETUP_OBJECTS,
     STRINGY,
     Fail,
     label_of,
@@ -48,7 +49,11 @@ class SObjectsApi(OrgBase):
         return JSONResponse(
             {
                 **_global_entry(sobj, version),
-                "fields": [f.describe() for f in sobj.fields.values()],
+                # Field-level security: hidden fields are left out, read-only ones are not writable
+                # (REST API Developer Guide, "sObject Describe"; Help, "Field-Level Security").
+                "fields": [
+                    self._described(sobj, f) for f in sobj.fields.values() if self.visible_field(sobj, f.name)
+                ],
                 "childRelationships": [],
                 "recordTypeInfos": [],
                 "urls": {
@@ -58,6 +63,12 @@ class SObjectsApi(OrgBase):
                 },
             }
         )
+
+    def _described(self, sobj: SObject, fdef: FieldDef) -> dict[str, Any]:
+        out = fdef.describe()
+        if not self.field_editable(sobj, fdef):
+            out["createable"] = out["updateable"] = False
+        return out
 
     def describe_global(self, request: Request) -> Response:
         version = str(request.path_params["version"])
@@ -153,7 +164,7 @@ class SObjectsApi(OrgBase):
     ) -> tuple[dict[str, Any], dict[str, Any] | None]:
         clean: dict[str, Any] = {}
         for raw_name, raw in values.items():
-            fdef = sobj.field(raw_name)
+            fdef = self.visible_field(sobj, raw_name)
             if fdef is None:
                 return {}, record_error(
                     "INVALID_FIELD", f"No such column '{raw_name}' on sobject of type {sobj.name}", [raw_name]
@@ -161,7 +172,7 @@ class SObjectsApi(OrgBase):
             if fdef.name == "Id":
                 message = "cannot specify Id in an insert call" if create else "Id is read-only"
                 return {}, record_error("INVALID_FIELD", message, ["Id"])
-            if not (fdef.createable if create else fdef.updateable):
+            if not (fdef.createable if create else fdef.updateable) or not self.field_editable(sobj, fdef):
                 return {}, record_error(
                     "INVALID_FIELD_FOR_INSERT_UPDATE",
                     f"Unable to create/update fields: {fdef.name}. Please check the security settings of "
@@ -293,6 +304,11 @@ class SObjectsApi(OrgBase):
             if problem is not None:
                 planned.append(problem)
                 continue
+            pending = [p[2] for p in planned if not isinstance(p, dict) and p[0] == otype]
+            problem = self.setup_rule(otype, clean, rec, pending)
+            if problem is not None:
+                planned.append(problem)
+                continue
             if self.runtime.faults.fail_item():
                 self.runtime.stats.fault("partial_batch")
                 target = rec.id if rec is not None else "a new record"
@@ -336,6 +352,8 @@ class SObjectsApi(OrgBase):
                 if otype == "Task" and clean.get("Status") == "Completed":
                     rec.over.setdefault("CompletedDateTime", now)
                 table.touch(rec, now)
+            if otype in SETUP_OBJECTS:
+                self.access.invalidate()
             results.append({"id": rec.id, "success": True, "errors": []})
         return JSONResponse(results)
 
