@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 
 from crm_upsell_connector.config import SyncSettings
 from crm_upsell_connector.connector import ConnectorContext
-from crm_upsell_connector.errors import QuotaError
+from crm_upsell_connector.errors import ConfigError, QuotaError
 from crm_upsell_connector.fields import ALL_FIELDS
 from crm_upsell_connector.models import Account, Activity, ActivityKind, FieldUpdate, Page, Record, TaskDraft
 from crm_upsell_connector.sandbox.scenario import build_scenario
@@ -268,7 +268,9 @@ async def test_accounts_read_before_setup_leave_our_fields_empty(conn: Salesforc
     accounts = [r for r in await records(conn, "accounts") if isinstance(r, Account)]
     assert accounts and all(v is None for a in accounts for v in a.product_fields.values())
     assert any(a.fields.get("seats_purchased") for a in accounts)
-    assert await conn.find_tasks(["anything"]) == {}
+    # Without the key field nothing can tell which tasks exist: an error, never "none".
+    with pytest.raises(ConfigError, match="run 'crm-upsell setup'"):
+        await conn.find_tasks(["anything"])
 
 
 async def test_collections_update_with_partial_failures(small: Running, conn: SalesforceConnector) -> None:
