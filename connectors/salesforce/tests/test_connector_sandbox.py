@@ -269,7 +269,7 @@ async def test_accounts_read_before_setup_leave_our_fields_empty(conn: Salesforc
     assert accounts and all(v is None for a in accounts for v in a.product_fields.values())
     assert any(a.fields.get("seats_purchased") for a in accounts)
     # Without the key field nothing can tell which tasks exist: an error, never "none".
-    with pytest.raises(ConfigError, match="run 'crm-upsell setup'"):
+    with pytest.raises(ConfigError, match="task key field"):
         await conn.find_tasks(["anything"])
 
 
