@@ -76,6 +76,7 @@ class SalesforceConnector(ReadsMixin, WritesMixin, ChecksMixin):
             timeout_s=context.http.timeout_s,
             transport=transport,
             on_token_fetch=lambda: self.client.count_call("POST /services/oauth2/token"),
+            credentials=context.credentials,
         )
         self.client = SalesforceClient(
             auth=auth,

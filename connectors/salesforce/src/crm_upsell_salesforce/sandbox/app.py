@@ -268,6 +268,15 @@ def _salesforce_control_routes(sb: SalesforceSandbox) -> list[Route]:
     async def expire_route(request: Request) -> Response:
         return JSONResponse({"expired": sb.expire_tokens()})
 
+    async def refresh_tokens_route(request: Request) -> Response:
+        """``{"rotate": true}`` turns refresh-token rotation on; ``{"revoke": true}`` revokes them all."""
+        b = await read_json_object(request)
+        if "rotate" in b:
+            sb.rotate_refresh_tokens = bool(b["rotate"])
+        if b.get("revoke"):
+            sb.revoke_refresh_tokens()
+        return JSONResponse({"rotate": sb.rotate_refresh_tokens, "valid": len(sb.refresh_tokens)})
+
     return [
         Route("/__sandbox/touch", touch_route, methods=["POST"]),
         Route("/__sandbox/delete", delete_route, methods=["POST"]),
@@ -275,4 +284,5 @@ def _salesforce_control_routes(sb: SalesforceSandbox) -> list[Route]:
         Route("/__sandbox/planted", planted_route, methods=["GET"]),
         Route("/__sandbox/ids", ids_route, methods=["GET"]),
         Route("/__sandbox/expire-tokens", expire_route, methods=["POST"]),
+        Route("/__sandbox/refresh-tokens", refresh_tokens_route, methods=["POST"]),
     ]

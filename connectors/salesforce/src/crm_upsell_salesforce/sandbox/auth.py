@@ -49,6 +49,7 @@ class AuthApi(OrgBase):
             return JSONResponse({"error": error, "error_description": description}, status_code=status)
 
         grant = form.get("grant_type", "")
+        rotated: str | None = None
         if grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
             assertion = form.get("assertion", "")
             if not assertion:
@@ -77,10 +78,19 @@ class AuthApi(OrgBase):
                 return oauth_error("invalid_client_id", "client identifier invalid")
             if not secrets.compare_digest(form.get("client_secret", ""), self.options.client_secret):
                 return oauth_error("invalid_client", "invalid client credentials")
-            if grant == "refresh_token" and not secrets.compare_digest(
-                form.get("refresh_token", ""), self.options.refresh_token
-            ):
-                return oauth_error("invalid_grant", "expired access/refresh token")
+            if grant == "refresh_token":
+                presented = form.get("refresh_token", "")
+                with self.lock:
+                    known = any(secrets.compare_digest(presented, t) for t in self.refresh_tokens)
+                    if not known:
+                        return oauth_error("invalid_grant", "expired access/refresh token")
+                    # Refresh token rotation (Help, "OAuth 2.0 Refresh Token Flow for Renewed
+                    # Sessions", remoteaccess_oauth_refresh_token_flow.htm): each use answers a new
+                    # refresh token and the previous one is invalidated at once.
+                    if self.rotate_refresh_tokens:
+                        self.refresh_tokens.discard(presented)
+                        rotated = f"5Aep{secrets.token_urlsafe(60)}"
+                        self.refresh_tokens.add(rotated)
         else:
             return oauth_error("unsupported_grant_type", "grant type not supported")
         token = f"{self.org_id[:15]}!{secrets.token_urlsafe(48)}"
@@ -103,7 +113,13 @@ class AuthApi(OrgBase):
                 "token_type": "Bearer",
                 "issued_at": issued_at,
                 "signature": signature,
+                **({"refresh_token": rotated} if rotated else {}),
             }
         )
+
+    def revoke_refresh_tokens(self) -> None:
+        """What a user or admin revoking the app's access does: every refresh token stops working."""
+        with self.lock:
+            self.refresh_tokens.clear()
 
     # -- SOQL

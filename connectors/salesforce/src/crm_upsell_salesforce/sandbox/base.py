@@ -64,6 +64,8 @@ class OrgBase:
     _getters: dict[str, dict[str, Getter]]
     _computed: dict[str, dict[str, Computed]]
     access: FieldAccess
+    refresh_tokens: set[str]  # refresh tokens the connected app accepts now
+    rotate_refresh_tokens: bool  # the connected app's "Enable Refresh Token Rotation"
 
     def visible_field(self, sobj: SObject, name: str) -> FieldDef | None:
         """``sobj``'s field ``name`` as the integration user sees it: None where it does not exist or

@@ -64,7 +64,9 @@ class SalesforceSandbox(
         self.tables: dict[str, Table] = {name: Table(name) for name in OBJECTS}
         self.tooling_tables: dict[str, Table] = {"CustomField": Table("CustomField")}
         self.ids: dict[str, str] = {}  # scenario key -> Salesforce id
-        self.tokens: dict[str, int] = {}  # access token -> expiry (sandbox ms)
+        self.tokens: dict[str, int] = {}
+        self.refresh_tokens = {options.refresh_token}
+        self.rotate_refresh_tokens = False  # access token -> expiry (sandbox ms)
         self.cursors: OrderedDict[str, Cursor] = OrderedDict()
         self.jwt_public_key: str | None = None  # None: the key of sandbox_keypair()
         self.org_id = make_id(ORG_PREFIX, 1)
