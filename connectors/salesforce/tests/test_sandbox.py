@@ -18,6 +18,7 @@ from crm_upsell_salesforce.sandbox import (
     sandbox_keypair,
     sandbox_state,
     set_fields,
+    sf_datetime,
     touch,
 )
 from crm_upsell_salesforce.sandbox.soql_parse import SoqlError, parse_soql, quote
@@ -265,7 +266,10 @@ def test_records_have_salesforce_shapes(sandbox: Sandbox, scenario: Scenario) ->
 
 def test_paging_with_next_records_url_over_2000_records(big_scenario: Scenario) -> None:
     for sb in start(big_scenario):
-        r = sb.query("SELECT Id, Subject, SystemModstamp FROM Task ORDER BY SystemModstamp, Id")
+        # queryAll: archived tasks too (query alone no longer has 2,000 of them).
+        r = sb.query(
+            "SELECT Id, Subject, SystemModstamp FROM Task ORDER BY SystemModstamp, Id", all_rows=True
+        )
         body = r.json()
         total = body["totalSize"]
         assert total > 2000
@@ -282,7 +286,9 @@ def test_paging_with_next_records_url_over_2000_records(big_scenario: Scenario) 
         assert keys == sorted(keys)
 
         # A smaller batch through Sforce-Query-Options, and LIMIT across batches.
-        small = sb.query("SELECT Id FROM Task", headers={"Sforce-Query-Options": "batchSize=500"}).json()
+        small = sb.query(
+            "SELECT Id FROM Task", all_rows=True, headers={"Sforce-Query-Options": "batchSize=500"}
+        ).json()
         assert len(small["records"]) == 500 and small["totalSize"] == total
         limited = sb.query(
             "SELECT Id FROM Task LIMIT 700", headers={"Sforce-Query-Options": "batchSize=500"}
@@ -750,3 +756,59 @@ def test_control_routes(sandbox: Sandbox, scenario: Scenario) -> None:
     removed = sandbox.client.post("/__sandbox/delete", json={"object": "Contact", "count": 1}).json()
     assert len(removed["ids"]) == 1
     assert sandbox.records(f"SELECT Id FROM Contact WHERE Id = '{removed['ids'][0]}'") == []
+
+
+# ---- archived activities, purged deletes, long reads ----------------------------------------------------
+
+
+def test_archived_activities_are_returned_by_query_all_only(sandbox: Sandbox) -> None:
+    every = sandbox.records("SELECT Id, IsArchived, ActivityDate FROM Task", all_rows=True)
+    archived = [t for t in every if t["IsArchived"]]
+    assert archived, "the scenario has closed tasks older than a year"
+    visible = {t["Id"] for t in sandbox.records("SELECT Id FROM Task")}
+    assert not visible & {t["Id"] for t in archived}
+    assert len(visible) == len(every) - len(archived)
+    counted = sandbox.query("SELECT Id FROM Task ORDER BY SystemModstamp").json()["totalSize"]
+    assert counted == len(visible)
+    fresh = next(t["Id"] for t in every if not t["IsArchived"])
+    assert sandbox.client.post("/__sandbox/archive", json={"object": "Task", "ids": [fresh]}).json()[
+        "ids"
+    ] == [fresh]
+    assert fresh not in {t["Id"] for t in sandbox.records("SELECT Id FROM Task")}
+
+
+def test_purged_deletes_leave_query_all_and_move_earliest_date_available(sandbox: Sandbox) -> None:
+    (gone,) = delete(sandbox.app, "Contact", count=1)
+    assert gone in {
+        r["Id"] for r in sandbox.records("SELECT Id FROM Contact WHERE IsDeleted = true", all_rows=True)
+    }
+    window = {"start": "2026-01-01T00:00:00Z", "end": "2099-01-01T00:00:00Z"}
+    state = sandbox_state(sandbox.app)
+    start = sf_datetime(state.now_ms() - 3_600_000)
+    window["start"] = start
+    before = sandbox.client.get(f"{V}/sobjects/Contact/deleted/", params=window).json()
+    assert [d["id"] for d in before["deletedRecords"]] == [gone]
+    assert sandbox.client.post("/__sandbox/purge-deleted", json={"object": "Contact"}).json()["purged"] == [
+        gone
+    ]
+    after = sandbox.client.get(f"{V}/sobjects/Contact/deleted/", params=window).json()
+    assert after["deletedRecords"] == [] and after["earliestDateAvailable"] > start
+    assert gone not in {r["Id"] for r in sandbox.records("SELECT Id FROM Contact", all_rows=True)}
+
+
+def test_unbounded_queries_time_out_and_locators_expire_on_demand(sandbox: Sandbox) -> None:
+    sandbox.client.post("/__sandbox/long-reads", json={"timeout_rows": 3, "locator_batches": 2})
+    slow = sandbox.query("SELECT Id FROM Contact")
+    assert slow.status_code == 400 and error_code(slow) == "QUERY_TIMEOUT"
+    ids = [r["Id"] for r in sandbox.records("SELECT Id FROM Contact ORDER BY Id LIMIT 3")]
+    narrow = sandbox.query(f"SELECT Id FROM Contact WHERE Id <= '{ids[2]}' ORDER BY Id")
+    assert narrow.status_code == 200 and narrow.json()["totalSize"] == 3
+    sandbox.client.post("/__sandbox/long-reads", json={"timeout_rows": None})
+    first = sandbox.query(
+        "SELECT Id FROM Task", all_rows=True, headers={"Sforce-Query-Options": "batchSize=200"}
+    ).json()
+    assert first["totalSize"] > 400
+    second = sandbox.client.get(first["nextRecordsUrl"])
+    assert second.status_code == 200
+    third = sandbox.client.get(second.json()["nextRecordsUrl"])
+    assert third.status_code == 400 and error_code(third) == "INVALID_QUERY_LOCATOR"

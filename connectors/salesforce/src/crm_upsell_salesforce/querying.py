@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from crm_upsell_connector.connector import Connector, ConnectorContext
 from crm_upsell_connector.errors import ConfigError, FatalAPIError
@@ -19,10 +19,6 @@ from crm_upsell_salesforce.mapping import (
     fields_for,
 )
 from crm_upsell_salesforce.settings import SalesforceSettings
-
-if TYPE_CHECKING:
-    pass
-
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +47,7 @@ class QueryingBase(Connector):
     options: MappingOptions
     client: SalesforceClient
     _missing: dict[str, set[str]]  # stream -> optional fields (lower case) this org turned out not to have
+    _fully_read: set[str]  # streams whose full read (every live id, deletes reconciled) completed here
 
     def _sobject(self, stream: str) -> str:
         if stream not in STREAMS:

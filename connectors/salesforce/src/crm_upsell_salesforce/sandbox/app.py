@@ -268,6 +268,31 @@ def _salesforce_control_routes(sb: SalesforceSandbox) -> list[Route]:
     async def expire_route(request: Request) -> Response:
         return JSONResponse({"expired": sb.expire_tokens()})
 
+    async def archive_route(request: Request) -> Response:
+        b = await read_json_object(request)
+        return JSONResponse({"ids": sb.archive(str(b.get("object", "Task")), list(b.get("ids") or []))})
+
+    async def purge_route(request: Request) -> Response:
+        b = await read_json_object(request)
+        try:
+            ids = sb.purge_deleted(str(b.get("object", "Account")))
+        except KeyError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=404)
+        return JSONResponse({"purged": ids})
+
+    async def long_reads_route(request: Request) -> Response:
+        """``{"timeout_rows": N, "locator_batches": M}`` (null turns either off)."""
+        b = await read_json_object(request)
+        for name in ("timeout_rows", "locator_batches"):
+            if name in b:
+                value = b[name]
+                setattr(
+                    sb,
+                    "query_timeout_rows" if name == "timeout_rows" else name,
+                    None if value is None else int(value),
+                )
+        return JSONResponse({"timeout_rows": sb.query_timeout_rows, "locator_batches": sb.locator_batches})
+
     async def refresh_tokens_route(request: Request) -> Response:
         """``{"rotate": true}`` turns refresh-token rotation on; ``{"revoke": true}`` revokes them all."""
         b = await read_json_object(request)
@@ -285,4 +310,7 @@ def _salesforce_control_routes(sb: SalesforceSandbox) -> list[Route]:
         Route("/__sandbox/ids", ids_route, methods=["GET"]),
         Route("/__sandbox/expire-tokens", expire_route, methods=["POST"]),
         Route("/__sandbox/refresh-tokens", refresh_tokens_route, methods=["POST"]),
+        Route("/__sandbox/archive", archive_route, methods=["POST"]),
+        Route("/__sandbox/purge-deleted", purge_route, methods=["POST"]),
+        Route("/__sandbox/long-reads", long_reads_route, methods=["POST"]),
     ]

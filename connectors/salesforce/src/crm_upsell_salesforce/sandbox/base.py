@@ -64,6 +64,9 @@ class OrgBase:
     _getters: dict[str, dict[str, Getter]]
     _computed: dict[str, dict[str, Computed]]
     access: FieldAccess
+    query_timeout_rows: int | None  # a query matching more rows than this answers QUERY_TIMEOUT
+    locator_batches: int | None  # a query locator dies after answering this many batches
+    earliest_deleted_ms: dict[str, int]  # per object: the last physical delete (getDeleted's floor)
     refresh_tokens: set[str]  # refresh tokens the connected app accepts now
     rotate_refresh_tokens: bool  # the connected app's "Enable Refresh Token Rotation"
 
@@ -114,6 +117,9 @@ class OrgBase:
             return rec.modified_ms
         if fname == "CreatedDate":
             return rec.created_ms
+        if fname == "IsArchived":
+            table = self.tables.get(otype)
+            return table is not None and rec.id in table.archived
         if fname == "IsDeleted":
             return rec.deleted_ms is not None
         if fname in ("CreatedById", "LastModifiedById"):

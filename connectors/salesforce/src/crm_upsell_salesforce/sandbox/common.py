@@ -43,6 +43,9 @@ MIN_BATCH = 200
 COLLECTION_MAX = 200
 MAX_CURSORS = 500
 DELETED_WINDOW_MS = 15 * 86_400_000
+ARCHIVE_AFTER_DAYS = (
+    365  # Salesforce Help, "Archived Activities": events and closed tasks older than 365 days
+)
 API_VERSIONS = {
     "55.0": "Summer '22",
     "56.0": "Winter '23",

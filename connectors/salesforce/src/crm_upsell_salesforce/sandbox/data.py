@@ -16,6 +16,7 @@ from crm_upsell_connector.sandbox.scenario import (
 )
 from crm_upsell_salesforce.sandbox.base import OrgBase
 from crm_upsell_salesforce.sandbox.common import (
+    ARCHIVE_AFTER_DAYS,
     DAY,
     DISPOSITIONS,
     INDUSTRIES,
@@ -346,6 +347,28 @@ class ScenarioData(OrgBase):
             "CustomField": {},
             **{name: {} for name in SETUP_OBJECTS},
         }
+
+    def _archive_old_activities(self) -> None:
+        """Closed Tasks and Events older than ``ARCHIVE_AFTER_DAYS`` are archived: ``query`` no longer
+        returns them, ``queryAll`` does (Salesforce Help, "Archived Activities"; SOQL and SOSL
+        Reference, "QueryAll": it "returns records that have been deleted because of a merge or
+        delete, and also returns information about archived Task and Event records")."""
+        horizon = self.now_ms() - ARCHIVE_AFTER_DAYS * DAY
+        for otype in ("Task", "Event"):
+            table = self.tables[otype]
+            for rec in table.recs.values():
+                due = self.value(otype, rec, "ActivityDate")
+                closed = otype == "Event" or self.value(otype, rec, "Status") == "Completed"
+                if closed and isinstance(due, str) and due < sf_date(horizon):
+                    table.archived.add(rec.id)
+
+    def archive(self, otype: str, ids: list[str]) -> list[str]:
+        """Archive these activities now (as an org whose archive age is shorter would have)."""
+        with self.lock:
+            table = self.tables[otype]
+            done = [i for i in ids if table.live(i) is not None]
+            table.archived.update(done)
+            return done
 
     def _init_custom_field_rows(self) -> None:
         stamp = to_ms(self.scenario.now) - 900 * DAY

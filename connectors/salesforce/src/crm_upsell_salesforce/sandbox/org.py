@@ -66,6 +66,9 @@ class SalesforceSandbox(
         self.ids: dict[str, str] = {}  # scenario key -> Salesforce id
         self.tokens: dict[str, int] = {}
         self.refresh_tokens = {options.refresh_token}
+        self.query_timeout_rows = None
+        self.locator_batches = None
+        self.earliest_deleted_ms = {}
         self.rotate_refresh_tokens = False  # access token -> expiry (sandbox ms)
         self.cursors: OrderedDict[str, Cursor] = OrderedDict()
         self.jwt_public_key: str | None = None  # None: the key of sandbox_keypair()
@@ -88,5 +91,6 @@ class SalesforceSandbox(
         self.access = FieldAccess(self.tables, self.value, lambda: self.admin_user)
         self._init_getters()
         self._init_custom_field_rows()
+        self._archive_old_activities()
 
     # -- loading

@@ -155,7 +155,7 @@ class QueryApi(OrgBase):
         return cursor
 
     def _matches(self, cursor: Cursor, table: Table, sobj: SObject, rec: Rec) -> bool:
-        if rec.deleted_ms is not None and not cursor.all_rows:
+        if not cursor.all_rows and (rec.deleted_ms is not None or rec.id in table.archived):
             return False
         return cursor.predicate(self._row(table.name, rec, sobj))
 
@@ -170,9 +170,25 @@ class QueryApi(OrgBase):
                 return max(0, end - start)
 
             total = span(table.modified)
-            return total if cursor.all_rows else total - span(table.deleted)
+            if cursor.all_rows:
+                return total
+
+            def within(ms: int) -> bool:
+                above = lo is None or (ms >= lo if lo_incl else ms > lo)
+                below = hi is None or (ms <= hi if hi_incl else ms < hi)
+                return above and below
+
+            archived = sum(
+                1
+                for i in table.archived
+                if table.recs[i].deleted_ms is None and within(table.recs[i].modified_ms)
+            )
+            return total - span(table.deleted) - archived
         if cursor.kind == "id" and typed is None:
-            return len(table.ids) if cursor.all_rows else len(table.ids) - len(table.deleted)
+            if cursor.all_rows:
+                return len(table.ids)
+            archived = sum(1 for i in table.archived if table.recs[i].deleted_ms is None)
+            return len(table.ids) - len(table.deleted) - archived
         count = 0
         for rec in self._scan(cursor, table, ("left", self._start_key(cursor))):
             if self._matches(cursor, table, sobj, rec):
@@ -294,6 +310,11 @@ class QueryApi(OrgBase):
             cursor = self.open_query(text, all_rows=all_rows, tooling=tooling, batch=batch)
         except SoqlError as exc:
             raise Fail(400, exc.error_code, exc.message) from None
+        if not tooling and self.query_timeout_rows is not None and cursor.total > self.query_timeout_rows:
+            # A query that runs too long is cancelled: REST API Developer Guide, "Status Codes and
+            # Error Responses"; SOQL and SOSL Reference, "Working with Very Large SOQL Queries" (make
+            # the query selective). Here "too long" is more matching rows than the limit set.
+            raise Fail(400, "QUERY_TIMEOUT", "Your query request was running for too long.")
         self.remember(cursor)
         base = f"/services/data/{version}/tooling/query" if tooling else f"/services/data/{version}/query"
         body = self.fetch(cursor, 0, version, base)
@@ -305,6 +326,13 @@ class QueryApi(OrgBase):
         locator, _, offset = raw.rpartition("-")
         cursor = self.cursors.get(locator)
         if cursor is None or not offset.isdigit() or cursor.tooling != tooling:
+            raise Fail(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+        cursor.served += 1
+        if self.locator_batches is not None and cursor.served >= self.locator_batches:
+            # Locators expire (after 15 minutes of inactivity, or when the user opens more cursors
+            # than the org allows: SOQL and SOSL Reference, "query()" and "queryMore()"; Salesforce
+            # Developer Limits, "API Query Cursor Limits"). Here: after ``locator_batches`` batches.
+            self.cursors.pop(locator, None)
             raise Fail(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
         base = f"/services/data/{version}/tooling/query" if tooling else f"/services/data/{version}/query"
         body = self.fetch(cursor, int(offset), version, base)

@@ -61,6 +61,18 @@ class ReplicationApi(OrgBase):
 
     # -- getDeleted
 
+    def purge_deleted(self, otype: str) -> list[str]:
+        """Empty the Recycle Bin of ``otype`` (as an admin, a hard delete, or the purge that follows a
+        mass delete within hours does): the records leave ``queryAll`` and getDeleted for good, and
+        getDeleted's ``earliestDateAvailable`` moves to now."""
+        with self.lock:
+            table = self._table(otype)
+            gone = [table.recs[i] for _ms, i in list(table.deleted)]
+            for rec in gone:
+                table.purge(rec)
+            self.earliest_deleted_ms[table.name] = self.now_ms()
+            return [rec.id for rec in gone]
+
     def get_deleted(self, request: Request) -> Response:
         otype = self._known(str(request.path_params["sobject"]))
         params = request.query_params
@@ -97,7 +109,9 @@ class ReplicationApi(OrgBase):
         return JSONResponse(
             {
                 "deletedRecords": deleted,
-                "earliestDateAvailable": sf_datetime(earliest),
+                # "the timestamp of the last physically deleted object" (SOAP API Developer Guide,
+                # "GetDeletedResult"): deletes before it may be gone without a trace.
+                "earliestDateAvailable": sf_datetime(max(earliest, self.earliest_deleted_ms.get(otype, 0))),
                 "latestDateCovered": sf_datetime(covered),
             }
         )

@@ -204,6 +204,7 @@ def standard_schema() -> dict[str, list[FieldDef]]:
         ],
         "Task": [
             *_activity_common(),
+            _f("IsArchived", "boolean", ""),
             _f("Status", "picklist", nillable=False),
             _f("Priority", "picklist", nillable=False),
             _f("IsClosed", "boolean", ""),
@@ -217,6 +218,7 @@ def standard_schema() -> dict[str, list[FieldDef]]:
         ],
         "Event": [
             *_activity_common(),
+            _f("IsArchived", "boolean", ""),
             _f("StartDateTime", "datetime"),
             _f("EndDateTime", "datetime"),
             _f("ActivityDateTime", "datetime"),

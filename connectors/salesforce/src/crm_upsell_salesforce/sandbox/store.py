@@ -34,6 +34,7 @@ class Table:
     modified: list[tuple[int, str]] = field(default_factory=list)
     deleted: list[tuple[int, str]] = field(default_factory=list)
     counter: int = 0
+    archived: set[str] = field(default_factory=set)  # Task/Event ids only queryAll returns
 
     def add(self, rec: Rec) -> None:
         self.recs[rec.id] = rec
@@ -65,6 +66,19 @@ class Table:
         rec.deleted_ms = ms
         bisect.insort(self.modified, (ms, rec.id))
         bisect.insort(self.deleted, (ms, rec.id))
+
+    def purge(self, rec: Rec) -> None:
+        """Remove a deleted record physically (emptied from the Recycle Bin): no API sees it again."""
+        self._unindex(rec)
+        for index, key in ((self.deleted, (rec.modified_ms, rec.id)),):
+            i = bisect.bisect_left(index, key)
+            if i < len(index) and index[i] == key:
+                del index[i]
+        i = bisect.bisect_left(self.ids, rec.id)
+        if i < len(self.ids) and self.ids[i] == rec.id:
+            del self.ids[i]
+        self.recs.pop(rec.id, None)
+        self.archived.discard(rec.id)
 
 
 Getter = Callable[[Any], Any]
@@ -101,3 +115,4 @@ class Cursor:
     total: int
     positions: dict[int, tuple[str, Any]]
     snapshot: list[str] | None = None
+    served: int = 0  # batches answered through this locator
