@@ -293,6 +293,14 @@ def _salesforce_control_routes(sb: SalesforceSandbox) -> list[Route]:
                 )
         return JSONResponse({"timeout_rows": sb.query_timeout_rows, "locator_batches": sb.locator_batches})
 
+    async def merge_route(request: Request) -> Response:
+        b = await read_json_object(request)
+        try:
+            ids = sb.merge(str(b.get("object", "Account")), str(b.get("master")), list(b.get("merged") or []))
+        except (KeyError, ValueError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse({"deleted": ids})
+
     async def refresh_tokens_route(request: Request) -> Response:
         """``{"rotate": true}`` turns refresh-token rotation on; ``{"revoke": true}`` revokes them all."""
         b = await read_json_object(request)
@@ -311,6 +319,7 @@ def _salesforce_control_routes(sb: SalesforceSandbox) -> list[Route]:
         Route("/__sandbox/expire-tokens", expire_route, methods=["POST"]),
         Route("/__sandbox/refresh-tokens", refresh_tokens_route, methods=["POST"]),
         Route("/__sandbox/archive", archive_route, methods=["POST"]),
+        Route("/__sandbox/merge", merge_route, methods=["POST"]),
         Route("/__sandbox/purge-deleted", purge_route, methods=["POST"]),
         Route("/__sandbox/long-reads", long_reads_route, methods=["POST"]),
     ]

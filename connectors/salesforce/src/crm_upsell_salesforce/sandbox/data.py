@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,10 @@ from crm_upsell_connector.sandbox.scenario import (
 )
 from crm_upsell_salesforce.sandbox.base import OrgBase
 from crm_upsell_salesforce.sandbox.common import (
+    ACCOUNT_CURRENCY,
     ARCHIVE_AFTER_DAYS,
+    CURRENCY_OBJECTS,
+    CURRENCY_RATES,
     DAY,
     DISPOSITIONS,
     INDUSTRIES,
@@ -138,6 +142,26 @@ class ScenarioData(OrgBase):
                 return None
             return "Inbound" if src.direction == "inbound" else "Outbound"
 
+        def currency_of(company_key: str) -> str:
+            number = int(company_key.rsplit("-", 1)[-1]) if company_key[-1:].isdigit() else 0
+            return ACCOUNT_CURRENCY.get(number % 10, "USD")
+
+        def in_deal_currency(company_key: str, usd: float) -> float:
+            # The scenario's amounts are USD, the corporate currency: a deal kept in another currency
+            # carries the same value in that currency, so home amounts stay the scenario's.
+            iso = currency_of(company_key)
+            return round(usd * CURRENCY_RATES[iso], 0 if iso == "JPY" else 2)
+
+        def description(src: SActivity) -> str:
+            """Bodies as users log them: several paragraphs, e-mails as HTML, the scenario's own text
+            (where a complaint is) never in the first paragraph."""
+            if src.kind == "email":
+                greeting = "Hello," if src.direction == "inbound" else "Hi team,"
+                return f"<p>{greeting}</p><p>{html.escape(src.body)}<br>Thanks</p>"
+            if src.kind in ("note", "call"):
+                return f"Logged by the account team.\n\n{src.body}"
+            return src.body
+
         def seq(src: SActivity) -> int:
             return int(src.key.rsplit("-", 1)[-1])
 
@@ -166,9 +190,9 @@ class ScenarioData(OrgBase):
             "OwnerId": owner,
             "Name": lambda s: s.name,
             "StageName": lambda s: STAGES.get(s.stage, "Prospecting"),
-            "Amount": lambda s: float(s.amount),
+            "Amount": lambda s: in_deal_currency(s.company_key, float(s.amount)),
             "CloseDate": lambda s: sf_date(to_ms(s.close_date)),
-            "CurrencyIsoCode": lambda s: "USD",
+            "CurrencyIsoCode": lambda s: currency_of(s.company_key),
             "Pricebook2Id": lambda s: self.pricebook_id,
             "HasOpportunityLineItem": lambda s: True,
         }
@@ -176,7 +200,8 @@ class ScenarioData(OrgBase):
             "OpportunityId": lambda s: ids[s.deal_key],
             "PricebookEntryId": lambda s: ids[f"pbe:{s.product_key}"],
             "Quantity": lambda s: float(s.quantity),
-            "UnitPrice": lambda s: float(s.unit_price),
+            "UnitPrice": lambda s: in_deal_currency(self._deals[s.deal_key].company_key, float(s.unit_price)),
+            "CurrencyIsoCode": lambda s: currency_of(self._deals[s.deal_key].company_key),
             "ServiceDate": lambda s: sf_date(to_ms(self._deals[s.deal_key].close_date)),
             "Billing_Period__c": lambda s: PERIODS.get(s.billing_period, s.billing_period),
             "Description": lambda s: f"{li_product(s).name} x {s.quantity}",
@@ -213,7 +238,7 @@ class ScenarioData(OrgBase):
             "WhoId": lambda s: ids[s.contact_key] if s.contact_key else None,
             "OwnerId": owner,
             "Subject": lambda s: s.subject,
-            "Description": lambda s: s.body,
+            "Description": description,
             "ActivityDate": lambda s: sf_date(to_ms(s.occurred_at)),
         }
         task: dict[str, Getter] = {
@@ -266,7 +291,7 @@ class ScenarioData(OrgBase):
             "Event": event,
             "User": user,
             "CustomField": {},
-            **{name: {} for name in SETUP_OBJECTS},
+            **{name: {} for name in SETUP_OBJECTS | CURRENCY_OBJECTS},
         }
 
         v = self.value
@@ -345,7 +370,7 @@ class ScenarioData(OrgBase):
             },
             "Event": {"AccountId": activity_account("Event")},
             "CustomField": {},
-            **{name: {} for name in SETUP_OBJECTS},
+            **{name: {} for name in SETUP_OBJECTS | CURRENCY_OBJECTS},
         }
 
     def _archive_old_activities(self) -> None:

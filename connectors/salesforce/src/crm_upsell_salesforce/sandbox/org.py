@@ -23,8 +23,10 @@ from crm_upsell_salesforce.sandbox.common import (
     TOOLING_PREFIX,
     make_id,
 )
+from crm_upsell_salesforce.sandbox.currency import CurrencyData
 from crm_upsell_salesforce.sandbox.data import ScenarioData
 from crm_upsell_salesforce.sandbox.limits import LimitsApi
+from crm_upsell_salesforce.sandbox.merge import MergeApi
 from crm_upsell_salesforce.sandbox.permissions import PermissionsApi
 from crm_upsell_salesforce.sandbox.query import QueryApi
 from crm_upsell_salesforce.sandbox.replication import ReplicationApi
@@ -45,7 +47,16 @@ from crm_upsell_salesforce.sandbox.tooling import ToolingApi
 
 
 class SalesforceSandbox(
-    AuthApi, QueryApi, ReplicationApi, SObjectsApi, ToolingApi, LimitsApi, PermissionsApi, ScenarioData
+    AuthApi,
+    QueryApi,
+    ReplicationApi,
+    SObjectsApi,
+    ToolingApi,
+    LimitsApi,
+    PermissionsApi,
+    MergeApi,
+    CurrencyData,
+    ScenarioData,
 ):
     """The state of one emulated Salesforce org and the logic behind every route."""
 
@@ -92,5 +103,6 @@ class SalesforceSandbox(
         self._init_getters()
         self._init_custom_field_rows()
         self._archive_old_activities()
+        self._load_currencies()
 
     # -- loading

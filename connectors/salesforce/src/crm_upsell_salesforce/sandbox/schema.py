@@ -116,6 +116,8 @@ def standard_schema() -> dict[str, list[FieldDef]]:
     return {
         "Account": [
             _f("Name", "string", required=True, nillable=False),
+            # Set on the records a merge deleted (SOAP API Developer Guide, "merge()").
+            _ref("MasterRecordId", "Account", "MasterRecord", ""),
             _f("Website", "url"),
             _f("Industry", "picklist", length=255),
             _f("Type", "picklist", length=255),
@@ -129,6 +131,7 @@ def standard_schema() -> dict[str, list[FieldDef]]:
         ],
         "Contact": [
             _ref("AccountId", "Account", "Account"),
+            _ref("MasterRecordId", "Contact", "MasterRecord", ""),
             _f("FirstName", "string", length=40),
             _f("LastName", "string", length=80, required=True, nillable=False),
             _f("Name", "string", "", length=121, nillable=False),
@@ -164,6 +167,7 @@ def standard_schema() -> dict[str, list[FieldDef]]:
             _f("ServiceDate", "date"),
             _f("Description", "string"),
             _f("Billing_Period__c", "picklist"),
+            _f("CurrencyIsoCode", "picklist", "", length=3),
         ],
         "Product2": [
             _f("Name", "string", required=True, nillable=False),
@@ -250,6 +254,24 @@ def standard_schema() -> dict[str, list[FieldDef]]:
             _f("Field", "picklist", "c", required=True, nillable=False, length=80),
             _f("PermissionsRead", "boolean"),
             _f("PermissionsEdit", "boolean"),
+        ],
+        "CurrencyType": [
+            _f("IsoCode", "picklist", "c", length=3, required=True, nillable=False),
+            _num("ConversionRate", "double", 18, 6),
+            _f("DecimalPlaces", "int", precision=2),
+            _f("IsActive", "boolean"),
+            _f("IsCorporate", "boolean", ""),
+        ],
+        "DatedConversionRate": [
+            _f("IsoCode", "picklist", "c", length=3, required=True, nillable=False),
+            _num("ConversionRate", "double", 18, 6),
+            _f("StartDate", "date", required=True, nillable=False),
+            _f("NextStartDate", "date", ""),
+        ],
+        "Organization": [
+            _f("Name", "string", "", length=80),
+            _f("DefaultCurrencyIsoCode", "picklist", "", length=3),
+            _f("IsSandbox", "boolean", ""),
         ],
         "PermissionSetAssignment": [
             _ref("AssigneeId", "User", "Assignee", "c", required=True, nillable=False),

@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 from crm_upsell_salesforce.sandbox.base import OrgBase
 from crm_upsell_salesforce.sandbox.common import (
     COLLECTION_MAX,
+    CORPORATE_CURRENCY,
     ID_SHAPE,
     KEY_PREFIXES,
     MODSTAMP_FIELDS,
@@ -244,7 +245,9 @@ class SObjectsApi(OrgBase):
         elif otype == "Product2":
             out["IsActive"] = False
         elif otype == "Opportunity":
-            out.update(Pricebook2Id=self.pricebook_id, CurrencyIsoCode="USD")
+            out.update(Pricebook2Id=self.pricebook_id)
+            if self.schema["Opportunity"].field("CurrencyIsoCode") is not None:
+                out["CurrencyIsoCode"] = CORPORATE_CURRENCY
         if otype == "Task" and values.get("Status") == "Completed":
             out["CompletedDateTime"] = now
         return out
