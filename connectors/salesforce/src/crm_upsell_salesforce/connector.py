@@ -9,6 +9,7 @@ result mapped back by position. Fields are created with the Tooling API.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -61,6 +62,8 @@ class SalesforceConnector(ReadsMixin, WritesMixin, ChecksMixin):
         # stream -> optional fields (lower case) this org turned out not to have
         self._missing: dict[str, set[str]] = {}
         self._fully_read: set[str] = set()
+        self._rates = None
+        self._rates_lock = asyncio.Lock()
         try:
             self.options = MappingOptions.build(
                 settings.field_prefix,

@@ -3,6 +3,7 @@ leave out optional fields the org lacks."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
@@ -13,6 +14,8 @@ from crm_upsell_connector.errors import ConfigError, FatalAPIError
 from crm_upsell_connector.fields import ACCOUNT_FIELD_NAMES
 from crm_upsell_connector.models import Stream
 from crm_upsell_salesforce.client import SalesforceClient
+from crm_upsell_salesforce.currency import Rates, load_rates
+from crm_upsell_salesforce.enrich import CURRENCY_STREAMS, EXTRA_FIELDS, OPTIONAL_EXTRA
 from crm_upsell_salesforce.mapping import (
     SOBJECTS,
     MappingOptions,
@@ -48,6 +51,20 @@ class QueryingBase(Connector):
     client: SalesforceClient
     _missing: dict[str, set[str]]  # stream -> optional fields (lower case) this org turned out not to have
     _fully_read: set[str]  # streams whose full read (every live id, deletes reconciled) completed here
+    _rates: Rates | None  # the org's currencies, read once when first needed
+    _rates_lock: asyncio.Lock
+
+    async def rates(self) -> Rates:
+        """The org's corporate currency and conversion rates (read once per connector)."""
+        async with self._rates_lock:  # streams read at once share one look-up
+            if self._rates is None:
+                self._rates = await load_rates(self.client)
+        return self._rates
+
+    async def home_currency(self) -> str | None:
+        """The org's corporate currency (``CurrencyType.IsCorporate``), or its only currency
+        (``Organization.DefaultCurrencyIsoCode``) in a single-currency org."""
+        return (await self.rates()).corporate
 
     def _sobject(self, stream: str) -> str:
         if stream not in STREAMS:
@@ -66,11 +83,14 @@ class QueryingBase(Connector):
             return {self.options.outcome_field.lower()} if self.options.outcome_field else set()
         if stream == "products":
             return {f.lower() for f in self.options.product_extra_fields}
+        if stream in CURRENCY_STREAMS:
+            return set(OPTIONAL_EXTRA)  # single-currency orgs have no CurrencyIsoCode
         return set()
 
     def _fields(self, stream: str) -> tuple[str, ...]:
         missing = self._missing.get(stream, set())
-        return tuple(f for f in fields_for(stream, self.options) if f.lower() not in missing)
+        wanted = dict.fromkeys((*fields_for(stream, self.options), *EXTRA_FIELDS.get(stream, ())))
+        return tuple(f for f in wanted if f.lower() not in missing)
 
     def _drop_missing(self, stream: str, exc: FatalAPIError) -> bool:
         """Leave out an optional field Salesforce says does not exist; False where it is not one."""
