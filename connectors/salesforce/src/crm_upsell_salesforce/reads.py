@@ -189,7 +189,14 @@ class ReadsMixin(DeletesMixin):
             windows.pop(0)
         if present is not None:
             self._fully_read.add(stream)
-            yield Page(stream=stream, present_ids=present, present_prefix=prefix)
+            # Resumable like the others: a stop right after this page does not restart the read.
+            last = present[-1] if present else None  # ids are read in ascending order
+            yield Page(
+                stream=stream,
+                present_ids=present,
+                present_prefix=prefix,
+                resume=f"{RESUME_PREFIX}{last}" if last else None,
+            )
 
     # ---- incremental reads: SystemModstamp order ---------------------------------------------------
 
