@@ -13,6 +13,7 @@ from crm_upsell_connector.connector import Connector, ConnectorContext
 from crm_upsell_connector.errors import ConfigError, FatalAPIError
 from crm_upsell_connector.fields import ACCOUNT_FIELD_NAMES
 from crm_upsell_connector.models import Stream
+from crm_upsell_salesforce import soql
 from crm_upsell_salesforce.client import SalesforceClient
 from crm_upsell_salesforce.currency import Rates, load_rates
 from crm_upsell_salesforce.enrich import CURRENCY_STREAMS, EXTRA_FIELDS, OPTIONAL_EXTRA
@@ -114,6 +115,39 @@ class QueryingBase(Connector):
         )
         return True
 
+    async def _refuse_hidden(self, stream: str, exc: FatalAPIError) -> None:
+        """Raise where the product's own field exists but field-level security hides it: that is not
+        "the field is not there yet" (before ``setup``), and reading it as empty would hide the fault.
+        One Tooling API call, only on that error."""
+        if exc.error_code != "INVALID_FIELD":
+            return
+        match = _NO_SUCH_COLUMN.search(exc.message)
+        column = match.group(1).lower() if match else ""
+        if column not in self._own_fields(stream):
+            return
+        table = "Activity" if stream in ("tasks", "events") else SOBJECTS[stream]
+        query = soql.select(
+            "CustomField",
+            ("Id", "DeveloperName"),
+            where=[
+                soql.condition("TableEnumOrId", "=", table),
+                soql.condition("DeveloperName", "=", column.removesuffix("__c")),
+            ],
+        )
+        found = False
+        async for records, _nxt in self.client.query_pages(
+            query, resource="tooling/query", endpoint="GET tooling/query CustomField"
+        ):
+            found = found or bool(records)
+        if found:
+            raise ConfigError(
+                f"Salesforce hides the product's field {SOBJECTS[stream]}.{match.group(1) if match else column} "
+                "from the integration user (field-level security)",
+                hint="run 'crm-upsell setup': it grants read/edit through the permission set "
+                f"'{self.settings.field_prefix}Connector'; or grant it by hand "
+                "(connectors/salesforce/README.md)",
+            )
+
     def _own_fields(self, stream: str) -> set[str]:
         if stream == "accounts":
             return {self.options.product_field(n).lower() for n in ACCOUNT_FIELD_NAMES}
@@ -141,6 +175,8 @@ class QueryingBase(Connector):
             except StopAsyncIteration:
                 return
             except FatalAPIError as exc:
+                if resume is None:
+                    await self._refuse_hidden(stream, exc)
                 if resume is None and self._drop_missing(stream, exc):
                     continue
                 raise
