@@ -166,6 +166,11 @@ class Page(BaseModel):
     #: how many records the whole read returns, where the CRM says so (HubSpot search ``total``,
     #: Salesforce ``totalSize``); for progress and estimates only, never for correctness.
     total: int | None = None
+    # Reconcile by ids: when set, these are *all* the ids the CRM still has among this stream's records
+    # whose id starts with ``present_prefix``; stored ones of the stream's kind with that prefix that
+    # are not listed were deleted (for when the CRM's delete log cannot say what was deleted).
+    present_ids: list[str] | None = None
+    present_prefix: str = ""
 
 
 # ---- write side -------------------------------------------------------------------------------

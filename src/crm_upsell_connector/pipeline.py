@@ -27,6 +27,7 @@ from crm_upsell_connector.apply import Applier, ApplyReport
 from crm_upsell_connector.config import Config, ConnectionConfig, load_config, problems_error
 from crm_upsell_connector.config_errors import describe_errors
 from crm_upsell_connector.connector import Connector, ConnectorContext, ConnectorPlugin, load_plugins
+from crm_upsell_connector.credentials import credential_cache
 from crm_upsell_connector.currency import refresh_home_currency, resolve_home_currency
 from crm_upsell_connector.errors import ConfigError, ConnectorError, MassChangeError, StopRequested
 from crm_upsell_connector.features import compute_features
@@ -180,6 +181,7 @@ class Session:
                 dict.fromkeys((*self.rules.features.crm_fields(), *self.config.usage.crm_fields()))
             ),
             http=self.config.http,
+            credentials=credential_cache(self.engine, self.name),
         )
         self.secrets.note_config_keys(self.name, self.connection.settings)
         connector = self.plugin.create(self.settings(), self.secrets, context)
