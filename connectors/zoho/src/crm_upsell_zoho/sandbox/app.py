@@ -19,7 +19,19 @@ from starlette.routing import Route
 from crm_upsell_connector.sandbox.plumbing import ApiGuard, ConcurrencyMiddleware
 from crm_upsell_connector.sandbox.scenario import Scenario
 from crm_upsell_connector.sandbox.server import LatencyMiddleware, SandboxOptions, control_routes
-from crm_upsell_zoho.sandbox import auth, coql, deleted, fields, records, users, writes
+from crm_upsell_zoho.sandbox import (
+    auth,
+    coql,
+    deleted,
+    fields,
+    merge,
+    notes,
+    organization,
+    records,
+    related,
+    users,
+    writes,
+)
 from crm_upsell_zoho.sandbox import control as zoho_control
 from crm_upsell_zoho.sandbox.state import ZohoSandbox, err
 
@@ -32,7 +44,11 @@ AREAS: tuple[Area, ...] = (
     users.routes,
     coql.routes,
     fields.routes,
+    organization.routes,
     deleted.routes,
+    merge.routes,
+    related.routes,
+    notes.routes,
     records.routes,
     writes.routes,
 )

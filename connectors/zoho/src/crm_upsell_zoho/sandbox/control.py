@@ -61,7 +61,13 @@ def routes(sb: ZohoSandbox) -> list[Route]:
     async def credits_route(request: Request) -> Response:
         return JSONResponse(sb.credits())
 
+    async def triggers_route(request: Request) -> Response:
+        return JSONResponse(
+            {"writes_without_trigger": sb.writes_without_trigger, "triggers_fired": dict(sb.triggers_fired)}
+        )
+
     return [
+        Route("/__sandbox/triggers", triggers_route, methods=["GET"]),
         Route("/__sandbox/touch", touch_route, methods=["POST"]),
         Route("/__sandbox/delete", delete_route, methods=["POST"]),
         Route("/__sandbox/set-fields", set_fields_route, methods=["POST"]),

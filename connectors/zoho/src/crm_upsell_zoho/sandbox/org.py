@@ -5,6 +5,7 @@ Field definitions come from :mod:`.schema`; written values are checked by :mod:`
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -14,8 +15,10 @@ from crm_upsell_zoho.sandbox.schema import define_modules
 from crm_upsell_zoho.sandbox.store import (
     ACTIVITY_MODULES,
     CALL_RESULTS,
+    CURRENCIES,
     DAY_MS,
     EPOCH,
+    HOME_CURRENCY,
     MODULES,
     ORG_PREFIX,
     PRIORITIES,
@@ -30,7 +33,18 @@ from crm_upsell_zoho.sandbox.store import (
     ms_of,
 )
 
-__all__ = ["Org"]
+__all__ = ["Org", "note_html"]
+
+
+def note_html(body: str) -> str:
+    """A note body as Zoho's rich-text editor stores it: each sentence its own paragraph, the
+    last two joined by a line break (``<div>..</div><div>..<br>..</div>``)."""
+    parts = [p.strip() for p in body.replace("\n", " ").split(". ") if p.strip()]
+    if len(parts) < 2:
+        return f"<div>{html.escape(body)}</div>"
+    *head, before, after = parts
+    divs = "".join(f"<div>{html.escape(p)}</div>" for p in head)
+    return f"{divs}<div>{html.escape(before)}<br>{html.escape(after)}</div>"
 
 
 class Org:
@@ -45,7 +59,14 @@ class Org:
         self.ids: dict[str, int] = {}  # scenario key -> Zoho id
         self.modules: dict[str, ModuleDef] = {}
         self.tables: dict[str, Table] = {m: Table(m) for m in MODULES}
-        self.deal_rows: dict[str, list[dict[str, Any]]] = {}
+        #: Deal id -> product ids on its Products related list ("Related Records").
+        self.deal_products: dict[int, list[int]] = {}
+        #: Company key -> the currency its deals are in: every tenth company (from the fourth) deals
+        #: in JPY, every tenth (from the eighth) in EUR, the rest in the home currency.
+        self.deal_currency: dict[str, str] = {
+            c.key: ("JPY" if i % 10 == 3 else "EUR" if i % 10 == 7 else HOME_CURRENCY)
+            for i, c in enumerate(scenario.companies)
+        }
         now = ms_of(scenario.now)
         self.meta_ms = now - 1_500 * DAY_MS
         self._load_users(scenario, now)
@@ -131,10 +152,12 @@ class Org:
                 "Owner": owner,
                 "Deal_Name": lambda s: s.name,
                 "Stage": lambda s: STAGES.get(s.stage, s.stage),
-                "Amount": lambda s: s.amount,
+                # The scenario's amount is in the home currency; the deal keeps it in its own.
+                "Amount": lambda s: round(s.amount * CURRENCIES[self.deal_currency[s.company_key]][2], 2),
+                "Currency": lambda s: self.deal_currency[s.company_key],
+                "Exchange_Rate": lambda s: CURRENCIES[self.deal_currency[s.company_key]][2],
                 "Closing_Date": lambda s: date(s.close_date),
                 "Account_Name": lambda s: ids[s.company_key],
-                "Deal_Products": lambda s: self.deal_rows.get(s.key, []),
             },
             "Products": {
                 "Owner": lambda s: admin_id,
@@ -143,7 +166,6 @@ class Org:
                 "Product_Category": lambda s: PRODUCT_CATEGORIES.get(s.family, s.family),
                 "Unit_Price": lambda s: s.unit_price,
                 "Product_Active": lambda s: True,
-                "Tier": lambda s: s.tier,
             },
             "Tasks": {
                 "Owner": owner,
@@ -181,7 +203,7 @@ class Org:
             "Notes": {
                 "Owner": owner,
                 "Note_Title": lambda s: s.subject,
-                "Note_Content": lambda s: s.body,
+                "Note_Content": lambda s: note_html(s.body),
                 "Parent_Id": what,
                 "$se_module": accounts,
             },
@@ -210,18 +232,9 @@ class Org:
             self.ids[deal.key] = did
             t["Deals"].recs[did] = Rec(did, deal, ms_of(deal.created_at), ms_of(deal.updated_at))
         for item in sc.line_items:
-            row_id = self.new_id()
-            self.ids[item.key] = row_id
-            frequency = "Annually" if item.billing_period == "P12M" else "Monthly"
-            self.deal_rows.setdefault(item.deal_key, []).append(
-                {
-                    "id": row_id,
-                    "Product_Name": self.ids[item.product_key],
-                    "Quantity": item.quantity,
-                    "List_Price": item.unit_price,
-                    "Billing_Frequency": frequency,
-                }
-            )
+            products = self.deal_products.setdefault(self.ids[item.deal_key], [])
+            if self.ids[item.product_key] not in products:
+                products.append(self.ids[item.product_key])
         for act in sc.activities:
             module = ACTIVITY_MODULES.get(act.kind)
             if module is None:  # Zoho keeps e-mails outside the record modules
@@ -321,7 +334,7 @@ class Org:
                 continue
             fd = defs[name]
             out[name] = self.render_value(module, rec, fd)
-            if fd.lookup_module == "*":
+            if fd.lookup_module == "*" and module != "Notes":
                 out["$se_module"] = self.stored(module, rec, "$se_module")
         return out
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from crm_upsell_zoho.sandbox.store import (
     CALL_RESULTS,
     CREATABLE_TYPES,
+    CURRENCIES,
     PRODUCT_CATEGORIES,
     STAGES,
     TASK_STATUSES,
@@ -103,14 +104,17 @@ def define_modules(org: Org) -> None:
     _f(org, d, "Amount", "Amount", "currency")
     _f(org, d, "Closing_Date", "Closing Date", "date")
     _f(org, d, "Account_Name", "Account Name", "lookup", lookup="Accounts")
-    _f(org, d, "Deal_Products", "Deal Products", "subform", custom=True)
+    # Multi-currency orgs add Currency and Exchange_Rate to every module with currency fields; the
+    # rate is units of the record's currency per unit of the home currency ("Multi Currency Support",
+    # https://www.zoho.com/crm/developer/docs/api/v8/multi-currency-support.html).
+    _f(org, d, "Currency", "Currency", "picklist", options=tuple(CURRENCIES))
+    _f(org, d, "Exchange_Rate", "Exchange Rate", "double")
     p = m["Products"]
     _f(org, p, "Product_Name", "Product Name", "text", mandatory=True, length=200)
     _f(org, p, "Product_Code", "Product Code", "text", length=40)
     _f(org, p, "Product_Category", "Product Category", "picklist", options=PRODUCT_CATEGORIES.values())
     _f(org, p, "Unit_Price", "Unit Price", "currency")
     _f(org, p, "Product_Active", "Product Active", "boolean")
-    _f(org, p, "Tier", "Tier", "integer", custom=True)
     t = m["Tasks"]
     _f(org, t, "Subject", "Subject", "text", mandatory=True)
     _f(org, t, "Description", "Description", "textarea")

@@ -7,6 +7,7 @@ The API areas (``auth``, ``fields``, ``records``, ``writes``, ``coql``, ``relate
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -74,6 +75,11 @@ class ZohoSandbox:
         self.discrete_limit = discrete_limit
         self.token_limit = token_limit
         self.gate = ConcurrencyGate(concurrency_limit)
+        #: insert / update / upsert calls that named no ``trigger``, and automations asked for.
+        self.writes_without_trigger = 0
+        self.triggers_fired: Counter[str] = Counter()
+        #: whether the API user's profile may list every note (``GET /Notes``); see ``notes``.
+        self.notes_listable = True
         self.tokens: dict[str, int] = {}  # issued access token -> expiry (sandbox ms)
         self.page_tokens: dict[str, PageToken] = {}
         self.filtered: dict[tuple[str, str, int, int], list[Any]] = {}
@@ -109,7 +115,9 @@ class ZohoSandbox:
             raise bad("LIMIT_EXCEEDED", "limit exceeded", limit=FIELDS_MAX, param_name="fields")
         defs = self.org.modules[module].fields
         for name in names:
-            if name not in defs and name not in ("id", "$se_module"):
+            # ``$se_module`` is a key of activities (What_Id's module); Notes name the parent's
+            # module inside Parent_Id ("Get Notes").
+            if name not in defs and not (name == "id" or (name == "$se_module" and module != "Notes")):
                 raise bad("INVALID_DATA", "invalid data", param_name="fields", api_name=name)
         return names
 

@@ -99,6 +99,13 @@ CREATABLE_TYPES: dict[str, int] = {
     "picklist": 120,
     "boolean": 5,
 }
+#: The org's currencies: ISO code -> (name, symbol, units per home currency); USD is the home currency.
+CURRENCIES: dict[str, tuple[str, str, float]] = {
+    "USD": ("US Dollar", "$", 1.0),
+    "EUR": ("Euro", "€", 0.92),
+    "JPY": ("Japanese Yen", "¥", 150.0),
+}
+HOME_CURRENCY = "USD"
 SYSTEM_FIELDS = frozenset({"Created_Time", "Modified_Time", "Created_By", "Modified_By"})
 
 
@@ -142,6 +149,7 @@ class FieldDef:
     mandatory: bool = False
     length: int = 255
     options: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()  # picklist display values, parallel to ``options``
     lookup_module: str | None = None  # "*" for What_Id / Parent_Id (module chosen by $se_module)
     created_ms: int | None = None
     source: str = "default"

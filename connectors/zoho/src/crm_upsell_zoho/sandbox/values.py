@@ -180,7 +180,12 @@ def field_json(org: Org, module: str, fd: FieldDef) -> dict[str, Any]:
         "created_time": org.zt(fd.created_ms) if fd.created_ms is not None else None,
         "modified_time": org.zt(fd.created_ms) if fd.created_ms is not None else None,
         "pick_list_values": [
-            {"display_value": v, "actual_value": v, "id": str(fd.id + 1 + i), "type": "used"}
+            {
+                "display_value": fd.labels[i] if i < len(fd.labels) else v,
+                "actual_value": v,
+                "id": str(fd.id + 1 + i),
+                "type": "used",
+            }
             for i, v in enumerate(fd.options)
         ],
         "lookup": lookup,

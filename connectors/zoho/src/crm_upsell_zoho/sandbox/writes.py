@@ -25,6 +25,8 @@ __all__ = ["delete_records", "insert", "routes", "update", "upsert"]
 
 BATCH_MAX = 100
 TRIGGERS = frozenset({"approval", "workflow", "blueprint", "pathfinder", "orchestration"})
+#: What runs when a write names no ``trigger`` ("Insert Records").
+DEFAULT_TRIGGERS = ("workflow", "approval", "blueprint")
 
 
 def _norm(value: Any) -> Any:
@@ -56,6 +58,13 @@ def _batch(sb: ZohoSandbox, payload: Any) -> list[Any]:
     trigger = payload.get("trigger")
     if trigger is not None and (not isinstance(trigger, list) or any(t not in TRIGGERS for t in trigger)):
         raise bad("INVALID_DATA", "invalid data", api_name="trigger", json_path="$.trigger")
+    # Without ``trigger`` Zoho runs workflow, approval and blueprint ("Insert Records"): count such
+    # writes, and the automations each write asked for, so a test can assert that none fired.
+    if trigger is None:
+        sb.writes_without_trigger += 1
+        sb.triggers_fired.update(DEFAULT_TRIGGERS)
+    else:
+        sb.triggers_fired.update(trigger)
     return data
 
 
