@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -63,6 +64,7 @@ from crm_upsell_zoho.client import (
     PAGE_LIMIT,
     PAGE_PARAM_MAX_RECORDS,
     WRITE_LIMIT,
+    PermissionDenied,
     UnknownFieldError,
     ZohoClient,
     data_of,
@@ -90,6 +92,7 @@ from crm_upsell_zoho.mapping import (
     task_body,
     zoho_datetime,
 )
+from crm_upsell_zoho.notes import NOTES_PERMISSION, read_notes
 from crm_upsell_zoho.owned import DEAL_PRODUCTS_SOURCE, deal_product_lines
 from crm_upsell_zoho.settings import ZohoSettings
 
@@ -339,6 +342,8 @@ class ZohoConnector(Connector):
         self._check_stream(stream)
         if stream == "users":
             pages = self._read_users(since, skip_ids)
+        elif stream == "notes":
+            pages = read_notes(self.client, since, skip_ids, self._options())
         else:
             if MODULES[stream] in _META_MODULES:
                 await self._ensure_meta(MODULES[stream])
@@ -666,6 +671,28 @@ class ZohoConnector(Connector):
             message += " (it may or may not have been applied)"
         return [WriteResult(ref=r, ok=False, error=message, retriable=retriable) for r in refs]
 
+    async def home_currency(self) -> str | None:
+        """The org's home currency: the one ``GET /org/currencies`` marks ``is_base`` ("Currencies",
+        https://www.zoho.com/crm/developer/docs/api/v8/get-currencies.html); an org without
+        multi-currency answers that with an error, and then ``GET /org``'s ``currency`` ("US Dollar -
+        USD", "Get Organization Data") names it. None when neither says."""
+        try:
+            _, body = await self.client.request(
+                "GET", "org/currencies", kind="records", endpoint="GET org/currencies"
+            )
+        except FatalAPIError:
+            body = {}
+        for row in data_of(body, "currencies"):
+            code = row.get("iso_code")
+            if row.get("is_base") is True and isinstance(code, str) and len(code.strip()) == 3:
+                return code.strip().upper()
+        _, org = await self.client.request("GET", "org", kind="records", endpoint="GET org")
+        for row in data_of(org, "org"):
+            found = re.search(r"\b([A-Z]{3})\)?\s*$", str(row.get("currency") or "").strip())
+            if found:
+                return found.group(1)
+        return None
+
     @staticmethod
     def _record_result(ref: str, result: Mapping[str, Any] | None) -> WriteResult:
         """One ``{code, details, message, status}`` as a write result."""
@@ -678,6 +705,9 @@ class ZohoConnector(Connector):
             return WriteResult(ref=ref, ok=True, crm_id=str(crm_id) if crm_id is not None else None)
         message = scrub(str(result.get("message") or "failed"))
         field_name = (details or {}).get("api_name")
+        if code in ("INVALID_DATA", "RECORD_NOT_FOUND", "ID_ALREADY_DELETED") and field_name == "id":
+            # The record is gone: deleted, or merged into another ("the id given seems to be invalid").
+            return WriteResult(ref=ref, ok=False, error=f"{code}: {message}", retriable=False, gone=True)
         text = f"{code}: {message}" + (f" (field {scrub(str(field_name))})" if field_name else "")
         return WriteResult(ref=ref, ok=False, error=text, retriable=code not in NOT_RETRIABLE)
 
@@ -808,6 +838,11 @@ class ZohoConnector(Connector):
                     params={"fields": "Modified_Time", "per_page": 1},
                     endpoint=f"GET {module}",
                 )
+            except PermissionDenied as exc:
+                detail = exc.one_line()
+                if module == "Notes":
+                    detail = f"the integration user may not list all notes: notes are skipped; give it {NOTES_PERMISSION}"
+                checks.append(CheckResult(item=f"read {module}", ok=False, detail=detail))
             except ConnectorError as exc:
                 checks.append(CheckResult(item=f"read {module}", ok=False, detail=exc.one_line()))
             else:
