@@ -26,7 +26,7 @@ from crm_upsell_connector.demo import sandbox_config
 from crm_upsell_connector.errors import ConfigError
 from crm_upsell_connector.features import compute_features
 from crm_upsell_connector.fields import ACCOUNT_FIELDS, ALL_FIELDS, TASK_KEY_FIELD
-from crm_upsell_connector.models import Activity, Deal, FieldSpec, FieldUpdate, TaskDraft
+from crm_upsell_connector.models import Activity, Deal, FieldSpec, FieldUpdate, LineItem, TaskDraft
 from crm_upsell_connector.pipeline import Session
 from crm_upsell_connector.sandbox.scenario import Scenario, build_scenario
 from crm_upsell_connector.sandbox.server import SandboxOptions, SandboxServer
@@ -378,6 +378,8 @@ async def test_deals_in_another_currency_carry_their_home_amount(org: Org, conn:
         assert deal.amount != deal.amount_home
     home = [d for d in deals.values() if d.currency == "USD"]
     assert home and all(d.amount_home == d.amount for d in home)
+    items = [i for i in await read(conn, "line_items") if isinstance(i, LineItem)]
+    assert items and all(i.amount_home == i.amount for i in items)  # catalogue prices: home currency
 
 
 async def test_a_merged_away_account_reaches_the_store_as_deleted_and_a_write_to_it_is_gone(

@@ -355,6 +355,7 @@ def map_line_items(raw: Mapping[str, Any], subform: str = DEAL_PRODUCTS) -> list
                     quantity=1.0 if quantity is None else quantity,
                     unit_price=price,
                     amount=amount,
+                    amount_home=home_amount(amount, raw.get("Exchange_Rate")),  # the deal's rate
                     billing_period=_billing_period(row.get("Billing_Frequency")),
                 )
             )
