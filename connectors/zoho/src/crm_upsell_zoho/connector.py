@@ -12,15 +12,15 @@ one call (Zoho answers 204). Users come from ``GET /users?type=AllUsers``; delet
 
 **Why not COQL.** A COQL call returns up to 2,000 rows for 3 credits (records API: 200 rows for 1
 credit), so COQL would spend about a third of the credits on a first full sync. It is not used for
-reads because it cannot return subforms (a deal's products, which line items come from, would cost
-extra calls), returns lookups without names, and pages by offset (shifted by edits made mid-read).
-COQL serves ``find_tasks``, where one call looks up 50 task keys.
+reads because it returns lookups without names, does not join related lists, and pages by offset
+(shifted by edits made mid-read). COQL serves ``find_tasks``, where one call looks up 50 task keys.
 
-**Line items** are the rows of the ``Deal_Products`` subform on Deals. The ``deals`` and
-``line_items`` streams ask for the same fields, so when both are read from the same position (a
-full sync reads them side by side) one response serves both: the page is fetched once and handed to
-the other stream (:class:`SharedPages`). Each stream still keeps its own cursor, so a stream read
-alone, or an incremental read with nothing changed, costs one call as any other stream.
+**Line items** (what an account owns) come from each won or open deal's Products related list (see
+:mod:`crm_upsell_zoho.owned`), or from a custom subform when ``owned_products`` names one. The
+``deals`` and ``line_items`` streams ask for the same Deals fields, so when both are read from the
+same position (a full sync reads them side by side) one response serves both (:class:`SharedPages`).
+**Notes** are read newest first without ``If-Modified-Since`` (see :mod:`crm_upsell_zoho.notes`).
+**Writes** always send ``trigger`` (``[]`` unless configured): no workflow, approval or blueprint runs.
 """
 
 from __future__ import annotations
