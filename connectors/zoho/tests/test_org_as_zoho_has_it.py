@@ -402,3 +402,18 @@ async def test_a_merged_away_account_reaches_the_store_as_deleted_and_a_write_to
     (result,) = await conn.update_accounts([FieldUpdate(account_id=duplicate, values={"loyalty_score": "5"})])
     assert result.gone and not result.ok
     assert TASK_KEY_FIELD.name == "key"
+
+
+async def test_the_related_list_answers_as_zoho_does(org: Org) -> None:
+    deal = next(d for d, products in org.sb.org.deal_products.items() if products)
+    async with org.raw() as http:
+        ok = await http.get(f"/crm/v8/Deals/{deal}/Products", params={"fields": "Product_Name,Product_Code"})
+        assert ok.status_code == 200 and all(r["Product_Code"] for r in ok.json()["data"])
+        no_fields = await http.get(f"/crm/v8/Deals/{deal}/Products")
+        assert no_fields.status_code == 400 and no_fields.json()["code"] == "REQUIRED_PARAM_MISSING"
+        unknown_list = await http.get(f"/crm/v8/Deals/{deal}/Widgets", params={"fields": "id"})
+        assert unknown_list.status_code == 400 and unknown_list.json()["details"]["resource_path_index"] == 2
+        unknown_deal = await http.get("/crm/v8/Deals/1/Products", params={"fields": "Product_Name"})
+        assert unknown_deal.status_code == 400 and unknown_deal.json()["details"]["resource_path_index"] == 1
+        no_tier = await http.get(f"/crm/v8/Deals/{deal}/Products", params={"fields": "Tier"})
+        assert no_tier.status_code == 400  # a standard org's Products have no Tier field
