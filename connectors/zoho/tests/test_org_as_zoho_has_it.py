@@ -417,3 +417,20 @@ async def test_the_related_list_answers_as_zoho_does(org: Org) -> None:
         assert unknown_deal.status_code == 400 and unknown_deal.json()["details"]["resource_path_index"] == 1
         no_tier = await http.get(f"/crm/v8/Deals/{deal}/Products", params={"fields": "Tier"})
         assert no_tier.status_code == 400  # a standard org's Products have no Tier field
+
+
+def test_a_segment_read_back_as_its_display_value_is_the_value_written() -> None:
+    from crm_upsell_zoho.mapping import MappingOptions, map_records
+
+    options = MappingOptions(
+        product_fields={"segment": "Upsell_segment"},
+        product_value_aliases={"segment": {"At risk": "at_risk"}},
+    )
+    raw = {
+        "id": "1",
+        "Account_Name": "A",
+        "Modified_Time": "2026-03-01T10:20:30+09:00",
+        "Upsell_segment": "At risk",
+    }
+    (account,) = map_records("accounts", [raw], options)
+    assert account.product_fields == {"segment": "at_risk"}

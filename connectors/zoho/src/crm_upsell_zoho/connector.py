@@ -282,6 +282,11 @@ class ZohoConnector(Connector):
             account_fields=self.context.account_fields,
             account_field_names=names,
             deal_subforms=self.settings.deal_subforms,
+            product_value_aliases={
+                spec.name: dict(zip(spec.option_labels, spec.options, strict=False))
+                for spec in ACCOUNT_FIELDS
+                if spec.type == "enumeration" and spec.option_labels
+            },
         )
 
     # ---- field metadata -----------------------------------------------------------------------
