@@ -26,7 +26,7 @@ from crm_upsell_connector.demo import sandbox_config
 from crm_upsell_connector.errors import ConfigError
 from crm_upsell_connector.features import compute_features
 from crm_upsell_connector.fields import ACCOUNT_FIELDS, ALL_FIELDS, TASK_KEY_FIELD
-from crm_upsell_connector.models import Activity, Deal, FieldSpec, FieldUpdate, LineItem, TaskDraft
+from crm_upsell_connector.models import Account, Activity, Deal, FieldSpec, FieldUpdate, LineItem, TaskDraft
 from crm_upsell_connector.pipeline import Session
 from crm_upsell_connector.sandbox.scenario import Scenario, build_scenario
 from crm_upsell_connector.sandbox.server import SandboxOptions, SandboxServer
@@ -433,4 +433,4 @@ def test_a_segment_read_back_as_its_display_value_is_the_value_written() -> None
         "Upsell_segment": "At risk",
     }
     (account,) = map_records("accounts", [raw], options)
-    assert account.product_fields == {"segment": "at_risk"}
+    assert isinstance(account, Account) and account.product_fields == {"segment": "at_risk"}
