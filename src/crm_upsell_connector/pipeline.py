@@ -26,12 +26,14 @@ from crm_upsell_connector.apply import Applier, ApplyReport
 from crm_upsell_connector.config import Config, ConnectionConfig, format_validation_error, load_config
 from crm_upsell_connector.connector import Connector, ConnectorContext, ConnectorPlugin, load_plugins
 from crm_upsell_connector.errors import ConfigError, ConnectorError, StopRequested
+from crm_upsell_connector.experiment import holdout, holdout_salt
 from crm_upsell_connector.features import compute_features
 from crm_upsell_connector.http.redact import scrub
+from crm_upsell_connector.outcomes import record_proposals, refresh_outcomes
 from crm_upsell_connector.plan import Plan, build_plan
 from crm_upsell_connector.rules.config import RulesConfig
 from crm_upsell_connector.rules.engine import RuleEngine
-from crm_upsell_connector.rules.result import Recommendation
+from crm_upsell_connector.rules.result import Recommendation, segment_counts
 from crm_upsell_connector.secrets import SecretResolver
 from crm_upsell_connector.store.engine import open_store
 from crm_upsell_connector.store.lock import RunLock
@@ -225,8 +227,12 @@ class Session:
                     ).all()
                 )
             )
+        share = self.config.experiment.holdout_share
         recs = RuleEngine(rules).evaluate(
-            rows, now, owner_open_tasks_this_week={k: v for k, v in recent.items() if k}
+            rows,
+            now,
+            owner_open_tasks_this_week={k: v for k, v in recent.items() if k},
+            held_out=holdout(holdout_salt(self.engine, self.name), share) if share > 0 else None,
         )
         self._save_recommendations(recs, now)
         return recs
@@ -261,8 +267,24 @@ class Session:
         with self.engine.connect() as conn:
             return build_plan(conn, self.name, recs, self.rules, self.clock())
 
+    def families(self) -> dict[str, str]:
+        """Catalogue SKU -> product family."""
+        return {sku: p.family for sku, p in self.rules.compiled.products.items()}
+
+    def refresh_outcomes(self) -> int:
+        """Look up what happened to every proposal in the synced data and store it."""
+        with self.engine.begin() as conn:
+            return refresh_outcomes(
+                conn, self.name, self.families(), self.clock(), home_currency=self.rules.tasks.currency
+            )
+
     async def apply(self, connector: Connector, plan: Plan, progress: Progress | None = None) -> ApplyReport:
         run_id = start_run(self.engine, self.name, "apply")
+        with self.engine.begin() as conn:
+            # Before anything is sent: a task queued now is followed even if this run stops early.
+            record_proposals(
+                conn, self.name, plan, self.families(), self.config.outcomes.attribution_days, run_id
+            )
         try:
             report = await Applier(
                 self.engine,
@@ -276,11 +298,17 @@ class Session:
         except BaseException as exc:
             finish_run(self.engine, run_id, _failure_status(exc), {"error": type(exc).__name__})
             raise
+        self.refresh_outcomes()
         finish_run(
             self.engine,
             run_id,
             "stopped" if report.stopped else "ok" if report.ok else "partial",
-            {"updated": report.updated, "tasks_created": report.tasks_created, "failed": len(report.failed)},
+            {
+                "updated": report.updated,
+                "tasks_created": report.tasks_created,
+                "failed": len(report.failed),
+                "segments": segment_counts(plan.recommendations),
+            },
         )
         if report.stopped:
             raise StopRequested(
@@ -329,6 +357,7 @@ class Session:
             recs = self.score()
             summary["accounts"] = len(recs)
             summary["proposals"] = sum(1 for r in recs if r.proposal is not None)
+            summary["segments"] = segment_counts(recs)
             view.scored(recs)
             plan = self.plan(recs)
             summary.update(updates_planned=len(plan.changes), tasks_planned=len(plan.tasks))

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, select
 from crm_upsell_connector.fields import ACCOUNT_FIELD_NAMES
 from crm_upsell_connector.models import FieldUpdate, TaskDraft
 from crm_upsell_connector.rules.config import RulesConfig
+from crm_upsell_connector.rules.engine import HOLDOUT
 from crm_upsell_connector.rules.result import Recommendation
 from crm_upsell_connector.rules.tasks import render_task
 from crm_upsell_connector.store.schema import accounts, activities, outbox
@@ -44,6 +45,8 @@ class Plan:
     changes: list[FieldChange] = field(default_factory=list)
     tasks: list[TaskDraft] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
+    #: what the plan was built from (the outcome tracker records the proposals among them).
+    recommendations: list[Recommendation] = field(default_factory=list, repr=False)
 
     @property
     def empty(self) -> bool:
@@ -111,13 +114,17 @@ def _same(old: str | None, new: str) -> bool:
 
 
 def desired_values(rec: Recommendation) -> dict[str, str]:
-    """What the account's product fields should show for ``rec`` (without ``updated_at``)."""
-    proposal = rec.proposal
+    """What the account's product fields should show for ``rec`` (without ``updated_at``).
+
+    A held-out account (the holdout's control group) shows its score and segment only.
+    """
+    held_out = rec.blocked_by == HOLDOUT
+    proposal = None if held_out else rec.proposal
     return {
         "loyalty_score": str(round(rec.score)),
         "segment": rec.segment,
         "next_product": proposal.product_name if proposal else "",
-        "reason": rec.reason[:_REASON_MAX],
+        "reason": "" if held_out else rec.reason[:_REASON_MAX],
         "expected_uplift": str(round(proposal.uplift)) if proposal else "",
     }
 
@@ -156,7 +163,8 @@ def build_plan(
     rules: RulesConfig,
     now: datetime,
 ) -> Plan:
-    plan = Plan(connection=connection, created_at=now)
+    recommendations = list(recommendations)
+    plan = Plan(connection=connection, created_at=now, recommendations=recommendations)
     current = {
         row.id: (row.name, row.product_fields or {})
         for row in conn.execute(

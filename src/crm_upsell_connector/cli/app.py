@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 import typer
 
 from crm_upsell_connector.apply import ApplyReport
-from crm_upsell_connector.cli import output
+from crm_upsell_connector.cli import insight, output
 from crm_upsell_connector.config import default_config_path, load_config
 from crm_upsell_connector.connector import Connector, load_plugins
 from crm_upsell_connector.errors import ConfigError
@@ -411,6 +411,9 @@ def status(
         output.status_report(report)
     if not report.healthy:
         raise typer.Exit(1)
+
+
+insight.add_commands(app, _session)  # outcomes, report
 
 
 # ---- demo and sandbox ---------------------------------------------------------------------------

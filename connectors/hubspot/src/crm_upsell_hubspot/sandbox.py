@@ -2087,6 +2087,8 @@ def _p(request: Request, name: str) -> str:
 
 def create_app(scenario: Scenario, options: SandboxOptions) -> Starlette:
     """The HubSpot emulator as a Starlette app; ``app.state.sandbox`` is its :class:`HubSpotSandbox`."""
+    from crm_upsell_hubspot.sandbox_outcomes import outcome_routes
+
     sb = HubSpotSandbox(scenario, options)
     w = _Wiring(sb)
     obj = "/crm/v3/objects/{object_type}"
@@ -2175,6 +2177,7 @@ def create_app(scenario: Scenario, options: SandboxOptions) -> Starlette:
         ),
         *control_routes(sb.runtime),
         *_hubspot_control_routes(sb),
+        *outcome_routes(sb),  # POST /__sandbox/play-outcomes (sandbox_outcomes.py)
     ]
     app = Starlette(
         routes=routes,
