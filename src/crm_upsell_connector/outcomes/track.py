@@ -16,8 +16,9 @@ conversion is measured exactly like the treated group's.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, replace
+from bisect import bisect_left
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -95,14 +96,29 @@ class _Deal:
     is_closed: bool
     is_won: bool
     revenue: float | None
-    skus: set[str]
-    families: set[str]
+    skus: tuple[str, ...]
+    families: tuple[str, ...]
 
 
 def _aware(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _raw(column: Any, dialect: str) -> Any:
+    """A timestamp column read without the per-value TypeDecorator on SQLite (see ``_when``): the
+    bulk reads here touch a million stamps for a large base."""
+    return sa.type_coerce(column, sa.String) if dialect == "sqlite" else column
+
+
+def _when(value: Any) -> datetime | None:
+    """A stamp from ``_raw``: SQLite's stored text (always UTC) or a driver's datetime."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return datetime.fromisoformat(value + "+00:00")
+    return _aware(value)
 
 
 def load_outcomes(
@@ -118,34 +134,63 @@ def load_outcomes(
     ``families`` maps catalogue SKUs to their family (a deal's product outside the catalogue
     matches only by SKU). Reads only; ``refresh_outcomes`` also stores the result.
     """
-    query = sa.select(*(proposals.c[name] for name in _BASE)).where(proposals.c.connection == connection)
+    dialect = conn.dialect.name
+    where = [proposals.c.connection == connection]
     if since is not None:
-        query = query.where(proposals.c.proposed_at >= since)
-    base = [Outcome(**row._mapping) for row in conn.execute(query.order_by(proposals.c.proposed_at))]
-    if not base:
+        where.append(proposals.c.proposed_at >= since)
+    first = conn.execute(sa.select(sa.func.min(proposals.c.proposed_at)).where(*where)).scalar()
+    if first is None:
         return []
+    wanted = set(
+        conn.execute(
+            sa.select(proposals.c.account_id)
+            .where(
+                *where, sa.or_(proposals.c.product_sku.is_not(None), proposals.c.product_family.is_not(None))
+            )
+            .distinct()
+        ).scalars()
+    )
     created, done = _tasks(conn, connection)
-    first = min(o.proposed_at for o in base)
-    wanted = {o.account_id for o in base if o.product_sku is not None or o.product_family is not None}
     by_account = _deals(conn, connection, first, wanted, families, (home_currency or "").upper())
+    del wanted
+    stamps = ("proposed_at", "window_ends_at")
+    query = (
+        sa.select(
+            *(_raw(proposals.c[name], dialect) if name in stamps else proposals.c[name] for name in _BASE)
+        )
+        .where(*where)
+        .order_by(proposals.c.proposed_at, proposals.c.id)
+    )
     claimed: set[str] = set()
     result: list[Outcome] = []
-    for o in base:
-        changes: dict[str, Any] = {}
-        if o.task_key is not None:
-            changes["task_created_at"] = created.get(o.task_key)
-            changes["task_done_at"] = done.get(o.task_key)
-        deal = _match(o, by_account.get(o.account_id, ()), claimed)
-        if deal is not None:
-            claimed.add(deal.id)
-            changes.update(
-                deal_id=deal.id,
-                deal_opened_at=deal.opened,
-                deal_closed_at=deal.closed if deal.is_closed else None,
-                deal_won=deal.is_won if deal.is_closed else None,
-                revenue_home=deal.revenue if deal.is_closed and deal.is_won else None,
+    no_deal = (None, None, None, None, None)
+    # Rule, kind, product, segment, owner and status repeat across proposals: one copy each.
+    seen: dict[Any, Any] = {}
+    one = seen.setdefault
+    for raw in conn.execute(query):
+        row: tuple[Any, ...] = (raw[0], raw[1], _when(raw[2]), _when(raw[3]), one(raw[4], raw[4]), one(raw[5], raw[5]),
+               one(raw[6], raw[6]), one(raw[7], raw[7]), one(raw[8], raw[8]), one(raw[9], raw[9]), raw[10],
+               raw[11], one(raw[12], raw[12]), one(raw[13], raw[13]), raw[14])  # fmt: skip
+        key = row[14]
+        tasks = (created.get(key), done.get(key)) if key is not None else (None, None)
+        deal = _match(row, by_account.get(row[1]), claimed)
+        if deal is None:
+            result.append(Outcome(*row, *tasks, *no_deal))  # type: ignore[call-arg]  # row is _BASE in order
+            continue
+        claimed.add(deal.id)
+        closed = deal.is_closed
+        won = closed and deal.is_won
+        result.append(
+            Outcome(  # type: ignore[call-arg]  # row is _BASE in order
+                *row,
+                *tasks,
+                deal.id,
+                deal.opened,
+                deal.closed if closed else None,
+                deal.is_won if closed else None,
+                deal.revenue if won else None,
             )
-        result.append(replace(o, **changes) if changes else o)
+        )
     return result
 
 
@@ -185,25 +230,28 @@ def refresh_outcomes(
 
 def _tasks(conn: Connection, connection: str) -> tuple[dict[str, datetime], dict[str, datetime]]:
     """Per task key: when the task was created, and when it was done (if it was)."""
+    dialect = conn.dialect.name
     created: dict[str, datetime] = {}
     done: dict[str, datetime] = {}
     for ref, stamp in conn.execute(
-        sa.select(outbox.c.ref, outbox.c.updated_at).where(
+        sa.select(outbox.c.ref, _raw(outbox.c.updated_at, dialect)).where(
             outbox.c.connection == connection, outbox.c.kind == "task", outbox.c.status == "done"
         )
     ):
-        created[ref] = stamp
+        when = _when(stamp)
+        if when is not None:
+            created[ref] = when
     act = activities
-    for key, status, occurred, updated in conn.execute(
-        sa.select(act.c.upsell_key, act.c.status, act.c.occurred_at, act.c.updated_at).where(
-            act.c.connection == connection, act.c.upsell_key > "", act.c.kind == "task"
-        )
-    ):
-        stamps = [t for t in (occurred, updated) if t is not None]
-        if key not in created and stamps:
-            created[key] = min(stamps)
+    query = sa.select(
+        act.c.upsell_key, act.c.status, _raw(act.c.occurred_at, dialect), _raw(act.c.updated_at, dialect)
+    ).where(act.c.connection == connection, act.c.upsell_key > "", act.c.kind == "task")
+    for key, status, occurred, updated in conn.execute(query):
+        if key not in created:
+            stamps = [t for t in (_when(occurred), _when(updated)) if t is not None]
+            if stamps:
+                created[key] = min(stamps)
         if status == "done" and updated is not None:
-            done[key] = updated
+            done[key] = _when(updated)  # type: ignore[assignment]
     return created, done
 
 
@@ -216,14 +264,15 @@ def _deals(
     home: str,
 ) -> dict[str, list[_Deal]]:
     """Deals opened since ``since`` on ``accounts``, with the SKUs and families on their line items."""
+    dialect = conn.dialect.name
     opened = sa.func.coalesce(deals.c.created_at, deals.c.updated_at)
     sku = sa.func.coalesce(line_items.c.sku, products.c.sku)
     query = (
         sa.select(
             deals.c.id,
             deals.c.account_id,
-            opened.label("opened"),
-            sa.func.coalesce(deals.c.close_date, deals.c.updated_at).label("closed"),
+            _raw(opened, dialect).label("opened"),
+            _raw(sa.func.coalesce(deals.c.close_date, deals.c.updated_at), dialect).label("closed"),
             deals.c.is_closed,
             deals.c.is_won,
             deals.c.amount,
@@ -242,56 +291,69 @@ def _deals(
                 ),
             )
         )
-        .where(deals.c.connection == connection, deals.c.account_id.is_not(None), opened >= since)
+        .where(
+            deals.c.connection == connection,
+            deals.c.account_id.is_not(None),
+            opened >= since,
+            sku.is_not(None),
+        )
     )
     found: dict[str, _Deal] = {}
     by_account: dict[str, list[_Deal]] = {}
-    for row in _stream(conn, query):
-        if row.account_id not in accounts:
+    for (
+        deal_id,
+        account_id,
+        opened_at,
+        closed_at,
+        is_closed,
+        is_won,
+        amount,
+        amount_home,
+        currency,
+        code,
+    ) in conn.execute(query):
+        if account_id not in accounts:
             continue
-        deal = found.get(row.id)
+        family = families.get(code)
+        deal = found.get(deal_id)
         if deal is None:
-            revenue = row.amount_home
-            if revenue is None and (not row.currency or not home or row.currency.upper() == home):
-                revenue = row.amount
-            deal = found[row.id] = _Deal(
-                row.id,
-                _aware(row.opened) or since,
-                _aware(row.closed),
-                bool(row.is_closed),
-                bool(row.is_won),
+            revenue = amount_home
+            if revenue is None and (not currency or not home or currency.upper() == home):
+                revenue = amount
+            deal = found[deal_id] = _Deal(
+                deal_id,
+                _when(opened_at) or since,
+                _when(closed_at),
+                bool(is_closed),
+                bool(is_won),
                 revenue,
-                set(),
-                set(),
+                (code,),
+                (family,) if family is not None else (),
             )
-            by_account.setdefault(row.account_id, []).append(deal)
-        if row.sku is not None:
-            deal.skus.add(row.sku)
-            family = families.get(row.sku)
-            if family is not None:
-                deal.families.add(family)
+            by_account.setdefault(account_id, []).append(deal)
+            continue
+        if code not in deal.skus:
+            deal.skus = (*deal.skus, code)
+        if family is not None and family not in deal.families:
+            deal.families = (*deal.families, family)
     for listed in by_account.values():
         listed.sort(key=lambda d: (d.opened, d.id))
     return by_account
 
 
-def _stream(conn: Connection, query: sa.Select[Any]) -> Iterator[Any]:
-    result = conn.execution_options(stream_results=True, yield_per=5000).execute(query)
-    yield from result
-
-
-def _match(o: Outcome, candidates: Iterable[_Deal], claimed: set[str]) -> _Deal | None:
-    if o.product_sku is None and o.product_family is None:
+def _match(row: tuple[Any, ...], candidates: list[_Deal] | None, claimed: set[str]) -> _Deal | None:
+    """The first unclaimed deal of the account opened in the proposal's window for its product or
+    family (``row`` in ``_BASE`` order, ``candidates`` sorted by opening time)."""
+    sku, family = row[6], row[7]
+    if not candidates or (sku is None and family is None):
         return None
-    for deal in candidates:
-        if deal.opened < o.proposed_at:
-            continue
-        if deal.opened >= o.window_ends_at:
+    proposed, ends = row[2], row[3]
+    start = bisect_left(candidates, proposed, key=lambda d: d.opened)
+    for deal in candidates[start:]:
+        if deal.opened >= ends:
             return None
         if deal.id in claimed:
             continue
-        if (o.product_sku is not None and o.product_sku in deal.skus) or (
-            o.product_family is not None and o.product_family in deal.families
-        ):
+        if (sku is not None and sku in deal.skus) or (family is not None and family in deal.families):
             return deal
     return None
