@@ -125,7 +125,8 @@ async def _close_the_loop(
 ) -> Path | None:
     """The field acts on the tasks (played by the sandbox), a third run reads it back, the
     outcomes are shown and the report is written."""
-    from crm_upsell_connector.cli.insight import print_summary, summary_for, write_session_report
+    from crm_upsell_connector.cli.insight import print_summary, summary_for
+    from crm_upsell_connector.report.session import write_session_report
     from crm_upsell_connector.sandbox.outcomes import PlayOptions, request_play
     from crm_upsell_connector.store.schema import proposals
 

@@ -192,3 +192,22 @@ async def test_held_out_accounts_receive_no_write_and_open_tasks_are_not_drawn(t
         assert not _held_out(on) & now_tasked
         for s in (held, again, off, on):
             s.engine.dispose()
+
+
+async def test_a_scheduled_run_writes_the_report_to_the_configured_path(tmp_path: Path) -> None:
+    from crm_upsell_connector.scheduler import _run
+
+    target = tmp_path / "reports" / "{connection}.html"
+    async with world(tmp_path, accounts=60, seed=13) as w:
+        session = w.session(report={"path": str(target)})
+        async with session.connector() as connector:
+            await set_up(session, connector)
+        report = await _run(session, {})
+        session.engine.dispose()
+    written = tmp_path / "reports" / "demo.html"
+    assert report.status == "ok"
+    assert written.exists()
+    text = written.read_text(encoding="utf-8")
+    assert "Loyalty x utilization" in text and "Last runs" in text
+    # The run just made is in the report's run history, as the runs table holds it.
+    assert ">run</td>" in text

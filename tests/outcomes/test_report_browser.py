@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from crm_upsell_connector.cli.insight import write_session_report
+from crm_upsell_connector.report.session import write_session_report
 from crm_upsell_connector.sandbox.outcomes import PlayOptions, request_play
 from crm_upsell_connector.store.schema import recommendations
 from tests.outcomes.support import run_once, set_up, world

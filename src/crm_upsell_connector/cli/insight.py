@@ -17,7 +17,7 @@ from crm_upsell_connector.cli import output
 from crm_upsell_connector.outcomes import OutcomeSummary, load_outcomes, summarise
 from crm_upsell_connector.outcomes.funnel import STEP_LABELS, GroupBy
 from crm_upsell_connector.pipeline import Session
-from crm_upsell_connector.report import gather_report, write_report
+from crm_upsell_connector.report.session import write_session_report
 
 _BY = ("rule", "segment", "owner", "product")
 
@@ -39,19 +39,6 @@ def summary_for(session: Session, by: GroupBy = "rule", since: datetime | None =
             conn, session.name, session.families(), home_currency=session.rules.tasks.currency, since=since
         )
     return summarise(outcomes, by, session.config.outcomes.attribution_days)
-
-
-def write_session_report(session: Session, out: Path) -> Path:
-    """Gather the report of ``session``'s connection and write it to ``out``; returns the full path."""
-    with session.engine.connect() as conn:
-        data = gather_report(
-            conn,
-            session.name,
-            session.rules,
-            session.clock(),
-            attribution_days=session.config.outcomes.attribution_days,
-        )
-    return write_report(data, out)
 
 
 def print_summary(summary: OutcomeSummary, currency: str) -> None:
