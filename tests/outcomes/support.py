@@ -29,10 +29,11 @@ class World:
     base_url: str
     store_url: str
     options: SandboxOptions
+    crm: str = "hubspot"
 
     def session(self, **overrides: Any) -> Session:
         """A session on the sandbox; ``overrides`` replace top-level config sections."""
-        plugin = plugin_for("hubspot")
+        plugin = plugin_for(self.crm)
         data = sandbox_config(plugin, self.base_url, self.options, self.store_url)
         data.update(overrides)
         config = parse_config(data, "test config")
@@ -41,15 +42,20 @@ class World:
 
 
 @asynccontextmanager
-async def world(tmp_path: Path, accounts: int = 150, seed: int = 11) -> AsyncIterator[World]:
+async def world(
+    tmp_path: Path, accounts: int = 150, seed: int = 11, crm: str = "hubspot"
+) -> AsyncIterator[World]:
+    """A seeded sandbox of ``crm`` on loopback (``sandbox`` is its in-process state)."""
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     scenario = build_scenario(accounts=accounts, seed=seed, now=today)
     options = SandboxOptions(accounts=accounts, seed=seed, search_rate_limit_max=200)
-    app = create_app(scenario, options)
+    app = (
+        create_app(scenario, options) if crm == "hubspot" else plugin_for(crm).sandbox_app(scenario, options)
+    )
+    state = sandbox_state(app) if crm == "hubspot" else app.state.sandbox
     with SandboxServer(app) as base_url:
-        yield World(
-            scenario, sandbox_state(app), base_url, f"sqlite:///{tmp_path / 'store.sqlite3'}", options
-        )
+        store = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+        yield World(scenario, state, base_url, store, options, crm)
 
 
 async def run_once(session: Session, connector: Connector) -> None:

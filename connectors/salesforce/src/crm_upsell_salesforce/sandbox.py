@@ -2247,6 +2247,8 @@ def _valid_version(raw: str) -> bool:
 
 def create_app(scenario: Scenario, options: SandboxOptions) -> Starlette:
     """The Salesforce emulator as a Starlette app; ``app.state.sandbox`` is its :class:`SalesforceSandbox`."""
+    from crm_upsell_salesforce.sandbox_outcomes import outcome_routes
+
     sb = SalesforceSandbox(scenario, options)
     w = _Wiring(sb)
     data = "/services/data/{version}"
@@ -2326,6 +2328,7 @@ def create_app(scenario: Scenario, options: SandboxOptions) -> Starlette:
         ),
         *control_routes(sb.runtime),
         *_salesforce_control_routes(sb),
+        *outcome_routes(sb),  # POST /__sandbox/play-outcomes (sandbox_outcomes.py)
     ]
     app = Starlette(
         routes=routes,
