@@ -1142,6 +1142,8 @@ def create_app(
     ``discrete_limit`` is how far ``page`` reaches (2,000 in Zoho; smaller in tests), ``token_limit`` how
     many records one ``page_token`` chain may serve, ``utc_offset_min`` the org's time zone offset.
     """
+    from crm_upsell_zoho.sandbox_outcomes import outcome_routes
+
     sb = ZohoSandbox(
         scenario,
         options,
@@ -1183,6 +1185,7 @@ def create_app(
         Route(v8 + "/{module}", w.api(lambda r, b: sb.delete_records(r, _p(r))), methods=["DELETE"]),
         *control_routes(sb.runtime),
         *_zoho_control_routes(sb),
+        *outcome_routes(sb),  # POST /__sandbox/play-outcomes (sandbox_outcomes.py)
         Route("/crm/{rest:path}", not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
     app = Starlette(
