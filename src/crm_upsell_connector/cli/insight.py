@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from crm_upsell_connector.cli import output
+from crm_upsell_connector.errors import ConfigError
 from crm_upsell_connector.outcomes import OutcomeSummary, load_outcomes, summarise
 from crm_upsell_connector.outcomes.funnel import STEP_LABELS, GroupBy
 from crm_upsell_connector.pipeline import Session
@@ -29,7 +30,9 @@ def parse_since(value: str | None) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date: write YYYY-MM-DD", param_hint="--since") from None
+        raise ConfigError(
+            f"--since {value!r} is not a date", hint="write YYYY-MM-DD, e.g. 2026-01-31"
+        ) from None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
@@ -94,7 +97,7 @@ def add_commands(app: typer.Typer, open_session: Callable[[typer.Context], Sessi
     ) -> None:
         """What happened to each proposal: the funnel with intervals, and the uplift against the holdout."""
         if by not in _BY:
-            raise typer.BadParameter(f"{by!r}: use one of {', '.join(_BY)}", param_hint="--by")
+            raise ConfigError(f"--by {by!r} is not a grouping", hint=f"use one of {', '.join(_BY)}")
         start = parse_since(since)
         current = open_session(ctx)
         summary = summary_for(current, cast(GroupBy, by), start)
@@ -114,5 +117,11 @@ def add_commands(app: typer.Typer, open_session: Callable[[typer.Context], Sessi
         """Write the HTML report (matrix, segments over time, proposals, outcomes, uplift, runs)."""
         current = open_session(ctx)
         target = out or Path(current.config.report.path or "upsell-report.html")
-        written = write_session_report(current, target)
+        try:
+            written = write_session_report(current, target)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot write the report to {target}: {exc.strerror or exc}",
+                hint="choose a writable path with --out FILE",
+            ) from None
         output.console.print(f"report written to {written}")
