@@ -90,7 +90,8 @@ def segment_counts(recs: Sequence[Recommendation]) -> None:
 
 def top_proposals(recs: Sequence[Recommendation], limit: int = 10) -> None:
     ranked = sorted(
-        (r for r in recs if r.proposal is not None),
+        # Held-out accounts (the holdout's control group) are not shown: nobody proposes to them.
+        (r for r in recs if r.proposal is not None and r.blocked_by != "holdout"),
         key=lambda r: (-(r.proposal.uplift if r.proposal else 0.0), -r.score, r.account_id),
     )[:limit]
     table = Table(title=f"Top {len(ranked)} proposals", show_edge=False, show_lines=False)
