@@ -47,8 +47,6 @@ def sandbox_config(
         "demo": {"crm": plugin.name, "settings": plugin.sandbox_settings(base_url, options)}
     }
     data["store"] = {"url": store_url}
-    # A control group, so the demo's report can show the uplift of each rule.
-    data["experiment"] = {"holdout_share": DEMO_HOLDOUT_SHARE}
     return data
 
 
@@ -82,9 +80,10 @@ async def run_demo(*, crm: str, accounts: int, seed: int, report_path: Path | No
         tempfile.TemporaryDirectory(prefix="crm-upsell-demo-") as workdir,
     ):
         store_url = "sqlite:///" + str(Path(workdir) / "demo.sqlite3")
-        config = parse_config(
-            sandbox_config(plugin, base_url, options, store_url), "config.example.toml (demo)"
-        )
+        data = sandbox_config(plugin, base_url, options, store_url)
+        # A control group, so the demo's report can show the uplift of each rule.
+        data["experiment"] = {"holdout_share": DEMO_HOLDOUT_SHARE}
+        config = parse_config(data, "config.example.toml (demo)")
         secrets = SecretResolver(environ=plugin.sandbox_secrets(options))
         session = Session.open(config, "demo", secrets=secrets)
         async with session.connector() as connector:

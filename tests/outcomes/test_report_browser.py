@@ -69,7 +69,7 @@ def cjk_font() -> str:
 async def test_the_report_opens_in_a_headless_browser(tmp_path: Path) -> None:
     binary = browser()
     async with world(tmp_path, accounts=120, seed=21) as w:
-        session = w.session()
+        session = w.session(experiment={"holdout_share": 0.2})
         async with session.connector() as connector:
             await set_up(session, connector)
             await run_once(session, connector)
