@@ -170,8 +170,9 @@ def _funnel_table(data: ReportData) -> str:
     for group in [data.outcomes.total, *data.outcomes.groups]:
         cells = [_e(group.group)]
         for step in group.steps:
-            ci = f"{step.low * 100:.0f}-{step.high * 100:.0f} %"
-            cells.append(f"{step.count} ({_pct(step.share)}, 95 % CI {ci})")
+            cells.append(
+                f"{step.count} <small>({step.share * 100:.0f} %, CI {step.low * 100:.0f}-{step.high * 100:.0f})</small>"
+            )
         cells.append(_e(_money(group.revenue_won, data.currency)))
         cells.append(str(group.not_sent))
         rows.append(cells)
@@ -252,23 +253,23 @@ def render_report(data: ReportData) -> str:
 {data.accounts} accounts scored; deals count for a proposal when opened within {o.attribution_days} days;
 amounts in {_e(data.currency)}.</p>
 {notes}
-<h2>Loyalty x utilization matrix</h2>
+<h2 id="matrix">Loyalty x utilization matrix</h2>
 <div class="chart">{charts["matrix"]}</div>
-<h2>Segments over time</h2>
+<h2 id="segments">Segments over time</h2>
 <div class="chart">{charts["segments"]}</div>
-<h2>Top proposals</h2>
+<h2 id="proposals">Top proposals</h2>
 {_top_table(data)}
-<h2>Outcomes per rule</h2>
+<h2 id="outcomes">Outcomes per rule</h2>
 <div class="chart">{charts["funnel"]}</div>
 {_funnel_table(data)}
-<p class="note">Each step: proposals that reached it, their share of the treated proposals and its 95 %
-Wilson interval. Proposals still inside their attribution window may convert later.</p>
-<h2>Uplift against the holdout</h2>
+<p class="note">Each step: proposals that reached it (their share of the treated proposals, and its
+95 % Wilson interval). Proposals still inside their attribution window may convert later.</p>
+<h2 id="uplift">Uplift against the holdout</h2>
 <div class="chart">{charts["uplift"]}</div>
 {_uplift_table(data)}
 <p class="note">{o.held_out} held-out proposal(s). Uplift: the share of proposals followed by a won deal
 among treated accounts minus that among held-out accounts, with a 95 % Newcombe interval.</p>
-<h2>Last runs</h2>
+<h2 id="runs">Last runs</h2>
 {_runs_table(data)}
 </body></html>
 """
