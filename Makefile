@@ -53,6 +53,7 @@ bench: install
 	$(UV) run --frozen python -m bench.bench_salesforce
 	$(UV) run --frozen python -m bench.bench_zoho
 	$(UV) run --frozen python -m bench.bench_scheduler
+	$(UV) run --frozen python -m bench.bench_report
 
 clean:
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache
