@@ -30,7 +30,7 @@ from crm_upsell_connector.experiment import holdout, holdout_salt
 from crm_upsell_connector.features import compute_features
 from crm_upsell_connector.http.redact import scrub
 from crm_upsell_connector.outcomes import record_proposals, refresh_outcomes
-from crm_upsell_connector.plan import Plan, build_plan
+from crm_upsell_connector.plan import Plan, accounts_with_open_upsell_tasks, build_plan
 from crm_upsell_connector.rules.config import RulesConfig
 from crm_upsell_connector.rules.engine import RuleEngine
 from crm_upsell_connector.rules.result import Recommendation, segment_counts
@@ -227,15 +227,25 @@ class Session:
                     ).all()
                 )
             )
-        share = self.config.experiment.holdout_share
         recs = RuleEngine(rules).evaluate(
             rows,
             now,
             owner_open_tasks_this_week={k: v for k, v in recent.items() if k},
-            held_out=holdout(holdout_salt(self.engine, self.name), share) if share > 0 else None,
+            held_out=self._holdout(),
         )
         self._save_recommendations(recs, now)
         return recs
+
+    def _holdout(self) -> Callable[[str], bool] | None:
+        """The holdout draw (None when off). An account with an open proposal task, in the CRM or
+        queued in the outbox, is never drawn: its proposal is already out."""
+        share = self.config.experiment.holdout_share
+        if share <= 0:
+            return None
+        drawn = holdout(holdout_salt(self.engine, self.name), share)
+        with self.engine.connect() as conn:
+            busy = accounts_with_open_upsell_tasks(conn, self.name)
+        return lambda account_id: account_id not in busy and drawn(account_id)
 
     def _save_recommendations(self, recs: list[Recommendation], now: datetime) -> None:
         rows = [_rec_row(self.name, rec, now) for rec in recs]
