@@ -37,3 +37,37 @@ def test_a_share_of_zero_holds_no_one_out(tmp_path: Path) -> None:
     engine = open_store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
     assert not any(holdout(holdout_salt(engine, "main"), 0.0)(a) for a in ACCOUNTS)
     engine.dispose()
+
+
+def test_experiment_outcome_and_report_settings_are_checked_with_their_path() -> None:
+    import tomllib
+
+    import pytest
+
+    from crm_upsell_connector.config import parse_config
+    from crm_upsell_connector.errors import ConfigError
+    from crm_upsell_connector.init import example_text
+
+    base = tomllib.loads(example_text())
+    config = parse_config(base, "config.toml")
+    assert (config.experiment.holdout_share, config.outcomes.attribution_days, config.report.path) == (
+        0.0,
+        90,
+        None,
+    )
+    for section, values, message in (
+        (
+            "experiment",
+            {"holdout_share": 0.9},
+            "experiment.holdout_share: Input should be less than or equal to 0.5",
+        ),
+        (
+            "outcomes",
+            {"attribution_days": 0},
+            "outcomes.attribution_days: Input should be greater than or equal to 1",
+        ),
+        ("report", {"paht": "x.html"}, "report.paht: unknown key"),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            parse_config({**base, section: values}, "config.toml")
+        assert message in caught.value.one_line()
