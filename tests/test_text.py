@@ -8,9 +8,7 @@ from crm_upsell_connector.values import first_line
 
 def test_every_paragraph_and_break_is_kept() -> None:
     html = "<p>Thanks for the call.</p><p>We are <b>unhappy</b> with support</p>line one<br>not happy<br/>end"
-    assert (
-        html_to_text(html) == "Thanks for the call.\n\nWe are unhappy with support\nline one\nnot happy\nend"
-    )
+    assert html_to_text(html) == "Thanks for the call.\n\nWe are unhappy with support\nline one\nnot happy\nend"
 
 
 def test_inline_markup_does_not_split_words_and_entities_decode() -> None:
