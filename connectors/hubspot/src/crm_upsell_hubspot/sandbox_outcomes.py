@@ -2,8 +2,8 @@
 
 Tasks the product created carry its task-key property; the product proposed is the one the company's
 ``next_product`` property names. Completing a task sets ``hs_task_status`` to ``COMPLETED`` (the
-task properties: https://developers.hubspot.com/docs/api-reference/latest/crm/activities/tasks/guide). A deal is created in the
-default pipeline with ``closedwon`` / ``closedlost`` or an open stage and one line item of the
+task properties: https://developers.hubspot.com/docs/api-reference/latest/crm/activities/tasks/guide).
+A deal is created in the default pipeline with ``closedwon`` / ``closedlost`` or an open stage and one line item of the
 product, associated deal -> company and line item -> deal, as the deals and line items APIs do
 (https://developers.hubspot.com/docs/api/crm/deals, https://developers.hubspot.com/docs/api/crm/line-items).
 """
