@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from crm_upsell_connector.cli.insight import summary_for
+from crm_upsell_connector.outcomes import load_outcomes
 from crm_upsell_connector.sandbox.outcomes import PlayOptions, request_play
 from crm_upsell_connector.store.schema import activities, proposals
 from tests.outcomes.support import run_once, set_up, world
@@ -27,6 +28,8 @@ async def test_played_outcomes_come_back_through_the_sync(tmp_path: Path, crm: s
             key_of = dict(conn.execute(select(activities.c.id, activities.c.upsell_key)).all())
             rule_of = dict(conn.execute(select(proposals.c.task_key, proposals.c.rule)).all())
         summary = summary_for(session)
+        with session.engine.connect() as conn:
+            outcomes = load_outcomes(conn, session.name, session.families())
         session.engine.dispose()
     assert played.completed and played.deals
     done = Counter(rule_of[key_of[t]] for t in played.completed)
@@ -40,6 +43,6 @@ async def test_played_outcomes_come_back_through_the_sync(tmp_path: Path, crm: s
         assert counts["task_done"] == done[group.group], group.group
         assert counts["deal_opened"] == sum(
             1 for d in played.deals if d.task_id and rule_of[key_of[d.task_id]] == group.group
-        )
+        ), (group.group, [o for o in outcomes if o.rule == group.group])
         assert counts["deal_won"] == won_by_rule[group.group]
         assert group.revenue_won == pytest.approx(revenue[group.group])

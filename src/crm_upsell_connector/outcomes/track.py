@@ -151,7 +151,9 @@ def load_outcomes(
         ).scalars()
     )
     created, done = _tasks(conn, connection)
-    by_account = _deals(conn, connection, first, wanted, families, (home_currency or "").upper())
+    by_account = _deals(
+        conn, connection, first.replace(microsecond=0), wanted, families, (home_currency or "").upper()
+    )
     del wanted
     stamps = ("proposed_at", "window_ends_at")
     query = (
@@ -347,7 +349,9 @@ def _match(row: tuple[Any, ...], candidates: list[_Deal] | None, claimed: set[st
     sku, family = row[6], row[7]
     if not candidates or (sku is None and family is None):
         return None
-    proposed, ends = row[2], row[3]
+    # Zoho and Salesforce report creation times to the second: a deal opened in the same second
+    # as the proposal may read as a little earlier.
+    proposed, ends = row[2].replace(microsecond=0), row[3]
     start = bisect_left(candidates, proposed, key=lambda d: d.opened)
     for deal in candidates[start:]:
         if deal.opened >= ends:
