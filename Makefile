@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV ?= $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 PY_SRC := src connectors
 
-.PHONY: demo test check lint typecheck unit slow bench install clean
+.PHONY: demo test check lint typecheck unit slow bench install clean browser
 
 .venv/.installed: pyproject.toml uv.lock connectors/*/pyproject.toml
 	@$(UV) --version >/dev/null 2>&1 || { echo "uv not found: installing it from PyPI"; \
@@ -29,7 +29,20 @@ check: lint typecheck
 unit: install
 	$(UV) run --frozen pytest -q -m "not slow"
 
-test: check unit
+# The report's browser test needs a real Chromium and CJK fonts (Japanese names): installed with
+# apt-get on Debian/Ubuntu when missing (as root, else through sudo); nothing happens when present.
+BROWSER_PACKAGES := chromium fonts-noto-cjk
+browser:
+	@if { command -v chromium || command -v chromium-browser; } >/dev/null 2>&1 \
+	    && fc-list 2>/dev/null | grep -qi "Noto Sans CJK"; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing $(BROWSER_PACKAGES) for the report's browser test"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(BROWSER_PACKAGES); \
+	else echo "no apt-get: install Chromium and Noto CJK fonts yourself, or the browser test skips"; fi
+
+test: browser check unit
 
 slow: install
 	$(UV) run --frozen pytest -q -m slow
@@ -41,6 +54,7 @@ bench: install
 	$(UV) run --frozen python -m bench.bench_zoho
 	$(UV) run --frozen python -m bench.bench_scheduler
 	$(UV) run --frozen python -m bench.bench_startup
+	$(UV) run --frozen python -m bench.bench_report
 
 clean:
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache

@@ -224,6 +224,26 @@ class SchedulerSettings(_Strict):
     heartbeat_s: float = Field(30.0, ge=0.5, le=3600)
 
 
+class ExperimentSettings(_Strict):
+    """The holdout: a share of the accounts that would get a proposal goes to a control group."""
+
+    #: 0 (off) to 0.5; held-out accounts get no task and no proposal fields, only score and segment.
+    holdout_share: float = Field(0.0, ge=0.0, le=0.5)
+
+
+class OutcomeSettings(_Strict):
+    """How ``crm-upsell outcomes`` attributes what happened to a proposal."""
+
+    #: a deal for the proposed product (or its family) counts when opened within this many days.
+    attribution_days: int = Field(90, ge=1, le=730)
+
+
+class ReportSettings(_Strict):
+    """``crm-upsell report``: where the scheduled worker also writes it after each run."""
+
+    path: str | None = None
+
+
 class ConnectionConfig(_Strict):
     crm: str
     settings: dict[str, Any] = Field(default_factory=dict)
@@ -240,6 +260,9 @@ class Config(_Strict):
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     apply: ApplySettings = Field(default_factory=ApplySettings)
     usage: UsageConfig = Field(default_factory=UsageConfig)
+    experiment: ExperimentSettings = Field(default_factory=ExperimentSettings)
+    outcomes: OutcomeSettings = Field(default_factory=OutcomeSettings)
+    report: ReportSettings = Field(default_factory=ReportSettings)
     rules: RulesConfig
     source: str = "config.toml"
     _connection_rules: dict[str, RulesConfig] = PrivateAttr(default_factory=dict)

@@ -11,9 +11,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
+from sqlalchemy import select
+
 from crm_upsell_connector.cli import output
 from crm_upsell_connector.config import parse_config
 from crm_upsell_connector.connector import ConnectorPlugin, load_plugins
+from crm_upsell_connector.currency import resolve_home_currency
 from crm_upsell_connector.errors import ConfigError
 from crm_upsell_connector.fields import fields_for
 from crm_upsell_connector.init import example_text, toml_value
@@ -22,6 +26,10 @@ from crm_upsell_connector.plan import Plan
 from crm_upsell_connector.sandbox.scenario import Scenario, build_scenario
 from crm_upsell_connector.sandbox.server import SandboxOptions, SandboxServer, find_free_port, serve_forever
 from crm_upsell_connector.secrets import SecretResolver
+
+DEMO_HOLDOUT_SHARE = 0.2
+DEMO_REPORT = "crm-upsell-demo-report.html"
+DEMO_ORGANIC_SHARE = 0.08
 
 
 def plugin_for(crm: str) -> ConnectorPlugin:
@@ -87,7 +95,10 @@ def sandbox_instructions(plugin: ConnectorPlugin, base_url: str, options: Sandbo
     return "\n".join(lines)
 
 
-async def run_demo(*, crm: str, accounts: int, seed: int, usage_csv: bool = False) -> None:
+async def run_demo(
+    *, crm: str, accounts: int, seed: int, usage_csv: bool = False, report_path: Path | None = None
+) -> Path | None:
+    """The demo; returns where the report was written (None when the sandbox cannot play outcomes)."""
     plugin = plugin_for(crm)
     started = time.monotonic()
     options = SandboxOptions(accounts=accounts, seed=seed)
@@ -103,6 +114,8 @@ async def run_demo(*, crm: str, accounts: int, seed: int, usage_csv: bool = Fals
         data = sandbox_config(plugin, base_url, options, store_url)
         if usage_csv:
             data = _with_usage_csv(data, scenario, Path(workdir))
+        # A control group, so the demo's report can show the uplift of each rule.
+        data["experiment"] = {"holdout_share": DEMO_HOLDOUT_SHARE}
         config = parse_config(data, "config.example.toml (demo)")
         secrets = SecretResolver(environ=plugin.sandbox_secrets(options))
         session = Session.open(config, "demo", secrets=secrets)
@@ -135,8 +148,54 @@ async def run_demo(*, crm: str, accounts: int, seed: int, usage_csv: bool = Fals
                     output.console.print(
                         "Second run: nothing new to write; the CRM already shows it all.", style="green"
                     )
+            written = await _close_the_loop(session, connector, base_url, seed, report_path)
         session.engine.dispose()
     output.console.print(f"demo finished in {time.monotonic() - started:.1f} s")
+    return written
+
+
+async def _close_the_loop(
+    session: Session, connector: Any, base_url: str, seed: int, report: Path | None
+) -> Path | None:
+    """The field acts on the tasks (played by the sandbox), a third run reads it back, the
+    outcomes are shown and the report is written."""
+    from crm_upsell_connector.cli.insight import print_summary, summary_for
+    from crm_upsell_connector.report.session import write_session_report
+    from crm_upsell_connector.sandbox.outcomes import PlayOptions, request_play
+    from crm_upsell_connector.store.schema import proposals
+
+    output.console.rule("the field acts: tasks completed, deals opened and won (played by the sandbox)")
+    with session.engine.connect() as conn:
+        proposed = dict(
+            conn.execute(
+                select(proposals.c.account_id, proposals.c.product_sku).where(
+                    proposals.c.connection == session.name, proposals.c.product_sku.is_not(None)
+                )
+            ).all()
+        )
+    try:
+        # Every account proposed to (held out or not) may also buy the product on its own.
+        played = request_play(
+            base_url, PlayOptions(seed=seed, organic=proposed, organic_share=DEMO_ORGANIC_SHARE)
+        )
+    except httpx.HTTPStatusError:
+        output.console.print("this sandbox cannot play outcomes yet; no report")
+        return None
+    won = [d for d in played.deals if d.stage == "won"]
+    output.console.print(
+        f"{len(played.completed)} task(s) completed, {len(played.deals)} deal(s) opened, {len(won)} won"
+    )
+    output.console.rule("run 3: sync -> score -> plan -> apply, then the outcomes")
+    synced = await session.sync(connector)
+    output.sync_table(synced)
+    plan = session.plan(session.score())
+    output.apply_summary(await session.apply(connector, plan))
+    with session.engine.connect() as conn:
+        home = resolve_home_currency(conn, session.name, session.rules.tasks.currency)
+    print_summary(summary_for(session), home or "")
+    path = write_session_report(session, report or Path(tempfile.gettempdir()) / DEMO_REPORT)
+    output.console.print(f"report: {path}", style="bold")
+    return path
 
 
 def _with_usage_csv(data: dict[str, Any], scenario: Scenario, workdir: Path) -> dict[str, Any]:

@@ -30,13 +30,15 @@ from crm_upsell_connector.connector import Connector, ConnectorContext, Connecto
 from crm_upsell_connector.credentials import credential_cache
 from crm_upsell_connector.currency import refresh_home_currency, resolve_home_currency
 from crm_upsell_connector.errors import ConfigError, ConnectorError, MassChangeError, StopRequested
+from crm_upsell_connector.experiment import holdout, holdout_salt
 from crm_upsell_connector.features import compute_features
 from crm_upsell_connector.guard import Breach, enforce
 from crm_upsell_connector.http.redact import scrub
-from crm_upsell_connector.plan import Plan, build_plan
+from crm_upsell_connector.outcomes import record_proposals, refresh_outcomes
+from crm_upsell_connector.plan import Plan, accounts_with_open_upsell_tasks, build_plan
 from crm_upsell_connector.rules.config import RulesConfig
 from crm_upsell_connector.rules.engine import RuleEngine
-from crm_upsell_connector.rules.result import Recommendation
+from crm_upsell_connector.rules.result import Recommendation, segment_counts
 from crm_upsell_connector.secrets import SecretResolver
 from crm_upsell_connector.store.engine import open_store
 from crm_upsell_connector.store.lock import RunLock
@@ -260,10 +262,24 @@ class Session:
                 )
             )
         recs = RuleEngine(rules, currency=home).evaluate(
-            rows, now, owner_open_tasks_this_week={k: v for k, v in recent.items() if k}
+            rows,
+            now,
+            owner_open_tasks_this_week={k: v for k, v in recent.items() if k},
+            held_out=self._holdout(),
         )
         self._save_recommendations(recs, now)
         return recs
+
+    def _holdout(self) -> Callable[[str], bool] | None:
+        """The holdout draw (None when off). An account with an open proposal task, in the CRM or
+        queued in the outbox, is never drawn: its proposal is already out."""
+        share = self.config.experiment.holdout_share
+        if share <= 0:
+            return None
+        drawn = holdout(holdout_salt(self.engine, self.name), share)
+        with self.engine.connect() as conn:
+            busy = accounts_with_open_upsell_tasks(conn, self.name)
+        return lambda account_id: account_id not in busy and drawn(account_id)
 
     def _save_recommendations(self, recs: list[Recommendation], now: datetime) -> None:
         rows = [_rec_row(self.name, rec, now) for rec in recs]
@@ -295,6 +311,16 @@ class Session:
         with self.engine.connect() as conn:
             return build_plan(conn, self.name, recs, self.rules, self.clock())
 
+    def families(self) -> dict[str, str]:
+        """Catalogue SKU -> product family."""
+        return {sku: p.family for sku, p in self.rules.compiled.products.items()}
+
+    def refresh_outcomes(self) -> int:
+        """Look up what happened to every proposal in the synced data and store it."""
+        with self.engine.begin() as conn:
+            home = resolve_home_currency(conn, self.name, self.rules.tasks.currency)
+            return refresh_outcomes(conn, self.name, self.families(), self.clock(), home_currency=home)
+
     async def check_before_writing(self, connector: Connector, plan: Plan) -> list[Breach]:
         """Raise before any write when ``plan`` is over an ``[apply]`` threshold (``MassChangeError``)
         or the CRM lacks the product's fields (``ConfigError``: run setup). Returns the breaches let
@@ -319,6 +345,11 @@ class Session:
         calls_before = connector.stats.calls
         try:
             allowed = await self.check_before_writing(connector, plan)
+            with self.engine.begin() as conn:
+                # Before anything is sent: a task queued now is followed even if this run stops early.
+                record_proposals(
+                    conn, self.name, plan, self.families(), self.config.outcomes.attribution_days, run_id
+                )
             report = await Applier(
                 self.engine,
                 connector,
@@ -331,6 +362,7 @@ class Session:
         except BaseException as exc:
             finish_run(self.engine, run_id, _failure_status(exc), _step_error(exc))
             raise
+        self.refresh_outcomes()
         finish_run(
             self.engine,
             run_id,
@@ -343,6 +375,7 @@ class Session:
                 "failures": failure_rows(report),
                 "calls": connector.stats.calls - calls_before,
                 **({"guard_allowed": [b.describe() for b in allowed]} if allowed else {}),
+                "segments": segment_counts(plan.recommendations),
             },
         )
         if report.stopped:
@@ -396,6 +429,7 @@ class Session:
             recs = self.score()
             summary["accounts"] = len(recs)
             summary["proposals"] = sum(1 for r in recs if r.proposal is not None)
+            summary["segments"] = segment_counts(recs)
             view.scored(recs)
             plan = self.plan(recs)
             summary.update(updates_planned=len(plan.changes), tasks_planned=len(plan.tasks))

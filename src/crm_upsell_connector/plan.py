@@ -20,6 +20,7 @@ from crm_upsell_connector.currency import resolve_home_currency
 from crm_upsell_connector.fields import ACCOUNT_FIELD_NAMES, segment_ids
 from crm_upsell_connector.models import FieldUpdate, TaskDraft
 from crm_upsell_connector.rules.config import RulesConfig
+from crm_upsell_connector.rules.engine import HOLDOUT
 from crm_upsell_connector.rules.locale import labels_for
 from crm_upsell_connector.rules.result import Recommendation
 from crm_upsell_connector.rules.tasks import render_task
@@ -71,6 +72,9 @@ class Plan:
         if not owner_id:
             return "(no owner)"
         return self.owner_names.get(owner_id) or f"owner {owner_id}"
+
+    #: what the plan was built from (the outcome tracker records the proposals among them).
+    recommendations: list[Recommendation] = field(default_factory=list, repr=False)
 
     @property
     def empty(self) -> bool:
@@ -181,13 +185,17 @@ def _same(old: str | None, new: str) -> bool:
 
 
 def desired_values(rec: Recommendation) -> dict[str, str]:
-    """What the account's product fields should show for ``rec`` (without ``updated_at``)."""
-    proposal = rec.proposal
+    """What the account's product fields should show for ``rec`` (without ``updated_at``).
+
+    A held-out account (the holdout's control group) shows its score and segment only.
+    """
+    held_out = rec.blocked_by == HOLDOUT
+    proposal = None if held_out else rec.proposal
     return {
         "loyalty_score": str(round(rec.score)),
         "segment": rec.segment,
         "next_product": proposal.product_name if proposal else "",
-        "reason": rec.reason[:_REASON_MAX],
+        "reason": "" if held_out else rec.reason[:_REASON_MAX],
         "expected_uplift": str(round(proposal.uplift)) if proposal else "",
     }
 
@@ -236,7 +244,8 @@ def build_plan(
     rules: RulesConfig,
     now: datetime,
 ) -> Plan:
-    plan = Plan(connection=connection, created_at=now)
+    recommendations = list(recommendations)
+    plan = Plan(connection=connection, created_at=now, recommendations=recommendations)
     current = {
         row.id: (row.name, row.product_fields or {})
         for row in conn.execute(

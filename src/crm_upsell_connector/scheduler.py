@@ -51,6 +51,7 @@ from crm_upsell_connector.errors import (
 )
 from crm_upsell_connector.pipeline import PipelineReport, Session
 from crm_upsell_connector.plan import Plan
+from crm_upsell_connector.report.session import write_configured_report
 from crm_upsell_connector.rules.result import Recommendation
 from crm_upsell_connector.secrets import SecretResolver
 from crm_upsell_connector.store.engine import open_store
@@ -398,9 +399,11 @@ class Worker:
 
 async def _run(session: Session, details: dict[str, Any]) -> PipelineReport:
     async with session.connector() as connector:
-        return await session.run_pipeline(
+        report = await session.run_pipeline(
             connector, trigger=session.trigger, view=LogView(session.name), details=details
         )
+    write_configured_report(session)  # [report] path
+    return report
 
 
 def _public(report: PipelineReport) -> dict[str, Any]:

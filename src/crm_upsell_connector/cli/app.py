@@ -546,6 +546,9 @@ def sandbox_serve(
 
 # Commands kept in modules of their own (imported last: they register on ``app``).
 from crm_upsell_connector.cli import discover as _discover  # noqa: E402, F401
+from crm_upsell_connector.cli import insight  # noqa: E402
 from crm_upsell_connector.cli import runs as _runs  # noqa: E402, F401
+
+insight.add_commands(app, _session)  # outcomes, report
 
 _usage_app()

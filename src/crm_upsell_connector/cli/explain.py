@@ -42,6 +42,12 @@ def render_explanation(rec: Recommendation, sources: Mapping[str, str] | None = 
         console.print(
             f"Proposal: {p.product_name} ({p.product_sku}), {p.kind}, uplift {p.uplift:,.0f}/yr, rule {p.rule}"
         )
+    elif rec.blocked_by == "holdout" and rec.proposal is not None:
+        p = rec.proposal
+        console.print(
+            f"Held out: in the control group of the holdout ([experiment] holdout_share), so no task and "
+            f"no proposal fields; it would be {p.product_name} ({p.product_sku}) by rule {p.rule}"
+        )
     elif rec.blocked_by:
         console.print(f"No proposal: blocked by {rec.blocked_by}")
     else:

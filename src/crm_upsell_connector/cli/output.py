@@ -126,7 +126,8 @@ def segment_counts(recs: Sequence[Recommendation], rules: RulesConfig | None = N
 def top_proposals(recs: Sequence[Recommendation], limit: int = 10, rules: RulesConfig | None = None) -> None:
     labels = labels_for(rules)
     ranked = sorted(
-        (r for r in recs if r.proposal is not None),
+        # Held-out accounts (the holdout's control group) are not shown: nobody proposes to them.
+        (r for r in recs if r.proposal is not None and r.blocked_by != "holdout"),
         key=lambda r: (-(r.proposal.uplift if r.proposal else 0.0), -r.score, r.account_id),
     )[:limit]
     table = Table(title=f"Top {len(ranked)} proposals", show_edge=False, show_lines=False)

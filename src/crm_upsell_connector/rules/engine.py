@@ -17,7 +17,11 @@ For every account, in account-id order:
    then the order in the file. The cooldown after the last proposal, the open upsell task limit
    and the open deal check then apply to it. The first guardrail that blocks is ``blocked_by``;
    with no candidate at all, the first condition that fires is still reported there;
-7. the per-owner weekly cap, across all accounts, in a fixed order: highest ``uplift x score``
+7. the holdout (``[experiment] holdout_share``): of the accounts a proposal would now go to, those
+   the caller's draw puts in the control group are blocked by ``holdout`` (the proposal is kept for
+   the outcome report, but no task and no proposal field is written); they do not count against
+   any cap, so the caps cannot bias the groups;
+8. the per-owner weekly cap, across all accounts, in a fixed order: highest ``uplift x score``
    first, ties by account id; proposals beyond the cap are blocked by ``owner_weekly_cap``.
 
 Expected uplift (yearly revenue change)::
@@ -36,7 +40,7 @@ Same inputs, same output: nothing here depends on dict order, time or randomness
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -55,6 +59,7 @@ from crm_upsell_connector.rules.scoring import Normaliser, points
 from crm_upsell_connector.rules.segments import place
 
 OWNER_CAP = "owner_weekly_cap"
+HOLDOUT = "holdout"
 # Guardrails about pace, not suitability: the proposal stands (and shows on the account), but no
 # new task is created while one is open, during the cooldown, or past the owner's weekly cap.
 PACING_GUARDRAILS = frozenset({"cooldown", "open_upsell_task", OWNER_CAP})
@@ -91,6 +96,7 @@ class _Draft:
     block_reason: str | None
     block_facts: dict[str, Any]
     trace: tuple[TraceEntry, ...]
+    utilization: float | None = None
 
 
 class _Interner:
@@ -133,6 +139,7 @@ class RuleEngine:
         now: datetime,
         *,
         owner_open_tasks_this_week: Mapping[str, int] | None = None,
+        held_out: Callable[[str], bool] | None = None,
     ) -> list[Recommendation]:
         """One recommendation per account, sorted by account id.
 
@@ -140,6 +147,7 @@ class RuleEngine:
         must be passed at once, since percentile factors rank an account against the others.
         ``now`` is the as-of time the features were computed for. ``owner_open_tasks_this_week``
         counts the upsell tasks each owner already got this week (key ``""``: no owner).
+        ``held_out(account_id)`` says whether an account is in the holdout's control group.
         """
         del now  # features are already relative to it; kept so callers state the as-of time
         compiled = self.compiled
@@ -192,6 +200,8 @@ class RuleEngine:
             score = round(sum(c.points for c in contributions), 1)
             drafts.append(self._account(context, score, tuple(contributions), interner))
 
+        if held_out is not None:
+            self._apply_holdout(drafts, held_out, interner)
         self._apply_owner_cap(drafts, owner_open_tasks_this_week or {}, interner)
         return [self._recommendation(d) for d in drafts]
 
@@ -271,6 +281,7 @@ class RuleEngine:
             block_reason=block_reason,
             block_facts=_facts(context, block_names),
             trace=tuple(trace),
+            utilization=utilization if isinstance(utilization, int | float) else None,
         )
 
     def _candidate(self, rule: CompiledRule, context: Mapping[str, Any]) -> tuple[_Candidate | None, str]:
@@ -405,6 +416,19 @@ class RuleEngine:
                 return candidate, name, reason, names
         return candidate, None, None, ()
 
+    def _apply_holdout(
+        self, drafts: list[_Draft], held_out: Callable[[str], bool], interner: _Interner
+    ) -> None:
+        """Accounts a proposal would go to now (no guardrail holds it, so none with an open
+        proposal task) that the draw puts in the control group."""
+        entry = interner.entry("guardrail", HOLDOUT, True, None, "in the control group of the holdout")
+        for d in drafts:
+            if d.candidate is not None and d.blocked_by is None and held_out(d.account_id):
+                d.blocked_by = HOLDOUT
+                d.block_reason = "held out as the control group that measures the uplift of proposals"
+                d.block_facts = {}
+                d.trace = (*d.trace, entry)
+
     def _apply_owner_cap(self, drafts: list[_Draft], already: Mapping[str, int], interner: _Interner) -> None:
         cap = self.rules.guardrails.max_new_tasks_per_owner_per_week
         live = [d for d in drafts if d.candidate is not None and d.blocked_by is None]
@@ -439,8 +463,9 @@ class RuleEngine:
             rule = candidate.rule
             product = candidate.product
             product_name = product.name if product else "retention call"
-            if d.blocked_by is None or d.blocked_by in PACING_GUARDRAILS:
-                # Pacing guardrails hold back a new task, not the recommendation the CRM shows.
+            if d.blocked_by is None or d.blocked_by in PACING_GUARDRAILS or d.blocked_by == HOLDOUT:
+                # Pacing guardrails hold back a new task, not the recommendation the CRM shows; a
+                # held-out proposal is kept in the store (never shown) for the outcome report.
                 proposal = Proposal(
                     rule.kind,
                     product.sku if product else None,
@@ -472,6 +497,8 @@ class RuleEngine:
             reason = "No proposal: no rule matched."
         facts["score"] = d.score
         facts["segment"] = d.segment
+        if d.utilization is not None:
+            facts["utilization"] = d.utilization
         if candidate is not None and candidate.product is not None:
             facts["quantity"] = candidate.quantity
             facts["expected_uplift"] = candidate.uplift

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Row, insert, select, update
+from sqlalchemy import Connection, Engine, Row, insert, select, update
 
 from crm_upsell_connector.store.schema import runs
 
@@ -141,10 +141,40 @@ def list_runs(
     """The newest runs first: of ``connection`` (all when None), of ``commands`` (all when None),
     started at or after ``since``; at most ``limit`` (no limit when 0). The sync and apply steps
     of a pipeline run are left out unless ``steps``; ``parent_id`` lists the steps of one run."""
-    query = select(runs).order_by(runs.c.id.desc())
+    with engine.connect() as conn:
+        return run_history(
+            conn,
+            connection,
+            commands=commands,
+            since=since,
+            limit=limit or None,
+            steps=steps,
+            parent_id=parent_id,
+        )
+
+
+def run_history(
+    conn: Connection,
+    connection: str | None,
+    *,
+    commands: Sequence[str] | None = None,
+    since: datetime | None = None,
+    limit: int | None = None,
+    newest_first: bool = True,
+    steps: bool | None = None,
+    parent_id: int | None = None,
+) -> list[RunRecord]:
+    """The one reading of the run history: ``crm-upsell runs`` and ``crm-upsell report`` both use it.
+
+    Runs of ``connection`` (all when None), of ``commands`` (all when None), started at or after
+    ``since``, newest first unless ``newest_first`` is False, at most ``limit``. The sync and apply
+    steps of a pipeline run are included when ``steps`` (by default: when ``commands`` names
+    them); ``parent_id`` lists the steps of one run.
+    """
+    query = select(runs)
     if parent_id is not None:
         query = query.where(runs.c.parent_id == parent_id)
-    elif not steps:
+    elif not (steps if steps is not None else commands is not None):
         query = query.where(runs.c.parent_id.is_(None))
     if connection is not None:
         query = query.where(runs.c.connection == connection)
@@ -152,10 +182,10 @@ def list_runs(
         query = query.where(runs.c.command.in_(list(commands)))
     if since is not None:
         query = query.where(runs.c.started_at >= since)
-    if limit > 0:
+    query = query.order_by(runs.c.id.desc() if newest_first else runs.c.id)
+    if limit is not None:
         query = query.limit(limit)
-    with engine.connect() as conn:
-        return [_record(row) for row in conn.execute(query)]
+    return [_record(row) for row in conn.execute(query)]
 
 
 def get_run(engine: Engine, run_id: int) -> RunRecord | None:

@@ -360,3 +360,51 @@ credentials = Table(
     Column("source", String(64), nullable=False),  # fingerprint of the configured secret
     _ts("updated_at", nullable=False),
 )
+
+# ---- outcomes and the holdout (``crm-upsell outcomes``, ``crm-upsell report``) -----------------
+
+# One row per proposal the product made: what it proposed and the account's rule, segment, owner
+# and score at that time (so history stays as it was when the rules change), how it went out
+# (``task``; ``not_sent`` held back by pacing; ``held_out`` in the control group) and, refreshed
+# after each sync, what happened: task created and done, a deal opened for the product or its
+# family within the attribution window, won or lost, and its amount in the home currency.
+proposals = Table(
+    "proposals",
+    metadata,
+    Column("connection", CONN, primary_key=True),
+    Column("id", String(64), primary_key=True),
+    Column("account_id", ID, nullable=False),
+    Column("run_id", Integer),
+    _ts("proposed_at", nullable=False),
+    _ts("window_ends_at", nullable=False),
+    Column("rule", Text),
+    Column("kind", String(16)),
+    Column("product_sku", Text),
+    Column("product_family", Text),
+    Column("segment", String(64)),
+    Column("owner_id", ID),
+    Column("score", Float),
+    Column("uplift", Float),
+    Column("status", String(16), nullable=False),  # task, not_sent, held_out
+    Column("not_sent_reason", String(64)),
+    Column("task_key", String(64)),
+    _ts("task_created_at"),
+    _ts("task_done_at"),
+    Column("deal_id", ID),
+    _ts("deal_opened_at"),
+    _ts("deal_closed_at"),
+    Column("deal_won", Boolean),
+    Column("revenue_home", Float),
+    _ts("checked_at"),
+    Index("ix_proposals_account", "connection", "account_id"),
+    Index("ix_proposals_proposed", "connection", "proposed_at"),
+)
+
+# The per-connection salt of the holdout draw: every worker sharing the store assigns alike.
+experiment_salts = Table(
+    "experiment_salts",
+    metadata,
+    Column("connection", CONN, primary_key=True),
+    Column("salt", String(64), nullable=False),
+    _ts("created_at", nullable=False),
+)

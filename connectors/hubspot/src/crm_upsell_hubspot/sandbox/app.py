@@ -18,6 +18,7 @@ from crm_upsell_connector.sandbox.server import LatencyMiddleware, SandboxOption
 from crm_upsell_hubspot.sandbox.common import _normalize_type
 from crm_upsell_hubspot.sandbox.portal import HubSpotSandbox
 from crm_upsell_hubspot.sandbox.wiring import _Wiring
+from crm_upsell_hubspot.sandbox_outcomes import outcome_routes
 
 
 def _p(request: Request, name: str) -> str:
@@ -125,6 +126,7 @@ def create_app(scenario: Scenario, options: SandboxOptions) -> Starlette:
         ),
         *control_routes(sb.runtime),
         *_hubspot_control_routes(sb),
+        *outcome_routes(sb),  # POST /__sandbox/play-outcomes (crm_upsell_hubspot.sandbox_outcomes)
     ]
     app = Starlette(
         routes=routes,

@@ -33,6 +33,7 @@ from crm_upsell_salesforce.sandbox.common import (
     sf_datetime,
 )
 from crm_upsell_salesforce.sandbox.org import SalesforceSandbox
+from crm_upsell_salesforce.sandbox_outcomes import outcome_routes
 
 # ---- HTTP wiring -----------------------------------------------------------------------------------------
 
@@ -217,6 +218,7 @@ def create_app(scenario: Scenario, options: SandboxOptions) -> Starlette:
         ),
         *control_routes(sb.runtime),
         *_salesforce_control_routes(sb),
+        *outcome_routes(sb),  # POST /__sandbox/play-outcomes (crm_upsell_salesforce.sandbox_outcomes)
     ]
     app = Starlette(
         routes=routes,

@@ -34,6 +34,7 @@ from crm_upsell_zoho.sandbox import (
 )
 from crm_upsell_zoho.sandbox import control as zoho_control
 from crm_upsell_zoho.sandbox.state import ZohoSandbox, err
+from crm_upsell_zoho.sandbox_outcomes import outcome_routes
 
 __all__ = ["AREAS", "create_app", "delete", "sandbox_state", "set_fields", "touch", "zoho_id"]
 
@@ -114,6 +115,7 @@ def create_app(
     routes = [
         *(route for area in AREAS for route in area(sb, guard)),
         *control_routes(sb.runtime),
+        *outcome_routes(sb),  # POST /__sandbox/play-outcomes (crm_upsell_zoho.sandbox_outcomes)
         *zoho_control.routes(sb),
         Route("/crm/{rest:path}", not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
