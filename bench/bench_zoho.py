@@ -43,16 +43,14 @@ def minimum_full_calls(per_stream: dict[str, int], owning_deals: int) -> int:
 
 
 def owning_deals(session: Session) -> int:
-    """Won or open deals in the store: the deals whose Products related list is read."""
+    """Deals in the store: the deals whose Products related list is read (every one)."""
     import sqlalchemy as sa
 
     from crm_upsell_connector.store import schema
 
     d = schema.deals
     with session.engine.connect() as conn:
-        query = sa.select(sa.func.count()).where(
-            d.c.connection == session.name, sa.or_(d.c.is_won == sa.true(), d.c.is_closed == sa.false())
-        )
+        query = sa.select(sa.func.count()).where(d.c.connection == session.name)
         return int(conn.execute(query).scalar_one())
 
 

@@ -115,6 +115,8 @@ def add_commands(app: typer.Typer, open_session: Callable[[typer.Context], Sessi
         if as_json:
             output.print_json(summary.to_json())
             return
+        from crm_upsell_connector.currency import resolve_home_currency
+
         with current.engine.connect() as conn:
             home = resolve_home_currency(conn, current.name, current.rules.tasks.currency)
         print_summary(summary, home or "")

@@ -5,13 +5,14 @@ deal sells are on the deal's **Products related list** ("Related Records",
 https://www.zoho.com/crm/developer/docs/api/v8/get-related-records.html, ``GET
 /Deals/{id}/Products``). Zoho offers no cheaper way to read that list for many deals at once: COQL
 selects from one module and does not join a related list, and the bulk read API exports modules, not
-related lists. So the connector asks only for deals that can matter (won or still open: a lost deal
-owns nothing) and only when they changed (the deals read is incremental), one call per deal, all
-run concurrently within the connection's concurrency limit.
+related lists. So the connector asks only when a deal changed (the deals read is incremental), one
+call per deal, all run concurrently within the connection's concurrency limit. Every deal counts:
+a won one says what the account owns, an open or lost one which product a deal opened for a
+proposal was about (``outcomes``).
 
 ``owned_products`` (connection setting) chooses the sources:
 
-- ``deal_products`` (default): the Products related list of won and open deals. Works on a new org.
+- ``deal_products`` (default): the Products related list of every changed deal. Works on a new org.
 - ``subform:<api_name>``: a custom product subform on Deals (rows with ``Product_Name``, ``Quantity``,
   ``List_Price``...), for orgs that built one.
 
@@ -34,7 +35,7 @@ from crm_upsell_connector.errors import FatalAPIError
 from crm_upsell_connector.models import LineItem, Record
 from crm_upsell_connector.values import parse_number
 from crm_upsell_zoho.client import PAGE_LIMIT, data_of, info_of
-from crm_upsell_zoho.mapping import MappingOptions, deal_state, fields_for, modified_at, text
+from crm_upsell_zoho.mapping import MappingOptions, fields_for, modified_at, text
 
 if TYPE_CHECKING:
     from crm_upsell_zoho.client import ZohoClient
@@ -49,9 +50,9 @@ _PRODUCT_FIELDS = ",".join(fields_for("deal_products", MappingOptions()))
 
 
 def owned_by_deal(raw: Mapping[str, Any]) -> bool:
-    """Whether a deal's products can count: it is won, or still open."""
-    closed, won = deal_state(text(raw.get("Stage")))
-    return won or not closed
+    """Whether a deal's products are read: every deal with a stage (won deals are what an account
+    owns; open and lost ones are what a proposal's deal was for, which the outcomes follow)."""
+    return bool(text(raw.get("Stage")))
 
 
 def product_line(deal_id: str, updated: datetime, product: Mapping[str, Any]) -> LineItem | None:
@@ -110,7 +111,7 @@ async def _products_of(client: ZohoClient, raw: Mapping[str, Any]) -> list[LineI
 
 
 async def deal_product_lines(client: ZohoClient, deals: Sequence[Mapping[str, Any]]) -> list[Record]:
-    """The Products related list of every won or open deal in ``deals``, read concurrently."""
+    """The Products related list of every deal in ``deals``, read concurrently."""
     wanted = [raw for raw in deals if owned_by_deal(raw)]
     results = await asyncio.gather(*(_products_of(client, raw) for raw in wanted))
     return [line for lines in results for line in lines]
