@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -19,7 +20,7 @@ from pydantic import ValidationError
 from crm_upsell_connector.connector import ConnectorContext
 from crm_upsell_connector.errors import AuthError, FatalAPIError, QuotaError, RetriableAPIError
 from crm_upsell_connector.http.settings import HttpSettings
-from crm_upsell_connector.models import FieldUpdate, TaskDraft
+from crm_upsell_connector.models import Deal, FieldUpdate, TaskDraft
 from crm_upsell_connector.secrets import SecretResolver
 
 ACCOUNTS_EU = "https://accounts.zoho.eu"
@@ -301,23 +302,26 @@ async def test_a_refused_refresh_token_is_an_auth_error_without_secrets(conn: Zo
 async def test_a_field_the_org_lacks_is_dropped_from_the_read(
     conn: ZohoConnector, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """A single-currency org has no Currency on Deals: the read goes on without it, once."""
     respx.post(f"{ACCOUNTS_EU}/oauth/v2/token").mock(return_value=token_ok())
-    deal = {"id": "9", "Deal_Name": "D", "Stage": "Closed Won", "Modified_Time": STAMP}
+    deal = {"id": "9", "Deal_Name": "D", "Stage": "Closed Won", "Amount": 10, "Modified_Time": STAMP}
 
     def deals(request: httpx.Request) -> httpx.Response:
-        if "Deal_Products" in request.url.params["fields"].split(","):
-            return zoho_error(
-                400, "INVALID_DATA", "invalid data", param_name="fields", api_name="Deal_Products"
-            )
+        if "Currency" in request.url.params["fields"].split(","):
+            return zoho_error(400, "INVALID_DATA", "invalid data", param_name="fields", api_name="Currency")
         return httpx.Response(200, json={"data": [deal], "info": {"more_records": False}})
 
     route = respx.get(f"{API_EU}/crm/v8/Deals").mock(side_effect=deals)
-    got = [r.id for p in [p async for p in conn.read("deals", None)] for r in p.records]
-    assert got == ["9"]
-    assert "Deals has no field Deal_Products" in caplog.text
+    products = respx.get(f"{API_EU}/crm/v8/Deals/9/Products").mock(return_value=httpx.Response(204))
+    with caplog.at_level(logging.INFO):
+        got = [r for p in [p async for p in conn.read("deals", None)] for r in p.records]
+    assert [r.id for r in got] == ["9"]
+    assert isinstance(got[0], Deal) and got[0].amount_home == 10  # no rate: already the home currency
+    assert "Deals has no field Currency" in caplog.text
     items = [r for p in [p async for p in conn.read("line_items", None)] for r in p.records]
-    assert items == []  # no subform: no line items
+    assert items == []  # the deal's Products related list is empty
     assert route.call_count == 2  # the refused call, then one without the field (shared with line_items)
+    assert products.call_count == 1
 
 
 @respx.mock

@@ -115,12 +115,23 @@ async def test_full_read_of_every_stream_costs_one_call_per_200_records(
     before = connector.stats.calls - connector.stats.by_endpoint.get("POST /oauth/v2/token", 0)
     assert before == budget
     items = await records(connector, "line_items")
-    # Line items come from the Deals pages just read: no call of their own.
-    assert connector.stats.calls - connector.stats.by_endpoint.get("POST /oauth/v2/token", 0) == budget
+    # Line items: the Deals pages just read are shared; each won or open deal's Products related list
+    # costs one call (Zoho has no cheaper way to read it).
+    won_or_open = {d.key for d in sc.deals if d.stage != "closedlost"}
+    related_calls = connector.stats.by_endpoint.get("GET Deals/{id}/Products", 0)
+    assert related_calls == len(won_or_open)
+    assert connector.stats.calls - connector.stats.by_endpoint.get("POST /oauth/v2/token", 0) == (
+        budget + related_calls
+    )
     assert connector.shared.served >= 1
-    assert len(items) == len(sc.line_items)
-    deals = {r.id for r in await records(connector, "deals")}
-    assert all(isinstance(i, LineItem) and i.deal_id in deals and i.product_id for i in items)
+    expected_pairs = {
+        (zoho_id(sandbox.app, li.deal_key), zoho_id(sandbox.app, li.product_key))
+        for li in sc.line_items
+        if li.deal_key in won_or_open
+    }
+    assert {(i.deal_id, i.product_id) for i in items if isinstance(i, LineItem)} == expected_pairs
+    skus = {zoho_id(sandbox.app, p.key): p.sku for p in sc.products}
+    assert all(isinstance(i, LineItem) and i.sku == skus[i.product_id or ""] for i in items)
 
     accounts = {r.id: r for r in await records(connector, "accounts")}
     for company in sc.companies:
@@ -327,7 +338,7 @@ async def test_credit_cap_stops_the_sync_and_the_next_run_resumes() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             engine = open_store("sqlite:///" + str(Path(tmp) / "cap.sqlite3"))
             # Enough for the first streams (users, products, accounts with its field list, contacts,
-            # deals, and line items from the same pages), not for the activities.
+            # deals), not for the line items (a call per won or open deal) nor the activities.
             capped = running.connector(credits_per_run=6)
             try:
                 with pytest.raises(QuotaError):
@@ -342,6 +353,6 @@ async def test_credit_cap_stops_the_sync_and_the_next_run_resumes() -> None:
                 await fresh.close()
             # Streams finished before the cap are incremental now; the stopped one carries on.
             modes = {name: s.mode for name, s in report.streams.items()}
-            assert modes["users"] == modes["deals"] == modes["line_items"] == "incremental"
-            assert modes["tasks"] == modes["notes"] == "full"
+            assert modes["users"] == modes["deals"] == "incremental"
+            assert modes["line_items"] == modes["tasks"] == modes["notes"] == "full"
             engine.dispose()

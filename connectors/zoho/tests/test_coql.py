@@ -13,7 +13,7 @@ from crm_upsell_zoho.coql import (
     quote,
     select_in,
 )
-from crm_upsell_zoho.sandbox_coql import Cond, parse_coql
+from crm_upsell_zoho.sandbox.coql_parse import Cond, parse_coql
 
 HOSTILE = [
     "plain-key",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -134,7 +135,8 @@ def test_deal_stages_and_line_items_from_the_product_subform(caplog: pytest.LogC
     )
     assert deal.close_date == datetime(2026, 2, 28, tzinfo=UTC)
     with caplog.at_level(logging.WARNING):
-        items = map_records("line_items", [raw], OPTIONS)
+        items = map_records("line_items", [raw], replace(OPTIONS, deal_subforms=("Deal_Products",)))
+    assert map_records("line_items", [raw], OPTIONS) == []  # the subform is read only when configured
     assert all(isinstance(i, LineItem) for i in items)
     first, second = items
     assert isinstance(first, LineItem) and isinstance(second, LineItem)

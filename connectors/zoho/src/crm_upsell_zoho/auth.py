@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import httpx
 
@@ -42,6 +42,24 @@ def error_code(response: httpx.Response) -> str | None:
             code = first.get("code") if isinstance(first, dict) else None
         return str(code) if code else None
     return None
+
+
+def token_ttl_s(body: Mapping[str, object]) -> float:
+    """Seconds an access token lives, from Zoho's token response ("OAuth: Refresh access tokens",
+    https://www.zoho.com/crm/developer/docs/api/v8/refresh.html): current responses give
+    ``expires_in`` in seconds; older ones give ``expires_in`` in milliseconds beside ``expires_in_sec``
+    in seconds, which then wins. Missing or unreadable: one hour."""
+    for key in ("expires_in_sec", "expires_in"):
+        raw = body.get(key)
+        if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+            continue
+        try:
+            value = float(raw)
+        except ValueError:
+            continue
+        if value > 0:
+            return value
+    return ACCESS_TOKEN_TTL_S
 
 
 def token_expired(response: httpx.Response) -> bool:
@@ -117,7 +135,8 @@ class ZohoOAuth(RefreshingTokenAuth):
                 )
             except ValueError as exc:
                 raise AuthError(str(exc)) from None
-        ttl = token.expires_at - time.time()
+        ttl = token_ttl_s(body)
+        token = AccessToken(token.value, time.time() + ttl, token.extra)
         if ttl < 2 * self._margin:
             # A token shorter-lived than twice the margin would be refreshed before every request:
             # refresh it at half its life instead.

@@ -97,6 +97,14 @@ class UnknownFieldError(FatalAPIError):
         self.api_name = api_name
 
 
+class PermissionDenied(AuthError):
+    """403 ``NO_PERMISSION``: the API user's profile may not do this (for example list all notes)."""
+
+    def __init__(self, message: str, *, code: str, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.code = code
+
+
 def _rate_limited(response: httpx.Response) -> bool:
     """A 429, or a ``LIMIT_EXCEEDED`` / ``TOO_MANY_REQUESTS`` body outside a 4xx validation error
     (a 400 ``LIMIT_EXCEEDED`` means too many fields or records in one request, not a rate limit)."""
@@ -142,6 +150,12 @@ def map_error(response: httpx.Response, request: RequestInfo) -> ConnectorError:
             f"Zoho rejected the access token on {where}: {said}",
             hint="check the client id, client secret and refresh token ('crm-upsell auth set') and "
             "the data_centre",
+        )
+    if status == 403 and code == "NO_PERMISSION":
+        return PermissionDenied(
+            f"Zoho refused {where}: the integration user's profile lacks a permission ({said})",
+            code=code,
+            hint="give the integration user's profile the permission named in the connector's README",
         )
     if status == 403:
         return AuthError(

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -53,6 +54,7 @@ from crm_upsell_connector.models import (
     FieldSpec,
     FieldUpdate,
     Page,
+    Record,
     Stream,
     TaskDraft,
     WriteResult,
@@ -62,6 +64,7 @@ from crm_upsell_zoho.client import (
     PAGE_LIMIT,
     PAGE_PARAM_MAX_RECORDS,
     WRITE_LIMIT,
+    PermissionDenied,
     UnknownFieldError,
     ZohoClient,
     data_of,
@@ -69,12 +72,19 @@ from crm_upsell_zoho.client import (
     zoho_error_fields,
 )
 from crm_upsell_zoho.coql import MAX_IN_VALUES, coql_credits, select_in
+from crm_upsell_zoho.fields_setup import (
+    FIELDS_PER_CALL,
+    LABEL_MAX,
+    FieldState,
+    field_body,
+    judge_fields,
+    wrong_type_advice,
+)
 from crm_upsell_zoho.mapping import (
     MODULES,
     MappingOptions,
     account_update_body,
     chunks,
-    field_body,
     fields_for,
     map_records,
     modified_at,
@@ -82,6 +92,8 @@ from crm_upsell_zoho.mapping import (
     task_body,
     zoho_datetime,
 )
+from crm_upsell_zoho.notes import NOTES_PERMISSION, read_notes
+from crm_upsell_zoho.owned import DEAL_PRODUCTS_SOURCE, deal_product_lines
 from crm_upsell_zoho.settings import ZohoSettings
 
 if TYPE_CHECKING:
@@ -123,7 +135,13 @@ NOT_RETRIABLE = frozenset(
 # one second earlier and drop what is older than wanted, or already read, by stamp and id.
 _IMS_SLACK = timedelta(seconds=1)
 _SHARED_TTL_S = 120.0
+# Modules whose fields differ between orgs: Accounts and Tasks (ours, after setup).
 _META_MODULES = frozenset({"Accounts", "Tasks"})
+# Fields only some orgs have, asked for anyway: Zoho refuses the read naming one, and the read goes on
+# without it (one call, once per connector). Currency and Exchange_Rate exist in multi-currency orgs
+# only ("Multi Currency Support").
+_OPTIONAL_FIELDS = frozenset({"Currency", "Exchange_Rate"})
+_CREATE_ATTEMPTS = 3
 
 
 def ims_moment(moment: datetime) -> datetime:
@@ -263,6 +281,7 @@ class ZohoConnector(Connector):
             task_key_field=self._task_key_field,
             account_fields=self.context.account_fields,
             account_field_names=names,
+            deal_subforms=self.settings.deal_subforms,
         )
 
     # ---- field metadata -----------------------------------------------------------------------
@@ -323,6 +342,8 @@ class ZohoConnector(Connector):
         self._check_stream(stream)
         if stream == "users":
             pages = self._read_users(since, skip_ids)
+        elif stream == "notes":
+            pages = read_notes(self.client, since, skip_ids, self._options())
         else:
             if MODULES[stream] in _META_MODULES:
                 await self._ensure_meta(MODULES[stream])
@@ -369,7 +390,12 @@ class ZohoConnector(Connector):
         # a stamp before it. Only what is older than since's whole second is surely old.
         floor = since.replace(microsecond=0) if since is not None else None
         # id -> stamp of the records read whose stamps the current request asks for again.
-        seen: dict[str, datetime] = {i: since for i in skip_ids} if since is not None else {}
+        # (Line items from a deal's Products related list are ``<deal id>:<product id>``: the deal's.)
+        seen: dict[str, datetime] = (
+            {(i.partition(":")[0] if stream == "line_items" else i): since for i in skip_ids}
+            if since is not None
+            else {}
+        )
         page_no, token = 1, None
         while True:
             params = dict(base)
@@ -382,7 +408,12 @@ class ZohoConnector(Connector):
             except UnknownFieldError as exc:
                 if exc.api_name == "Modified_Time" or exc.api_name not in str(base["fields"]).split(","):
                     raise
-                log.warning("Zoho %s has no field %s: reading without it", MODULES[stream], exc.api_name)
+                log.log(
+                    logging.INFO if exc.api_name in _OPTIONAL_FIELDS else logging.WARNING,
+                    "Zoho %s has no field %s: reading without it",
+                    MODULES[stream],
+                    exc.api_name,
+                )
                 self._missing.setdefault(MODULES[stream], set()).add(exc.api_name)
                 base["fields"] = self._fields_param(stream, options)
                 continue
@@ -406,7 +437,7 @@ class ZohoConnector(Connector):
             if fresh:
                 yield Page(
                     stream=stream,
-                    records=map_records(stream, fresh, options),
+                    records=await self._map_page(stream, fresh, options, since),
                     # A full read resumes at the last second read (a few records are read twice).
                     resume=zoho_datetime(last) if more and last is not None else None,
                     watermark=last,
@@ -430,6 +461,22 @@ class ZohoConnector(Connector):
                     "but gave no next_page_token"
                 )
             token = str(next_token)
+
+    async def _map_page(
+        self, stream: str, raws: list[dict[str, Any]], options: MappingOptions, since: datetime | None
+    ) -> list[Record]:
+        """Canonical records of one page; line items also come from each deal's Products related list
+        (see :mod:`crm_upsell_zoho.owned`), for deals stamped at or after ``since`` only: the deals
+        of ``since``'s second that are shown again (Zoho's stamps have whole seconds) were read by the
+        run that set the cursor, and their related lists cost a call each."""
+        records = map_records(stream, raws, options)
+        if stream == "line_items" and DEAL_PRODUCTS_SOURCE in self.settings.owned_products:
+            changed = [
+                raw for raw in raws if since is None or ((at := modified_at(raw)) is not None and at >= since)
+            ]
+            seen = {r.id for r in records}
+            records.extend(r for r in await deal_product_lines(self.client, changed) if r.id not in seen)
+        return records
 
     async def _read_users(self, since: datetime | None, skip_ids: frozenset[str]) -> AsyncIterator[Page]:
         """Users are few: every call lists them (``If-Modified-Since`` makes an unchanged list a 204)."""
@@ -502,29 +549,81 @@ class ZohoConnector(Connector):
     # ---- fields -------------------------------------------------------------------------------
 
     async def ensure_fields(self, specs: Sequence[FieldSpec]) -> list[str]:
-        """Create our fields where missing (``GET`` then ``POST /settings/fields``); returns the
-        api_names created. A field Zoho reports as ``DUPLICATE_DATA`` is already there."""
+        """Create the product's fields that are missing, at most five per ``POST /settings/fields``
+        (see :mod:`crm_upsell_zoho.fields_setup`); returns the api_names created.
+
+        Field by field: one field Zoho refuses does not stop the others, a field that failed for a
+        passing reason is tried again, and a run cut short creates only what is still missing next
+        time. A field that exists with the wrong type (a segment an earlier version made as text) is
+        not touched: :class:`ConfigError` says what the administrator does.
+        """
         by_module: dict[str, list[FieldSpec]] = {}
         for spec in specs:
             by_module.setdefault("Accounts" if spec.object == "account" else "Tasks", []).append(spec)
         created: list[str] = []
+        failures: list[str] = []
+        advice: list[str] = []
         for module, wanted in by_module.items():
+            self._check_labels(wanted)
             existing = await self._fields_of(module)
             self._learn(module, existing)
-            labels = {str(f.get("field_label") or "").strip().lower() for f in existing}
-            names = {str(f.get("api_name") or "").lower() for f in existing}
-            missing = [
-                s
-                for s in wanted
-                if self.settings.label_for(s.label).lower() not in labels
-                and self.settings.api_name(s.label).lower() not in names
-            ]
-            if missing:
-                created.extend(await self._create_fields(module, missing))
+            state = self._judge(wanted, existing)
+            advice.extend(
+                wrong_type_advice(module, self.settings.label_for(spec.label), has, spec)
+                for spec, _, has in state.wrong_type
+            )
+            pending = list(state.missing)
+            for _ in range(_CREATE_ATTEMPTS):
+                if not pending:
+                    break
+                retry: list[FieldSpec] = []
+                for chunk in chunks(pending, FIELDS_PER_CALL):
+                    done, again, failed = await self._create_fields(module, chunk)
+                    created.extend(done)
+                    retry.extend(again)
+                    failures.extend(failed)
+                pending = retry
+            failures.extend(
+                f"{self.settings.label_for(s.label)}: Zoho kept failing to create it" for s in pending
+            )
+            if state.missing:
                 self._learn(module, await self._fields_of(module))
+        if failures:
+            raise FatalAPIError(
+                "Zoho did not create every field ("
+                + "; ".join(failures)
+                + (f"); also: {'; '.join(advice)}" if advice else ")")
+                + f"; created {len(created)}; run 'crm-upsell setup' again to create the rest"
+            )
+        if advice:
+            raise ConfigError("; ".join(advice))
         return created
 
-    async def _create_fields(self, module: str, specs: list[FieldSpec]) -> list[str]:
+    def _check_labels(self, specs: Sequence[FieldSpec]) -> None:
+        too_long = [
+            self.settings.label_for(s.label)
+            for s in specs
+            if len(self.settings.label_for(s.label)) > LABEL_MAX
+        ]
+        if too_long:
+            raise ConfigError(
+                f"Zoho field labels are at most {LABEL_MAX} characters; too long: {', '.join(too_long)}",
+                hint="choose a shorter field_label_prefix in the connection settings",
+            )
+
+    def _judge(self, specs: Sequence[FieldSpec], existing: Sequence[Mapping[str, Any]]) -> FieldState:
+        return judge_fields(
+            specs,
+            existing,
+            {s.name: self.settings.label_for(s.label) for s in specs},
+            {s.name: self.settings.api_name(s.label) for s in specs},
+        )
+
+    async def _create_fields(
+        self, module: str, specs: list[FieldSpec]
+    ) -> tuple[list[str], list[FieldSpec], list[str]]:
+        """One ``POST /settings/fields`` of at most five fields: (api_names created, specs to try
+        again, failures that another try will not fix)."""
         bodies = [field_body(s, self.settings.label_for(s.label)) for s in specs]
         status, reply = await self.client.request(
             "POST",
@@ -538,23 +637,29 @@ class ZohoConnector(Connector):
         results = data_of(reply, "fields") or data_of(reply)
         if not results:
             code, message, _ = zoho_error_fields(reply)
-            if status == 400 and code == "DUPLICATE_DATA":
-                return []
-            if status >= 400:
-                raise FatalAPIError(f"Zoho did not create the {module} fields: {code}: {message}")
+            raise FatalAPIError(
+                f"Zoho did not create the {module} fields: {code or f'HTTP {status}'}: {message}"
+            )
         created: list[str] = []
+        again: list[FieldSpec] = []
         failures: list[str] = []
         for spec, result in zip(specs, results, strict=False):
             code = str(result.get("code") or "")
             details = result.get("details") if isinstance(result.get("details"), dict) else {}
+            label = self.settings.label_for(spec.label)
             if code == "SUCCESS" or str(result.get("status")) == "success":
-                api = str((details or {}).get("api_name") or self.settings.api_name(spec.label))
-                created.append(api)
-            elif code != "DUPLICATE_DATA":
-                failures.append(f"{spec.label}: {code}: {scrub(str(result.get('message') or ''))}")
-        if failures:
-            raise FatalAPIError(f"Zoho did not create the {module} fields: " + "; ".join(failures))
-        return created
+                created.append(str((details or {}).get("api_name") or self.settings.api_name(spec.label)))
+            elif code == "DUPLICATE_DATA":
+                continue  # created by an earlier attempt whose answer was lost
+            elif code in NOT_RETRIABLE:
+                where = (details or {}).get("api_name") or (details or {}).get("json_path")
+                failures.append(
+                    f"{label}: {code}: {scrub(str(result.get('message') or ''))}"
+                    + (f" ({scrub(str(where))})" if where else "")
+                )
+            else:
+                again.append(spec)
+        return created, again, failures
 
     # ---- writing ------------------------------------------------------------------------------
 
@@ -565,6 +670,28 @@ class ZohoConnector(Connector):
         if isinstance(exc, RetriableAPIError) and not exc.not_sent:
             message += " (it may or may not have been applied)"
         return [WriteResult(ref=r, ok=False, error=message, retriable=retriable) for r in refs]
+
+    async def home_currency(self) -> str | None:
+        """The org's home currency: the one ``GET /org/currencies`` marks ``is_base`` ("Currencies",
+        https://www.zoho.com/crm/developer/docs/api/v8/get-currencies.html); an org without
+        multi-currency answers that with an error, and then ``GET /org``'s ``currency`` ("US Dollar -
+        USD", "Get Organization Data") names it. None when neither says."""
+        try:
+            _, body = await self.client.request(
+                "GET", "org/currencies", kind="records", endpoint="GET org/currencies"
+            )
+        except FatalAPIError:
+            body = {}
+        for row in data_of(body, "currencies"):
+            code = row.get("iso_code")
+            if row.get("is_base") is True and isinstance(code, str) and len(code.strip()) == 3:
+                return code.strip().upper()
+        _, org = await self.client.request("GET", "org", kind="records", endpoint="GET org")
+        for row in data_of(org, "org"):
+            found = re.search(r"\b([A-Z]{3})\)?\s*$", str(row.get("currency") or "").strip())
+            if found:
+                return found.group(1)
+        return None
 
     @staticmethod
     def _record_result(ref: str, result: Mapping[str, Any] | None) -> WriteResult:
@@ -578,18 +705,31 @@ class ZohoConnector(Connector):
             return WriteResult(ref=ref, ok=True, crm_id=str(crm_id) if crm_id is not None else None)
         message = scrub(str(result.get("message") or "failed"))
         field_name = (details or {}).get("api_name")
+        if code in ("INVALID_DATA", "RECORD_NOT_FOUND", "ID_ALREADY_DELETED") and field_name == "id":
+            # The record is gone: deleted, or merged into another ("the id given seems to be invalid").
+            return WriteResult(ref=ref, ok=False, error=f"{code}: {message}", retriable=False, gone=True)
         text = f"{code}: {message}" + (f" (field {scrub(str(field_name))})" if field_name else "")
         return WriteResult(ref=ref, ok=False, error=text, retriable=code not in NOT_RETRIABLE)
 
     async def _write(
-        self, method: str, module: str, records: list[dict[str, Any]], refs: list[str], *, idempotent: bool
+        self,
+        method: str,
+        module: str,
+        records: list[dict[str, Any]],
+        refs: list[str],
+        *,
+        idempotent: bool,
+        trigger: Sequence[str],
     ) -> list[WriteResult]:
+        """One insert / update call. ``trigger`` is always sent: absent, Zoho would run every
+        workflow, approval and blueprint on the records ("Insert Records" / "Update Records");
+        ``[]`` runs none."""
         try:
             status, reply = await self.client.request(
                 method,
                 module,
                 kind="write",
-                json_body={"data": records},
+                json_body={"data": records, "trigger": list(trigger)},
                 idempotent=idempotent,
                 endpoint=f"{method} {module}",
                 ok_statuses=(400,),  # per-record results come with a 400 when every record failed
@@ -614,7 +754,12 @@ class ZohoConnector(Connector):
         for batch in unique_batches([u.account_id for u in updates], WRITE_LIMIT):
             bodies = [account_update_body(updates[i], self._product_fields) for i in batch]
             results = await self._write(
-                "PUT", "Accounts", bodies, [updates[i].account_id for i in batch], idempotent=True
+                "PUT",
+                "Accounts",
+                bodies,
+                [updates[i].account_id for i in batch],
+                idempotent=True,
+                trigger=self.settings.account_update_triggers,
             )
             for i, result in zip(batch, results, strict=True):
                 out[i] = result
@@ -629,7 +774,12 @@ class ZohoConnector(Connector):
         for batch in chunks(list(unique.values()), WRITE_LIMIT):
             bodies = [task_body(d, self._task_key_field) for d in batch]
             for result in await self._write(
-                "POST", "Tasks", bodies, [d.key for d in batch], idempotent=False
+                "POST",
+                "Tasks",
+                bodies,
+                [d.key for d in batch],
+                idempotent=False,
+                trigger=self.settings.task_triggers,
             ):
                 outcome[result.ref] = result
         return [outcome[d.key] for d in drafts]
@@ -688,15 +838,17 @@ class ZohoConnector(Connector):
                     params={"fields": "Modified_Time", "per_page": 1},
                     endpoint=f"GET {module}",
                 )
+            except PermissionDenied as exc:
+                detail = exc.one_line()
+                if module == "Notes":
+                    detail = f"the integration user may not list all notes: notes are skipped; give it {NOTES_PERMISSION}"
+                checks.append(CheckResult(item=f"read {module}", ok=False, detail=detail))
             except ConnectorError as exc:
                 checks.append(CheckResult(item=f"read {module}", ok=False, detail=exc.one_line()))
             else:
                 checks.append(CheckResult(item=f"read {module}", ok=True))
-        wanted = {
-            "Accounts": [self.settings.label_for(f.label) for f in ACCOUNT_FIELDS],
-            "Tasks": [self.settings.label_for(TASK_KEY_FIELD.label)],
-        }
-        for module, labels in wanted.items():
+        wanted = {"Accounts": list(ACCOUNT_FIELDS), "Tasks": [TASK_KEY_FIELD]}
+        for module, specs in wanted.items():
             item = f"fields on {module}"
             try:
                 fields = await self._fields_of(module)
@@ -704,9 +856,19 @@ class ZohoConnector(Connector):
                 checks.append(CheckResult(item=item, ok=False, detail=exc.one_line()))
                 continue
             self._learn(module, fields)
-            present = {str(f.get("field_label") or "").strip().lower() for f in fields}
-            missing = [label for label in labels if label.lower() not in present]
-            checks.append(fields_check(item, labels, missing, "the ZohoCRM.settings.fields.ALL scope"))
+            state = self._judge(specs, fields)
+            labels = [self.settings.label_for(s.label) for s in specs]
+            missing = [self.settings.label_for(s.label) for s in state.missing]
+            if state.wrong_type:
+                advice = "; ".join(
+                    wrong_type_advice(module, self.settings.label_for(s.label), has, s)
+                    for s, _, has in state.wrong_type
+                )
+                if missing:
+                    advice = f"missing {', '.join(missing)} (run 'crm-upsell setup'); {advice}"
+                checks.append(CheckResult(item=item, ok=False, detail=advice))
+            else:
+                checks.append(fields_check(item, labels, missing, "the ZohoCRM.settings.fields.ALL scope"))
         return checks
 
 

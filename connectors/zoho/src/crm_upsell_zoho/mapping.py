@@ -24,7 +24,6 @@ from crm_upsell_connector.models import (
     ActivityKind,
     Contact,
     Deal,
-    FieldSpec,
     FieldUpdate,
     LineItem,
     Owner,
@@ -32,6 +31,7 @@ from crm_upsell_connector.models import (
     Record,
     TaskDraft,
 )
+from crm_upsell_connector.text import html_to_text
 from crm_upsell_connector.values import first_line, parse_number
 
 log = logging.getLogger(__name__)
@@ -54,8 +54,8 @@ ACTIVITY_KINDS: dict[str, ActivityKind] = {
     "events": ActivityKind.MEETING,
     "notes": ActivityKind.NOTE,
 }
-DEAL_PRODUCTS = "Deal_Products"  # the subform on Deals holding what a deal sells
-PRODUCT_EXTRA = {"Product_Category": "family", "Tier": "tier"}
+DEAL_PRODUCTS = "Deal_Products"  # a custom subform on Deals some orgs keep what a deal sells in
+PRODUCT_EXTRA = {"Product_Category": "family"}
 PRIORITIES = {"high": "High", "medium": "Normal", "low": "Low"}
 DONE_STATUSES = frozenset({"completed", "closed", "done"})
 
@@ -72,6 +72,8 @@ class MappingOptions:
     account_fields: tuple[str, ...] = ()
     #: requested name -> the api_name Zoho spells it with (``Seats_Purchased``), where known.
     account_field_names: Mapping[str, str] = field(default_factory=dict)
+    #: custom product subforms on Deals to read line items from (``owned_products``).
+    deal_subforms: tuple[str, ...] = ()
 
     def account_api_name(self, name: str) -> str:
         return self.account_field_names.get(name) or self.account_field_names.get(name.lower()) or name
@@ -100,12 +102,16 @@ def fields_for(stream: str, options: MappingOptions) -> tuple[str, ...]:
             "Owner",
             "Stage",
             "Amount",
+            "Currency",
+            "Exchange_Rate",
             "Closing_Date",
             "Created_Time",
-            DEAL_PRODUCTS,
+            *options.deal_subforms,
         )
     elif stream == "products":
         names = ("Product_Name", "Product_Code", "Unit_Price", *PRODUCT_EXTRA)
+    elif stream == "deal_products":  # a deal's Products related list (GET /Deals/{id}/Products)
+        return ("Product_Name", "Product_Code", "Unit_Price")
     elif stream == "tasks":
         names = (
             "Subject",
@@ -133,7 +139,8 @@ def fields_for(stream: str, options: MappingOptions) -> tuple[str, ...]:
     elif stream == "events":
         names = ("Event_Title", "Start_DateTime", "End_DateTime", "What_Id", "$se_module", "Who_Id", "Owner")
     elif stream == "notes":
-        names = ("Note_Title", "Note_Content", "Parent_Id", "$se_module", "Owner", "Created_Time")
+        # No ``$se_module`` on Notes: the parent's module is inside Parent_Id ("Get Notes").
+        names = ("Note_Title", "Note_Content", "Parent_Id", "Owner", "Created_Time")
     else:
         raise ValueError(f"unknown Zoho stream {stream!r}")
     return tuple(dict.fromkeys((*names, "Modified_Time")))
@@ -278,6 +285,7 @@ def map_deal(raw: Mapping[str, Any], options: MappingOptions) -> Deal:
     closed, won = deal_state(stage)
     pipeline = text(raw.get("Pipeline"))
     close = raw.get("Closing_Date")
+    amount = parse_number(raw.get("Amount"))
     return Deal(
         id=record_id(raw),
         updated_at=_updated(raw),
@@ -287,16 +295,34 @@ def map_deal(raw: Mapping[str, Any], options: MappingOptions) -> Deal:
         stage=stage,
         is_closed=closed,
         is_won=won,
-        amount=parse_number(raw.get("Amount")),
+        amount=amount,
         currency=text(raw.get("Currency")),
+        amount_home=home_amount(amount, raw.get("Exchange_Rate")),
         close_date=parse_datetime(close),
         created_at=parse_datetime(raw.get("Created_Time")),
         extra={"pipeline": pipeline} if pipeline else {},
     )
 
 
-def map_line_items(raw: Mapping[str, Any]) -> list[LineItem]:
-    """One canonical line item per row of a deal's product subform (the deal's stamp as theirs)."""
+def home_amount(amount: float | None, rate: Any) -> float | None:
+    """An amount in the org's home currency: Zoho's ``Exchange_Rate`` is units of the record's
+    currency per unit of the home currency ("Multi Currency Support",
+    https://www.zoho.com/crm/developer/docs/api/v8/multi-currency-support.html), so home = amount /
+    rate. A single-currency org has no rate: the amount is already in the home currency."""
+    if amount is None:
+        return None
+    if rate is None:
+        return amount
+    value = parse_number(rate)
+    if value is None or value <= 0 or not math.isfinite(value):
+        return None  # unreadable rate: no home amount rather than a wrong one
+    return round(amount / value, 2)
+
+
+def map_line_items(raw: Mapping[str, Any], subform: str = DEAL_PRODUCTS) -> list[LineItem]:
+    """One canonical line item per row of a custom product subform on a deal (the deal's stamp as
+    theirs); for orgs that keep what a deal sells in a subform (``owned_products = ["subform:..."]``)."""
+    DEAL_PRODUCTS = subform
     deal_id = record_id(raw)
     updated = _updated(raw)
     rows = raw.get(DEAL_PRODUCTS)
@@ -388,6 +414,7 @@ _CALL_DIRECTIONS: dict[str, Direction] = {"inbound": "inbound", "outbound": "out
 
 def map_activity(stream: str, raw: Mapping[str, Any], options: MappingOptions) -> Activity:
     kind = ACTIVITY_KINDS[stream]
+    body = ""
     direction: Direction | None = None
     outcome: str | None = None
     status: str | None = None
@@ -404,7 +431,9 @@ def map_activity(stream: str, raw: Mapping[str, Any], options: MappingOptions) -
         subject = text(raw.get("Event_Title")) or ""
         occurred = parse_datetime(raw.get("Start_DateTime"))
     elif kind is ActivityKind.NOTE:
-        subject = text(raw.get("Note_Title")) or first_line(raw.get("Note_Content"))
+        content = raw.get("Note_Content")
+        body = html_to_text(content) if isinstance(content, str) else ""
+        subject = text(raw.get("Note_Title")) or first_line(body)
         occurred = parse_datetime(raw.get("Created_Time"))
         account_id = _account_of(raw, "Parent_Id")
     else:
@@ -428,6 +457,7 @@ def map_activity(stream: str, raw: Mapping[str, Any], options: MappingOptions) -
         subject=subject,
         status=status,
         upsell_key=upsell_key,
+        body=body,
         extra=extra,
     )
 
@@ -436,7 +466,9 @@ _MAPPERS: dict[str, Callable[[Mapping[str, Any], MappingOptions], Record | list[
     "accounts": map_account,
     "contacts": map_contact,
     "deals": map_deal,
-    "line_items": lambda raw, _options: map_line_items(raw),
+    "line_items": lambda raw, options: [
+        item for subform in options.deal_subforms for item in map_line_items(raw, subform)
+    ],
     "products": map_product,
     "users": lambda raw, _options: map_user(raw),
     "tasks": lambda raw, options: map_activity("tasks", raw, options),
@@ -468,25 +500,6 @@ def map_records(stream: str, raws: Iterable[Any], options: MappingOptions) -> li
 
 
 # ---- canonical -> Zoho -------------------------------------------------------------------------
-
-
-def field_body(spec: FieldSpec, label: str) -> dict[str, Any]:
-    """One field of ``POST /settings/fields?module=...``."""
-    kinds: dict[str, dict[str, Any]] = {
-        "number": {"data_type": "double", "length": 16, "decimal_place": 2},
-        "string": {"data_type": "text", "length": 255},
-        "text": {"data_type": "textarea", "textarea": {"type": "large"}},
-        "datetime": {"data_type": "datetime"},
-        "enumeration": {"data_type": "picklist"},
-    }
-    body: dict[str, Any] = {
-        "field_label": label,
-        "tooltip": {"name": "static_text", "value": spec.description[:255]},
-    }
-    body.update(kinds[spec.type])
-    if spec.type == "enumeration":
-        body["pick_list_values"] = [{"display_value": o, "actual_value": o} for o in spec.options]
-    return body
 
 
 _SPEC_TYPES: dict[str, str] = {spec.name: spec.type for spec in (*ACCOUNT_FIELDS, TASK_KEY_FIELD)}

@@ -16,6 +16,9 @@ from crm_upsell_connector.errors import ConfigError
 from crm_upsell_connector.http.urls import check_url
 from crm_upsell_connector.secrets import parse_ref
 
+#: What ``trigger`` may name on an insert or update ("Insert Records",
+#: https://www.zoho.com/crm/developer/docs/api/v8/insert-records.html).
+Trigger = Literal["workflow", "approval", "blueprint", "pathfinder", "orchestration"]
 DataCentre = Literal["com", "eu", "in", "com.au", "jp", "com.cn", "ca", "sa"]
 #: data centre -> its accounts server (Canada's is on zohocloud.ca; the API hosts are www.zohoapis.<dc>).
 ACCOUNTS_SERVERS: dict[str, str] = {
@@ -87,6 +90,23 @@ class ZohoSettings(BaseModel):
         "this only smooths bursts)",
     )
     rate_limit_interval_s: float = Field(1.0, gt=0)
+    account_update_triggers: list[Trigger] = Field(
+        default_factory=list,
+        description="automations Zoho runs on our account field updates (workflow, approval, blueprint, "
+        "pathfinder, orchestration); none by default, so a write-back of thousands of scores sends no "
+        "e-mails and starts no approvals",
+    )
+    task_triggers: list[Trigger] = Field(
+        default_factory=list,
+        description="automations Zoho runs when we create follow-up tasks; none by default",
+    )
+    owned_products: list[str] = Field(
+        default_factory=lambda: ["deal_products"],
+        min_length=1,
+        description="where what an account owns is read: 'deal_products' (the Products related list of "
+        "won and open deals; works on every org) and/or 'subform:<api_name>' (a custom product subform "
+        "on Deals)",
+    )
     field_label_prefix: str = Field(
         "Upsell",
         min_length=1,
@@ -103,6 +123,25 @@ class ZohoSettings(BaseModel):
             if value is None
             else check_url(value, what="accounts_url / api_domain", example="https://accounts.zoho.eu")
         )
+
+    @field_validator("owned_products")
+    @classmethod
+    def _owned(cls, value: list[str]) -> list[str]:
+        for source in value:
+            if source == "deal_products":
+                continue
+            kind, _, api_name = source.partition(":")
+            if kind != "subform" or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,99}", api_name):
+                raise ValueError(
+                    f"unknown owned_products source {source!r}: use 'deal_products' or 'subform:<api_name>' "
+                    "(for example 'subform:Deal_Products')"
+                )
+        return list(dict.fromkeys(value))
+
+    @property
+    def deal_subforms(self) -> tuple[str, ...]:
+        """The custom product subforms on Deals named in ``owned_products``."""
+        return tuple(s.partition(":")[2] for s in self.owned_products if s.startswith("subform:"))
 
     @field_validator("client_secret", "refresh_token")
     @classmethod

@@ -12,8 +12,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from crm_upsell_zoho.sandbox_coql import And, Cond, Expr, Literal, Or, Query
-from crm_upsell_zoho.sandbox_store import FieldDef, Org, Rec, parse_zoho_time
+from crm_upsell_zoho.sandbox.coql_parse import And, Cond, Expr, Literal, Or, Query
+from crm_upsell_zoho.sandbox.org import Org
+from crm_upsell_zoho.sandbox.store import FieldDef, Rec, parse_zoho_time
 
 __all__ = ["COQL_LIMIT_MAX", "QueryError", "run_coql"]
 
