@@ -31,6 +31,7 @@ from crm_upsell_connector.models import (
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
 
+    from crm_upsell_connector.credentials import CredentialCache
     from crm_upsell_connector.sandbox.scenario import Scenario
     from crm_upsell_connector.sandbox.server import SandboxOptions
     from crm_upsell_connector.secrets import SecretResolver
@@ -47,6 +48,8 @@ class ConnectorContext:
     #: CRM field names on accounts the configuration maps into features (read them, no others).
     account_fields: tuple[str, ...] = ()
     http: HttpSettings = field(default_factory=lambda: HttpSettings())
+    #: where credentials the CRM rotates are kept (None: the connector keeps nothing across runs).
+    credentials: CredentialCache | None = None
 
 
 @dataclass

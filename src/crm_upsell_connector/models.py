@@ -163,6 +163,11 @@ class Page(BaseModel):
     resume: str | None = None
     # The newest modification stamp this page proves has been read completely (for the cursor).
     watermark: datetime | None = None
+    # Reconcile by ids: when set, these are *all* the ids the CRM still has among this stream's records
+    # whose id starts with ``present_prefix``; stored ones of the stream's kind with that prefix that
+    # are not listed were deleted (for when the CRM's delete log cannot say what was deleted).
+    present_ids: list[str] | None = None
+    present_prefix: str = ""
 
 
 # ---- write side -------------------------------------------------------------------------------

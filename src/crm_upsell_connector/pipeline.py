@@ -25,6 +25,7 @@ from sqlalchemy import Engine, delete, func, select
 from crm_upsell_connector.apply import Applier, ApplyReport
 from crm_upsell_connector.config import Config, ConnectionConfig, format_validation_error, load_config
 from crm_upsell_connector.connector import Connector, ConnectorContext, ConnectorPlugin, load_plugins
+from crm_upsell_connector.credentials import credential_cache
 from crm_upsell_connector.currency import refresh_home_currency, resolve_home_currency
 from crm_upsell_connector.errors import ConfigError, ConnectorError, StopRequested
 from crm_upsell_connector.features import compute_features
@@ -170,6 +171,7 @@ class Session:
             connection=self.name,
             account_fields=self.rules.features.crm_fields(),
             http=self.config.http,
+            credentials=credential_cache(self.engine, self.name),
         )
         connector = self.plugin.create(self.settings(), self.secrets, context)
         try:

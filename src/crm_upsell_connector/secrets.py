@@ -74,6 +74,14 @@ class SecretResolver:
             ) from None
         return value
 
+    def keyring_name(self, ref: str) -> str | None:
+        """The keyring entry ``ref`` reads, where writing it back changes what ``resolve`` answers:
+        None for ``env:`` references and for keyring entries an environment variable overrides."""
+        scheme, name = parse_ref(ref)
+        if scheme != "keyring" or self._environ.get(env_name(name)):
+            return None
+        return name
+
     def store(self, name: str, value: str) -> None:
         parse_ref(f"keyring:{name}")
         if not value:

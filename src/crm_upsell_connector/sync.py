@@ -26,6 +26,7 @@ from crm_upsell_connector.store.repo import (
     SyncState,
     delete_records,
     load_sync_state,
+    reconcile_present,
     save_sync_state,
     upsert_records,
 )
@@ -254,6 +255,10 @@ class Syncer:
             fold_merges(conn, self.connection, kind, page.records)
             if page.deleted_ids:
                 report.deleted += delete_records(conn, self.connection, kind, page.deleted_ids)
+            if page.present_ids is not None:
+                report.deleted += reconcile_present(
+                    conn, self.connection, kind, page.present_prefix, page.present_ids
+                )
             state.records += stored
             save_sync_state(conn, state, self.clock())
         report.records += stored
@@ -273,9 +278,13 @@ class Syncer:
         kind = self.connector.streams[state.stream]
         removed = 0
         async for page in self.connector.read_deleted(state.stream, since):
-            if page.deleted_ids:
+            if page.deleted_ids or page.present_ids is not None:
                 with self.engine.begin() as conn:
                     removed += delete_records(conn, self.connection, kind, page.deleted_ids)
+                    if page.present_ids is not None:
+                        removed += reconcile_present(
+                            conn, self.connection, kind, page.present_prefix, page.present_ids
+                        )
         state.deleted_checked_at = started
         self._save(state)
         return removed

@@ -101,8 +101,10 @@ async def test_refresh_token_flow_uses_instance_url_and_pages_by_next_records_ur
     respx.get(QUERY).mock(return_value=users(2000, more=locator))
     respx.get(f"{INSTANCE}{locator}").mock(return_value=users(5, 2000))
     pages = [p async for p in conn.read("users", None)]
-    assert [len(p.records) for p in pages] == [2000, 5]
-    assert pages[0].resume == locator and pages[1].resume is None
+    assert [len(p.records) for p in pages] == [2000, 5, 0]
+    # Each page resumes after its last Id; the last page lists every live id (reconcile by ids).
+    assert pages[0].resume == f"id:{pages[0].records[-1].id}" and pages[2].present_ids is not None
+    assert len(pages[2].present_ids) == 2005 and pages[2].present_prefix == "005"
     form = parse_qs(token.calls.last.request.content.decode())
     assert form["grant_type"] == ["refresh_token"] and form["refresh_token"] == [REFRESH]
     assert form["client_secret"] == [CLIENT_SECRET]
@@ -207,7 +209,7 @@ async def test_the_daily_share_stops_the_run_cleanly() -> None:
             await read()
     finally:
         await c.close()
-    assert len(pages) == 2 and pages[-1].resume == "/services/data/v62.0/query/01g-4000"
+    assert len(pages) == 2 and pages[-1].resume == f"id:{pages[-1].records[-1].id}"
     assert route.call_count == 1 and nxt.call_count == 1 and third.call_count == 0
     message = caught.value.one_line()
     assert "25%" in message and "daily API allowance" in message and "resumes" in message
@@ -286,7 +288,7 @@ async def test_refused_credentials_name_the_reason_but_not_the_secret(conn: Sale
 @respx.mock
 async def test_error_bodies_keep_the_error_code(conn: SalesforceConnector) -> None:
     respx.post(TOKEN_URL).mock(return_value=token_answer())
-    respx.get(QUERY).mock(
+    respx.get(f"{DATA}/queryAll").mock(
         return_value=sf_error(
             400,
             "INVALID_FIELD",
@@ -385,23 +387,21 @@ async def test_find_tasks_escapes_keys(conn: SalesforceConnector) -> None:
 
 
 @respx.mock
-async def test_get_deleted_falls_back_to_query_all_outside_its_window(conn: SalesforceConnector) -> None:
+async def test_get_deleted_refusing_the_window_falls_back_to_reconcile_by_ids(
+    conn: SalesforceConnector,
+) -> None:
     respx.post(TOKEN_URL).mock(return_value=token_answer())
     deleted = respx.get(f"{DATA}/sobjects/Contact/deleted/").mock(
         return_value=sf_error(400, "INVALID_REPLICATION_DATE", "startDate cannot be more than 15 days ago")
     )
-    query_all = respx.get(f"{DATA}/queryAll").mock(
-        return_value=httpx.Response(
-            200, json={"done": True, "records": [{"Id": "003A", "SystemModstamp": STAMP}]}
-        )
+    ids = respx.get(QUERY).mock(
+        return_value=httpx.Response(200, json={"done": True, "records": [{"Id": "003A"}, {"Id": "003B"}]})
     )
     since = datetime.now(UTC) - timedelta(days=2)
     pages = [p async for p in conn.read_deleted("contacts", since)]
-    assert [p.deleted_ids for p in pages] == [["003A"]]
+    assert [(p.present_ids, p.present_prefix) for p in pages] == [(["003A", "003B"], "003")]
     assert deleted.call_count == 1
     params = parse_qs(deleted.calls.last.request.url.query.decode())
     assert params["end"][0].endswith(":00+00:00")  # whole minutes: Salesforce ignores seconds
-    q = parse_qs(query_all.calls.last.request.url.query.decode())["q"][0]
-    assert q.startswith(
-        "SELECT Id, SystemModstamp FROM Contact WHERE IsDeleted = true AND SystemModstamp >= "
-    )
+    q = parse_qs(ids.calls.last.request.url.query.decode())["q"][0]
+    assert q == "SELECT Id FROM Contact ORDER BY Id"

@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 
 from crm_upsell_connector.config import SyncSettings
 from crm_upsell_connector.connector import ConnectorContext
-from crm_upsell_connector.errors import QuotaError
+from crm_upsell_connector.errors import ConfigError, QuotaError
 from crm_upsell_connector.fields import ALL_FIELDS
 from crm_upsell_connector.models import Account, Activity, ActivityKind, FieldUpdate, Page, Record, TaskDraft
 from crm_upsell_connector.sandbox.scenario import build_scenario
@@ -181,19 +181,20 @@ async def test_activities_link_to_accounts_and_kinds_follow_subtype(big: Running
     assert any(e.outcome for e in events)
 
 
-async def test_a_full_read_resumes_from_next_records_url(big: Running) -> None:
+async def test_a_full_read_resumes_after_the_last_committed_id(big: Running) -> None:
     c = big.connector()
     try:
         first = await anext(c.read("tasks", None))
-        assert first.resume and first.resume.startswith("/services/data/v62.0/query/")
+        assert first.resume == f"id:{first.records[-1].id}"  # never expires, unlike a query locator
         rest = await pages_of(c.read("tasks", None, first.resume))
     finally:
         await c.close()
     ids = [r.id for r in first.records] + [r.id for p in rest for r in p.records]
     assert len(ids) == len(set(ids)) == len(big.live("Task"))
+    assert all(p.present_ids is None for p in rest)  # a resumed read cannot list every id
 
 
-async def test_an_expired_query_locator_restarts_the_read_loudly(
+async def test_a_position_saved_by_an_older_version_reads_from_the_start_loudly(
     big: Running, caplog: pytest.LogCaptureFixture
 ) -> None:
     c = big.connector()
@@ -203,7 +204,7 @@ async def test_an_expired_query_locator_restarts_the_read_loudly(
     finally:
         await c.close()
     assert sum(len(p.records) for p in pages) == len(big.live("Task"))
-    assert "starts again from the beginning" in caplog.text
+    assert "reading from the start" in caplog.text
 
 
 async def test_session_expiring_mid_read_refreshes_and_replays(big: Running) -> None:
@@ -237,18 +238,22 @@ async def test_incremental_read_returns_what_changed_and_skips_the_boundary(smal
         await c.close()
 
 
-async def test_deletes_through_get_deleted_and_query_all(small: Running) -> None:
+async def test_deletes_through_get_deleted_and_reconcile_by_ids(small: Running) -> None:
     c = small.connector()
     try:
         gone = delete(small.app, "Contact", count=2)
         recent = await pages_of(c.read_deleted("contacts", datetime.now(UTC) - timedelta(hours=1)))
         assert sorted(i for p in recent for i in p.deleted_ids) == sorted(gone)
         assert c.stats.by_endpoint.get("GET sobjects/Contact/deleted") == 1
-        old = await pages_of(c.read_deleted("contacts", datetime.now(UTC) - timedelta(days=40)))
-        assert sorted(i for p in old for i in p.deleted_ids) == sorted(gone)
-        everything = await pages_of(c.read_deleted("contacts", None))
-        assert sorted(i for p in everything for i in p.deleted_ids) == sorted(gone)
-        assert c.stats.by_endpoint.get("GET queryAll Contact") == 2
+        # Past getDeleted's 15 days (or never checked): every live id, and the store drops the rest.
+        for since in (datetime.now(UTC) - timedelta(days=40), None):
+            (page,) = await pages_of(c.read_deleted("contacts", since))
+            assert page.present_prefix == "003"
+            assert sorted(page.present_ids or []) == sorted(small.live("Contact"))
+        assert c.stats.by_endpoint.get("GET query Contact ids") == 2
+        # Incremental reads through queryAll bring the deleted rows along.
+        changed = await pages_of(c.read("contacts", datetime.now(UTC) - timedelta(minutes=5)))
+        assert sorted(i for p in changed for i in p.deleted_ids) == sorted(gone)
         assert not {r.id for r in await records(c, "contacts")} & set(gone)
     finally:
         await c.close()
@@ -268,7 +273,9 @@ async def test_accounts_read_before_setup_leave_our_fields_empty(conn: Salesforc
     accounts = [r for r in await records(conn, "accounts") if isinstance(r, Account)]
     assert accounts and all(v is None for a in accounts for v in a.product_fields.values())
     assert any(a.fields.get("seats_purchased") for a in accounts)
-    assert await conn.find_tasks(["anything"]) == {}
+    # Without the key field nothing can tell which tasks exist: an error, never "none".
+    with pytest.raises(ConfigError, match="task key field"):
+        await conn.find_tasks(["anything"])
 
 
 async def test_collections_update_with_partial_failures(small: Running, conn: SalesforceConnector) -> None:

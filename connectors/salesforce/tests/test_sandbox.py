@@ -18,9 +18,10 @@ from crm_upsell_salesforce.sandbox import (
     sandbox_keypair,
     sandbox_state,
     set_fields,
+    sf_datetime,
     touch,
 )
-from crm_upsell_salesforce.sandbox_soql import SoqlError, parse_soql, quote
+from crm_upsell_salesforce.sandbox.soql_parse import SoqlError, parse_soql, quote
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.applications import Starlette
@@ -265,7 +266,10 @@ def test_records_have_salesforce_shapes(sandbox: Sandbox, scenario: Scenario) ->
 
 def test_paging_with_next_records_url_over_2000_records(big_scenario: Scenario) -> None:
     for sb in start(big_scenario):
-        r = sb.query("SELECT Id, Subject, SystemModstamp FROM Task ORDER BY SystemModstamp, Id")
+        # queryAll: archived tasks too (query alone no longer has 2,000 of them).
+        r = sb.query(
+            "SELECT Id, Subject, SystemModstamp FROM Task ORDER BY SystemModstamp, Id", all_rows=True
+        )
         body = r.json()
         total = body["totalSize"]
         assert total > 2000
@@ -282,7 +286,9 @@ def test_paging_with_next_records_url_over_2000_records(big_scenario: Scenario) 
         assert keys == sorted(keys)
 
         # A smaller batch through Sforce-Query-Options, and LIMIT across batches.
-        small = sb.query("SELECT Id FROM Task", headers={"Sforce-Query-Options": "batchSize=500"}).json()
+        small = sb.query(
+            "SELECT Id FROM Task", all_rows=True, headers={"Sforce-Query-Options": "batchSize=500"}
+        ).json()
         assert len(small["records"]) == 500 and small["totalSize"] == total
         limited = sb.query(
             "SELECT Id FROM Task LIMIT 700", headers={"Sforce-Query-Options": "batchSize=500"}
@@ -590,21 +596,72 @@ def test_tooling_custom_field_create_query_and_duplicate(sandbox: Sandbox) -> No
     ).json()
     assert [rec["DeveloperName"] for rec in found["records"]] == ["Crm_Upsell_Loyalty_Score"]
 
-    # The new field exists: queries and writes accept it.
-    account = sandbox.records("SELECT Id, Crm_Upsell_Loyalty_Score__c FROM Account LIMIT 1")[0]
+    # Field-level security: a field created through the API is hidden until a permission set grants it.
+    soql = "SELECT Id, Crm_Upsell_Loyalty_Score__c FROM Account LIMIT 1"
+    hidden = sandbox.query(soql)
+    assert hidden.status_code == 400 and error_code(hidden) == "INVALID_FIELD"
+    describe = sandbox.client.get(f"{V}/sobjects/Account/describe").json()
+    assert "Crm_Upsell_Loyalty_Score__c" not in {f["name"] for f in describe["fields"]}
+    account_id = sandbox.records("SELECT Id FROM Account LIMIT 1")[0]["Id"]
+
+    def write_score() -> dict[str, Any]:
+        record = {"attributes": {"type": "Account"}, "id": account_id, "Crm_Upsell_Loyalty_Score__c": 87}
+        result: dict[str, Any] = sandbox.client.patch(
+            f"{V}/composite/sobjects", json={"records": [record]}
+        ).json()[0]
+        return result
+
+    assert write_score()["errors"][0]["statusCode"] == "INVALID_FIELD"
+
+    def create(sobject: str, **values: Any) -> dict[str, Any]:
+        record = {"attributes": {"type": sobject}, **values}
+        result: dict[str, Any] = sandbox.client.post(
+            f"{V}/composite/sobjects", json={"records": [record]}
+        ).json()[0]
+        return result
+
+    ps = create("PermissionSet", Name="Test_Access", Label="Test access")["id"]
+    assert create("PermissionSet", Name="Test_Access", Label="Again")["errors"][0]["statusCode"] == (
+        "DUPLICATE_DEVELOPER_NAME"
+    )
+    edit_without_read = create(
+        "FieldPermissions",
+        ParentId=ps,
+        SobjectType="Account",
+        Field="Account.Crm_Upsell_Loyalty_Score__c",
+        PermissionsEdit=True,
+    )
+    assert edit_without_read["errors"][0]["statusCode"] == "FIELD_INTEGRITY_EXCEPTION"
+    assert (
+        create("FieldPermissions", ParentId=ps, SobjectType="Account", Field="Account.NoSuch__c")["errors"][
+            0
+        ]["statusCode"]
+        == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+    )
+    grant = create(
+        "FieldPermissions",
+        ParentId=ps,
+        SobjectType="Account",
+        Field="Account.Crm_Upsell_Loyalty_Score__c",
+        PermissionsRead=True,
+    )["id"]
+    # Granted to a permission set nobody has: still hidden.
+    assert sandbox.query(soql).status_code == 400
+    me = sandbox.records("SELECT Id FROM User ORDER BY Id LIMIT 1")[0]["Id"]
+    assert create("PermissionSetAssignment", AssigneeId=me, PermissionSetId=ps)["success"] is True
+    assert create("PermissionSetAssignment", AssigneeId=me, PermissionSetId=ps)["errors"][0][
+        "statusCode"
+    ] == ("DUPLICATE_VALUE")
+    account = sandbox.records(soql)[0]
     assert account["Crm_Upsell_Loyalty_Score__c"] is None
-    write = sandbox.client.patch(
-        f"{V}/composite/sobjects",
-        json={
-            "records": [
-                {"attributes": {"type": "Account"}, "id": account["Id"], "Crm_Upsell_Loyalty_Score__c": 87}
-            ]
-        },
-    ).json()
-    assert write[0]["success"] is True
     describe = sandbox.client.get(f"{V}/sobjects/Account/describe").json()
     field = next(f for f in describe["fields"] if f["name"] == "Crm_Upsell_Loyalty_Score__c")
-    assert field["custom"] is True and field["type"] == "double"
+    assert field["custom"] is True and field["type"] == "double" and field["updateable"] is False
+    assert write_score()["errors"][0]["statusCode"] == "INVALID_FIELD_FOR_INSERT_UPDATE"
+    upgrade = {"attributes": {"type": "FieldPermissions"}, "id": grant, "PermissionsEdit": True}
+    assert sandbox.client.patch(f"{V}/composite/sobjects", json={"records": [upgrade]}).json()[0]["success"]
+    assert write_score()["success"] is True
+    assert sandbox.records(soql)[0]["Crm_Upsell_Loyalty_Score__c"] == 87
 
     # Text, long text and datetime fields, also on Task.
     for full_name, meta in [
@@ -619,10 +676,17 @@ def test_tooling_custom_field_create_query_and_duplicate(sandbox: Sandbox) -> No
             f"{V}/tooling/sobjects/CustomField", json={"FullName": full_name, "Metadata": meta}
         )
         assert made.status_code == 201, made.text
-    assert (
-        sandbox.query("SELECT Id, Crm_Upsell_Key__c FROM Task WHERE Crm_Upsell_Key__c = 'k1'").status_code
-        == 200
+    key_query = "SELECT Id, Crm_Upsell_Key__c FROM Task WHERE Crm_Upsell_Key__c = 'k1'"
+    assert sandbox.query(key_query).status_code == 400  # hidden until granted
+    create(
+        "FieldPermissions",
+        ParentId=ps,
+        SobjectType="Task",
+        Field="Task.Crm_Upsell_Key__c",
+        PermissionsRead=True,
+        PermissionsEdit=True,
     )
+    assert sandbox.query(key_query).status_code == 200
     bad = sandbox.client.post(
         f"{V}/tooling/sobjects/CustomField",
         json={"FullName": "Account.No_Length__c", "Metadata": {"label": "x", "type": "Text"}},
@@ -692,3 +756,59 @@ def test_control_routes(sandbox: Sandbox, scenario: Scenario) -> None:
     removed = sandbox.client.post("/__sandbox/delete", json={"object": "Contact", "count": 1}).json()
     assert len(removed["ids"]) == 1
     assert sandbox.records(f"SELECT Id FROM Contact WHERE Id = '{removed['ids'][0]}'") == []
+
+
+# ---- archived activities, purged deletes, long reads ----------------------------------------------------
+
+
+def test_archived_activities_are_returned_by_query_all_only(sandbox: Sandbox) -> None:
+    every = sandbox.records("SELECT Id, IsArchived, ActivityDate FROM Task", all_rows=True)
+    archived = [t for t in every if t["IsArchived"]]
+    assert archived, "the scenario has closed tasks older than a year"
+    visible = {t["Id"] for t in sandbox.records("SELECT Id FROM Task")}
+    assert not visible & {t["Id"] for t in archived}
+    assert len(visible) == len(every) - len(archived)
+    counted = sandbox.query("SELECT Id FROM Task ORDER BY SystemModstamp").json()["totalSize"]
+    assert counted == len(visible)
+    fresh = next(t["Id"] for t in every if not t["IsArchived"])
+    assert sandbox.client.post("/__sandbox/archive", json={"object": "Task", "ids": [fresh]}).json()[
+        "ids"
+    ] == [fresh]
+    assert fresh not in {t["Id"] for t in sandbox.records("SELECT Id FROM Task")}
+
+
+def test_purged_deletes_leave_query_all_and_move_earliest_date_available(sandbox: Sandbox) -> None:
+    (gone,) = delete(sandbox.app, "Contact", count=1)
+    assert gone in {
+        r["Id"] for r in sandbox.records("SELECT Id FROM Contact WHERE IsDeleted = true", all_rows=True)
+    }
+    window = {"start": "2026-01-01T00:00:00Z", "end": "2099-01-01T00:00:00Z"}
+    state = sandbox_state(sandbox.app)
+    start = sf_datetime(state.now_ms() - 3_600_000)
+    window["start"] = start
+    before = sandbox.client.get(f"{V}/sobjects/Contact/deleted/", params=window).json()
+    assert [d["id"] for d in before["deletedRecords"]] == [gone]
+    assert sandbox.client.post("/__sandbox/purge-deleted", json={"object": "Contact"}).json()["purged"] == [
+        gone
+    ]
+    after = sandbox.client.get(f"{V}/sobjects/Contact/deleted/", params=window).json()
+    assert after["deletedRecords"] == [] and after["earliestDateAvailable"] > start
+    assert gone not in {r["Id"] for r in sandbox.records("SELECT Id FROM Contact", all_rows=True)}
+
+
+def test_unbounded_queries_time_out_and_locators_expire_on_demand(sandbox: Sandbox) -> None:
+    sandbox.client.post("/__sandbox/long-reads", json={"timeout_rows": 3, "locator_batches": 2})
+    slow = sandbox.query("SELECT Id FROM Contact")
+    assert slow.status_code == 400 and error_code(slow) == "QUERY_TIMEOUT"
+    ids = [r["Id"] for r in sandbox.records("SELECT Id FROM Contact ORDER BY Id LIMIT 3")]
+    narrow = sandbox.query(f"SELECT Id FROM Contact WHERE Id <= '{ids[2]}' ORDER BY Id")
+    assert narrow.status_code == 200 and narrow.json()["totalSize"] == 3
+    sandbox.client.post("/__sandbox/long-reads", json={"timeout_rows": None})
+    first = sandbox.query(
+        "SELECT Id FROM Task", all_rows=True, headers={"Sforce-Query-Options": "batchSize=200"}
+    ).json()
+    assert first["totalSize"] > 400
+    second = sandbox.client.get(first["nextRecordsUrl"])
+    assert second.status_code == 200
+    third = sandbox.client.get(second.json()["nextRecordsUrl"])
+    assert third.status_code == 400 and error_code(third) == "INVALID_QUERY_LOCATOR"

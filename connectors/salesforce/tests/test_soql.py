@@ -70,7 +70,7 @@ def test_in_list_escapes_every_value() -> None:
 
 
 def test_the_sandbox_parser_reads_hostile_values_back_when_present() -> None:
-    sandbox_soql = pytest.importorskip("crm_upsell_salesforce.sandbox_soql")
+    sandbox_soql = pytest.importorskip("crm_upsell_salesforce.sandbox.soql_parse")
     for value in HOSTILE:
         query = soql.select("Account", ("Id", "Name"), where=[soql.condition("Name", "=", value)])
         parsed = sandbox_soql.parse_soql(query)

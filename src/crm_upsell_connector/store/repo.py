@@ -72,6 +72,21 @@ def delete_records(conn: Connection, connection: str, stream: Stream, ids: Seque
     return removed
 
 
+def reconcile_present(
+    conn: Connection, connection: str, stream: Stream, prefix: str, present: Iterable[str]
+) -> int:
+    """Delete stored records of ``stream`` whose id starts with ``prefix`` and is not in ``present``
+    (every id the CRM still has with that prefix). Ids compare as exact, case-sensitive strings."""
+    table = STREAM_TABLES[stream.value]
+    keep = set(present)
+    pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    rows = conn.execute(
+        select(table.c.id).where(table.c.connection == connection, table.c.id.like(pattern, escape="\\"))
+    )
+    gone = [row.id for row in rows if row.id.startswith(prefix) and row.id not in keep]
+    return delete_records(conn, connection, stream, gone) if gone else 0
+
+
 @dataclass
 class SyncState:
     connection: str

@@ -331,3 +331,15 @@ workers = Table(
     _ts("stopped_at"),
     Column("connections", JSON, nullable=False),
 )
+
+# Credentials the CRM hands back and every worker must share (rotated refresh tokens), encrypted
+# with the operator's CRM_UPSELL_CREDENTIAL_KEY; never a plain secret (see credentials.py).
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("connection", CONN, primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("ciphertext", LargeBinary, nullable=False),
+    Column("source", String(64), nullable=False),  # fingerprint of the configured secret
+    _ts("updated_at", nullable=False),
+)

@@ -1,0 +1,130 @@
+"""What every part of the Salesforce connector shares: its state, stream objects and SOQL reads that
+leave out optional fields the org lacks."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from crm_upsell_connector.connector import Connector, ConnectorContext
+from crm_upsell_connector.errors import ConfigError, FatalAPIError
+from crm_upsell_connector.fields import ACCOUNT_FIELD_NAMES
+from crm_upsell_connector.models import Stream
+from crm_upsell_salesforce.client import SalesforceClient
+from crm_upsell_salesforce.mapping import (
+    SOBJECTS,
+    MappingOptions,
+    fields_for,
+)
+from crm_upsell_salesforce.settings import SalesforceSettings
+
+log = logging.getLogger(__name__)
+
+#: connector stream -> canonical stream, in the order to sync.
+STREAMS: dict[str, Stream] = {
+    "users": Stream.OWNERS,
+    "products": Stream.PRODUCTS,
+    "accounts": Stream.ACCOUNTS,
+    "contacts": Stream.CONTACTS,
+    "opportunities": Stream.DEALS,
+    "line_items": Stream.LINE_ITEMS,
+    "assets": Stream.LINE_ITEMS,
+    "tasks": Stream.ACTIVITIES,
+    "events": Stream.ACTIVITIES,
+}
+
+
+_NO_SUCH_COLUMN = re.compile(r"No such column '([A-Za-z0-9_.]+)'")
+
+
+class QueryingBase(Connector):
+    """The connector's state and its query helper; reads, writes, field setup and checks are mixins."""
+
+    settings: SalesforceSettings
+    context: ConnectorContext
+    options: MappingOptions
+    client: SalesforceClient
+    _missing: dict[str, set[str]]  # stream -> optional fields (lower case) this org turned out not to have
+    _fully_read: set[str]  # streams whose full read (every live id, deletes reconciled) completed here
+
+    def _sobject(self, stream: str) -> str:
+        if stream not in STREAMS:
+            raise ConfigError(f"Salesforce has no stream {stream!r}; streams are {', '.join(STREAMS)}")
+        return SOBJECTS[stream]
+
+    def _optional_fields(self, stream: str) -> set[str]:
+        """Fields a query may leave out when the org lacks them (before ``setup``, or hidden by
+        field-level security): the product's own fields and the mapped account fields."""
+        if stream == "accounts":
+            own = {self.options.product_field(n) for n in ACCOUNT_FIELD_NAMES}
+            return {f.lower() for f in own | {api for _, api in self.options.account_fields}}
+        if stream == "tasks":
+            return {f.lower() for f in (self.options.task_key_field, self.options.direction_field) if f}
+        if stream == "events":
+            return {self.options.outcome_field.lower()} if self.options.outcome_field else set()
+        if stream == "products":
+            return {f.lower() for f in self.options.product_extra_fields}
+        return set()
+
+    def _fields(self, stream: str) -> tuple[str, ...]:
+        missing = self._missing.get(stream, set())
+        return tuple(f for f in fields_for(stream, self.options) if f.lower() not in missing)
+
+    def _drop_missing(self, stream: str, exc: FatalAPIError) -> bool:
+        """Leave out an optional field Salesforce says does not exist; False where it is not one."""
+        if exc.error_code != "INVALID_FIELD":
+            return False
+        match = _NO_SUCH_COLUMN.search(exc.message)
+        column = match.group(1).lower() if match else ""
+        missing = self._missing.setdefault(stream, set())
+        if column not in self._optional_fields(stream) or column in missing:
+            return False
+        ours = self._own_fields(stream)
+        # ``setup`` creates the product's fields together: one missing means all are, which spares
+        # a call per field (Salesforce names one unknown column per answer).
+        dropped = ours if column in ours else {column}
+        missing.update(dropped)
+        log.warning(
+            "Salesforce %s has no field %s (or the integration user cannot see it): read as empty; "
+            "run 'crm-upsell setup' for the product's fields, and check field-level security",
+            SOBJECTS[stream],
+            f"{self.settings.field_prefix}*__c" if column in ours else (match.group(1) if match else column),
+        )
+        return True
+
+    def _own_fields(self, stream: str) -> set[str]:
+        if stream == "accounts":
+            return {self.options.product_field(n).lower() for n in ACCOUNT_FIELD_NAMES}
+        if stream == "tasks":
+            return {self.options.task_key_field.lower()}
+        return set()
+
+    async def _query(
+        self,
+        stream: str,
+        build: Callable[[tuple[str, ...]], str],
+        *,
+        resume: str | None = None,
+        resource: str = "query",
+        endpoint: str,
+    ) -> AsyncIterator[tuple[list[dict[str, Any]], str | None]]:
+        """``query_pages`` for a query over the stream's fields, without the optional fields the
+        org turns out not to have (one extra call the first time each is found missing)."""
+        while True:
+            batches = self.client.query_pages(
+                build(self._fields(stream)), resource=resource, resume=resume, endpoint=endpoint
+            )
+            try:
+                first = await anext(batches)
+            except StopAsyncIteration:
+                return
+            except FatalAPIError as exc:
+                if resume is None and self._drop_missing(stream, exc):
+                    continue
+                raise
+            yield first
+            async for batch in batches:
+                yield batch
+            return
