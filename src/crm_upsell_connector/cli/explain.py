@@ -7,6 +7,7 @@ import json
 from rich.table import Table
 
 from crm_upsell_connector.cli.output import console
+from crm_upsell_connector.features import FEATURE_SCHEMA
 from crm_upsell_connector.rules.result import Recommendation
 
 
@@ -48,6 +49,8 @@ def render_explanation(rec: Recommendation) -> None:
     facts = Table(title="Facts", show_edge=False)
     facts.add_column("feature")
     facts.add_column("value")
+    facts.add_column("how it is derived")
     for key in sorted(rec.facts):
-        facts.add_row(key, _fmt(rec.facts[key]))
+        spec = FEATURE_SCHEMA.get(key)
+        facts.add_row(key, _fmt(rec.facts[key]), spec.description if spec else "")
     console.print(facts)

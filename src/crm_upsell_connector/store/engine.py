@@ -78,7 +78,9 @@ def migrate(engine: Engine) -> None:
                 # Workers starting together on one PostgreSQL store migrate one after another.
                 connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
             cfg.attributes["connection"] = connection
-            command.upgrade(cfg, "head")
+            # "heads": parallel branches each add a migration on the same parent until they are
+            # chained; every one of them applies.
+            command.upgrade(cfg, "heads")
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot migrate the store: {scrub(_db_message(exc))}".splitlines()[0]) from None
 
