@@ -27,6 +27,11 @@ class Stream(StrEnum):
     CAMPAIGN_MEMBERS = "campaign_members"
 
 
+#: marketing streams a CRM may not keep (HubSpot has no campaign members; engagement may come inside
+#: the contacts stream's pages rather than as a stream of its own)
+OPTIONAL_STREAMS = frozenset({Stream.CONTACT_ENGAGEMENT, Stream.CAMPAIGN_MEMBERS})
+
+
 class ActivityKind(StrEnum):
     CALL = "call"
     MEETING = "meeting"

@@ -18,6 +18,7 @@ from crm_upsell_salesforce.mapping import (
     MappingOptions,
     fields_for,
 )
+from crm_upsell_salesforce.marketing import OPT_OUT
 from crm_upsell_salesforce.settings import SalesforceSettings
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ STREAMS: dict[str, Stream] = {
     "assets": Stream.LINE_ITEMS,
     "tasks": Stream.ACTIVITIES,
     "events": Stream.ACTIVITIES,
+    "campaign_members": Stream.CAMPAIGN_MEMBERS,
 }
 
 
@@ -47,6 +49,7 @@ class QueryingBase(Connector):
     options: MappingOptions
     client: SalesforceClient
     _missing: dict[str, set[str]]  # stream -> optional fields (lower case) this org turned out not to have
+    _unavailable: set[str]  # optional streams whose sObject the org does not have (CampaignMember)
     _fully_read: set[str]  # streams whose full read (every live id, deletes reconciled) completed here
 
     def _sobject(self, stream: str) -> str:
@@ -66,6 +69,8 @@ class QueryingBase(Connector):
             return {self.options.outcome_field.lower()} if self.options.outcome_field else set()
         if stream == "products":
             return {f.lower() for f in self.options.product_extra_fields}
+        if stream == "contacts":
+            return {OPT_OUT.lower()}
         return set()
 
     def _fields(self, stream: str) -> tuple[str, ...]:
