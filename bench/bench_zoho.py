@@ -17,6 +17,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from bench.common import peak_rss_mb, sandbox_process
 from crm_upsell_connector.config import parse_config
 from crm_upsell_connector.connector import Connector, load_plugins
@@ -25,6 +27,7 @@ from crm_upsell_connector.fields import ALL_FIELDS
 from crm_upsell_connector.pipeline import Session
 from crm_upsell_connector.sandbox.server import SandboxOptions
 from crm_upsell_connector.secrets import SecretResolver
+from crm_upsell_connector.store import schema
 
 PAGE = 200
 WRITE = 100
@@ -32,9 +35,26 @@ WRITE = 100
 MODULE_STREAMS = ("users", "products", "accounts", "contacts", "deals", "tasks", "calls", "events", "notes")
 
 
-def minimum_full_calls(per_stream: dict[str, int]) -> int:
-    """``ceil(N / 200)`` per module read (at least one call each); line items cost nothing extra."""
-    return sum(max(1, math.ceil(per_stream.get(s, 0) / PAGE)) for s in MODULE_STREAMS)
+def minimum_full_calls(per_stream: dict[str, int], members_per_campaign: list[int] | None = None) -> int:
+    """``ceil(N / 200)`` per module read (at least one call each); line items cost nothing extra.
+
+    Campaign members (``members_per_campaign``, one count per campaign): ``ceil(campaigns / 200)``
+    list calls plus, per campaign, ``ceil(members / 200)`` related-list calls (at least one: an
+    empty list answers 204). Zoho has no call listing every membership at once.
+    """
+    base = sum(max(1, math.ceil(per_stream.get(s, 0) / PAGE)) for s in MODULE_STREAMS)
+    if members_per_campaign is None:
+        return base
+    campaigns = max(1, math.ceil(len(members_per_campaign) / PAGE))
+    return base + campaigns + sum(max(1, math.ceil(n / PAGE)) for n in members_per_campaign)
+
+
+def campaign_sizes(engine: sa.Engine, connection: str) -> list[int]:
+    """Members per campaign as the sync stored them (campaigns without members are not seen here)."""
+    cm = schema.campaign_members
+    with engine.connect() as conn:
+        query = sa.select(sa.func.count()).where(cm.c.connection == connection).group_by(cm.c.campaign_id)
+        return [int(n) for n in conn.execute(query).scalars()]
 
 
 def credits_of(connector: Connector) -> int:
@@ -69,7 +89,7 @@ async def measure(port: int, accounts: int, latency_ms: int, rate: int, concurre
             token_calls = connector.stats.by_endpoint.get("POST /oauth/v2/token", 0) - start_tokens
             calls = connector.stats.calls - start_calls - token_calls
             per_stream = {s.stream: s.records for s in report.streams.values()}
-            minimum = minimum_full_calls(per_stream)
+            minimum = minimum_full_calls(per_stream, campaign_sizes(session.engine, session.name))
             print("full sync:")
             for name, n in per_stream.items():
                 print(f"  {name:<11} {n:>8} records")

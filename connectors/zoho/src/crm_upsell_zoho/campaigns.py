@@ -67,9 +67,18 @@ async def _pages(
 
 
 async def read_campaign_members(
-    client: ZohoClient, since: datetime | None, if_modified_since: str | None
+    client: ZohoClient,
+    since: datetime | None,
+    if_modified_since: str | None,
+    skip_ids: frozenset[str] = frozenset(),
 ) -> AsyncIterator[Page]:
-    """One page per campaign read; a full read ends with the ids of every membership (deletes)."""
+    """One page per campaign read; a full read ends with the ids of every membership (deletes).
+
+    An incremental read leaves out the campaigns ``If-Modified-Since`` shows again (its second of
+    slack) that are older than ``since`` or were read at ``since`` already (``skip_ids`` holds their
+    memberships): re-reading their members would cost calls and change nothing.
+    """
+    read_at_cursor = {i.partition(":")[0] for i in skip_ids}
     headers = {"If-Modified-Since": if_modified_since} if if_modified_since else None
     present: list[str] = []
     # Oldest change first, as every module is read: a page's stamp is then a safe cursor.
@@ -80,6 +89,8 @@ async def read_campaign_members(
             stamp = modified_at(campaign)
             if cid is None or stamp is None:
                 log.warning("skipping Zoho campaign %s: no id or Modified_Time", cid or "(no id)")
+                continue
+            if since is not None and (stamp < since or (stamp == since and cid in read_at_cursor)):
                 continue
             name = text(campaign.get("Campaign_Name")) or ""
             start = parse_datetime(campaign.get("Start_Date"))

@@ -348,7 +348,7 @@ class ZohoConnector(Connector):
             pages = read_notes(self.client, since, skip_ids, self._options())
         elif stream == "campaign_members":
             ims = if_modified_since(since) if since is not None else None
-            pages = read_campaign_members(self.client, since, ims)
+            pages = read_campaign_members(self.client, since, ims, skip_ids)
         else:
             if MODULES[stream] in _META_MODULES:
                 await self._ensure_meta(MODULES[stream])
