@@ -118,3 +118,21 @@ async def test_engagement_features_equal_hand_counts(org: Org, engine: sa.Engine
         assert got["unsubscribed_share"] == pytest.approx(unsubscribed / len(contacts)), kind
         assert got["email_clicks_total"] is None  # Zoho CRM keeps no e-mail counters on contacts
     assert seen == {"engaged", "disengaged", "mixed"}
+
+
+async def test_an_org_without_campaigns_syncs_and_leaves_responses_missing(
+    org: Org, engine: sa.Engine
+) -> None:
+    from crm_upsell_zoho.sandbox import sandbox_state
+
+    del sandbox_state(org.app).org.tables["Campaigns"]  # Zoho answers INVALID_MODULE
+    connector = org.connector()
+    try:
+        report = await Syncer(engine, connector, CONNECTION, SyncSettings(clock_skew_s=0)).run()
+    finally:
+        await connector.close()
+    assert not report.failed
+    assert report.streams["campaign_members"].records == 0
+    row = next(iter(_features(engine, org.scenario.now).values()))
+    assert row["campaign_responses_90d"] is None
+    assert row["unsubscribed_share"] is not None

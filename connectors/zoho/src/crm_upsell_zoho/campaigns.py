@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
+from crm_upsell_connector.errors import AuthError, FatalAPIError
 from crm_upsell_connector.models import CampaignMember, Contact, ContactEngagement, Page
 from crm_upsell_connector.values import parse_bool
 from crm_upsell_zoho.client import PAGE_LIMIT, ZohoClient, data_of, info_of
@@ -34,6 +35,8 @@ CAMPAIGN_FIELDS = "Campaign_Name,Start_Date,End_Date,Modified_Time"
 MEMBER_FIELDS = "Member_Status,Modified_Time"
 RESPONDED_STATUSES = frozenset({"responded", "opened", "clicked"})
 OPT_OUT = "Email_Opt_Out"
+#: the OAuth scope reading campaigns and their members needs (README, "Scopes")
+CAMPAIGNS_SCOPE = "ZohoCRM.modules.campaigns.READ"
 
 
 def contact_engagement(raw: dict[str, Any], contact: Contact) -> ContactEngagement | None:
@@ -66,6 +69,14 @@ async def _pages(
         page_no += 1
 
 
+async def _chain(
+    first: list[dict[str, Any]], rest: AsyncIterator[list[dict[str, Any]]]
+) -> AsyncIterator[list[dict[str, Any]]]:
+    yield first
+    async for rows in rest:
+        yield rows
+
+
 async def read_campaign_members(
     client: ZohoClient,
     since: datetime | None,
@@ -83,7 +94,25 @@ async def read_campaign_members(
     present: list[str] = []
     # Oldest change first, as every module is read: a page's stamp is then a safe cursor.
     params = {"fields": CAMPAIGN_FIELDS, "sort_by": "Modified_Time", "sort_order": "asc"}
-    async for campaigns in _pages(client, "Campaigns", params, headers, "GET Campaigns"):
+    listing = _pages(client, "Campaigns", params, headers, "GET Campaigns")
+    try:
+        first = await anext(listing, None)
+    except (AuthError, FatalAPIError) as exc:
+        # A client without the Campaigns scope (OAUTH_SCOPE_MISMATCH), a profile without access
+        # (NO_PERMISSION) or an org without the module (INVALID_MODULE): no campaign data, and the
+        # rest of the sync goes on; a token refused outright fails the other streams anyway.
+        if isinstance(exc, FatalAPIError) and exc.error_code not in ("INVALID_MODULE", "NO_PERMISSION"):
+            raise
+        log.warning(
+            "Zoho refused to list campaigns (%s): campaign responses are missing; give the client the "
+            "%s scope and the integration user's profile read access to Campaigns",
+            exc.one_line(),
+            CAMPAIGNS_SCOPE,
+        )
+        return
+    if first is None:
+        return
+    async for campaigns in _chain(first, listing):
         for campaign in campaigns:
             cid = text(campaign.get("id"))
             stamp = modified_at(campaign)
