@@ -2,8 +2,9 @@
 
 The sandbox runs as a separate process (``crm-upsell sandbox serve --crm zoho``), so the memory and CPU
 measured are the connector's alone. The minimum number of calls is ``ceil(N / 200)`` per module read
-(the records API returns at most 200 records a call; line items come inside their deals) and
-``ceil(M / 100)`` per write (100 records a call). See bench/README.md.
+(the records API returns at most 200 records a call), plus one call per won or open deal for what it
+sells (the deal's Products related list: Zoho has no batch read of related lists, COQL does not join
+them), and ``ceil(M / 100)`` per write (100 records a call). See bench/README.md.
 """
 
 from __future__ import annotations
@@ -35,18 +36,34 @@ WRITE = 100
 MODULE_STREAMS = ("users", "products", "accounts", "contacts", "deals", "tasks", "calls", "events", "notes")
 
 
-def minimum_full_calls(per_stream: dict[str, int], members_per_campaign: list[int] | None = None) -> int:
-    """``ceil(N / 200)`` per module read (at least one call each); line items cost nothing extra.
+RELATED = "GET Deals/{id}/Products"
+
+
+def minimum_full_calls(
+    per_stream: dict[str, int], owning_deals: int, members_per_campaign: list[int] | None = None
+) -> int:
+    """``ceil(N / 200)`` per module read (at least one call each), plus one related-list call per won or
+    open deal (the line items).
 
     Campaign members (``members_per_campaign``, one count per campaign): ``ceil(campaigns / 200)``
     list calls plus, per campaign, ``ceil(members / 200)`` related-list calls (at least one: an
     empty list answers 204). Zoho has no call listing every membership at once.
     """
-    base = sum(max(1, math.ceil(per_stream.get(s, 0) / PAGE)) for s in MODULE_STREAMS)
+    base = sum(max(1, math.ceil(per_stream.get(s, 0) / PAGE)) for s in MODULE_STREAMS) + owning_deals
     if members_per_campaign is None:
         return base
     campaigns = max(1, math.ceil(len(members_per_campaign) / PAGE))
     return base + campaigns + sum(max(1, math.ceil(n / PAGE)) for n in members_per_campaign)
+
+
+def owning_deals(session: Session) -> int:
+    """Won or open deals in the store: the deals whose Products related list is read."""
+    d = schema.deals
+    with session.engine.connect() as conn:
+        query = sa.select(sa.func.count()).where(
+            d.c.connection == session.name, sa.or_(d.c.is_won == sa.true(), d.c.is_closed == sa.false())
+        )
+        return int(conn.execute(query).scalar_one())
 
 
 def campaign_sizes(engine: sa.Engine, connection: str) -> list[int]:
@@ -89,10 +106,13 @@ async def measure(port: int, accounts: int, latency_ms: int, rate: int, concurre
             token_calls = connector.stats.by_endpoint.get("POST /oauth/v2/token", 0) - start_tokens
             calls = connector.stats.calls - start_calls - token_calls
             per_stream = {s.stream: s.records for s in report.streams.values()}
-            minimum = minimum_full_calls(per_stream, campaign_sizes(session.engine, session.name))
+            owning = owning_deals(session)
+            minimum = minimum_full_calls(per_stream, owning, campaign_sizes(session.engine, session.name))
+            related = connector.stats.by_endpoint.get(RELATED, 0)
             print("full sync:")
             for name, n in per_stream.items():
                 print(f"  {name:<11} {n:>8} records")
+            print(f"  owned products: {related} Products related-list calls for {owning} won or open deals")
             print(f"  calls {calls} (minimum {minimum}, ratio {calls / minimum:.3f}, target <= 1.1)")
             print(f"  credits {credits_of(connector) - start_credits}")
             print(f"  wall {wall:.1f} s ({concurrency} in flight)")

@@ -213,6 +213,7 @@ ZO_OPTIONS = zoho.MappingOptions(
     product_fields={"loyalty_score": "Upsell_loyalty_score", "segment": "Upsell_segment"},
     account_fields=("seats_purchased", "nps_score"),
     account_field_names={"seats_purchased": "Seats_Purchased"},
+    deal_subforms=(zoho.DEAL_PRODUCTS,),  # the custom-subform source of owned products
 )
 
 

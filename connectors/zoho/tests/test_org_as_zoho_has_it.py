@@ -26,7 +26,7 @@ from crm_upsell_connector.demo import sandbox_config
 from crm_upsell_connector.errors import ConfigError
 from crm_upsell_connector.features import compute_features
 from crm_upsell_connector.fields import ACCOUNT_FIELDS, ALL_FIELDS, TASK_KEY_FIELD
-from crm_upsell_connector.models import Activity, Deal, FieldSpec, FieldUpdate, TaskDraft
+from crm_upsell_connector.models import Account, Activity, Deal, FieldSpec, FieldUpdate, LineItem, TaskDraft
 from crm_upsell_connector.pipeline import Session
 from crm_upsell_connector.sandbox.scenario import Scenario, build_scenario
 from crm_upsell_connector.sandbox.server import SandboxOptions, SandboxServer
@@ -378,6 +378,8 @@ async def test_deals_in_another_currency_carry_their_home_amount(org: Org, conn:
         assert deal.amount != deal.amount_home
     home = [d for d in deals.values() if d.currency == "USD"]
     assert home and all(d.amount_home == d.amount for d in home)
+    items = [i for i in await read(conn, "line_items") if isinstance(i, LineItem)]
+    assert items and all(i.amount_home == i.amount for i in items)  # catalogue prices: home currency
 
 
 async def test_a_merged_away_account_reaches_the_store_as_deleted_and_a_write_to_it_is_gone(
@@ -400,3 +402,35 @@ async def test_a_merged_away_account_reaches_the_store_as_deleted_and_a_write_to
     (result,) = await conn.update_accounts([FieldUpdate(account_id=duplicate, values={"loyalty_score": "5"})])
     assert result.gone and not result.ok
     assert TASK_KEY_FIELD.name == "key"
+
+
+async def test_the_related_list_answers_as_zoho_does(org: Org) -> None:
+    deal = next(d for d, products in org.sb.org.deal_products.items() if products)
+    async with org.raw() as http:
+        ok = await http.get(f"/crm/v8/Deals/{deal}/Products", params={"fields": "Product_Name,Product_Code"})
+        assert ok.status_code == 200 and all(r["Product_Code"] for r in ok.json()["data"])
+        no_fields = await http.get(f"/crm/v8/Deals/{deal}/Products")
+        assert no_fields.status_code == 400 and no_fields.json()["code"] == "REQUIRED_PARAM_MISSING"
+        unknown_list = await http.get(f"/crm/v8/Deals/{deal}/Widgets", params={"fields": "id"})
+        assert unknown_list.status_code == 400 and unknown_list.json()["details"]["resource_path_index"] == 2
+        unknown_deal = await http.get("/crm/v8/Deals/1/Products", params={"fields": "Product_Name"})
+        assert unknown_deal.status_code == 400 and unknown_deal.json()["details"]["resource_path_index"] == 1
+        no_tier = await http.get(f"/crm/v8/Deals/{deal}/Products", params={"fields": "Tier"})
+        assert no_tier.status_code == 400  # a standard org's Products have no Tier field
+
+
+def test_a_segment_read_back_as_its_display_value_is_the_value_written() -> None:
+    from crm_upsell_zoho.mapping import MappingOptions, map_records
+
+    options = MappingOptions(
+        product_fields={"segment": "Upsell_segment"},
+        product_value_aliases={"segment": {"At risk": "at_risk"}},
+    )
+    raw = {
+        "id": "1",
+        "Account_Name": "A",
+        "Modified_Time": "2026-03-01T10:20:30+09:00",
+        "Upsell_segment": "At risk",
+    }
+    (account,) = map_records("accounts", [raw], options)
+    assert isinstance(account, Account) and account.product_fields == {"segment": "at_risk"}

@@ -12,15 +12,15 @@ one call (Zoho answers 204). Users come from ``GET /users?type=AllUsers``; delet
 
 **Why not COQL.** A COQL call returns up to 2,000 rows for 3 credits (records API: 200 rows for 1
 credit), so COQL would spend about a third of the credits on a first full sync. It is not used for
-reads because it cannot return subforms (a deal's products, which line items come from, would cost
-extra calls), returns lookups without names, and pages by offset (shifted by edits made mid-read).
-COQL serves ``find_tasks``, where one call looks up 50 task keys.
+reads because it returns lookups without names, does not join related lists, and pages by offset
+(shifted by edits made mid-read). COQL serves ``find_tasks``, where one call looks up 50 task keys.
 
-**Line items** are the rows of the ``Deal_Products`` subform on Deals. The ``deals`` and
-``line_items`` streams ask for the same fields, so when both are read from the same position (a
-full sync reads them side by side) one response serves both: the page is fetched once and handed to
-the other stream (:class:`SharedPages`). Each stream still keeps its own cursor, so a stream read
-alone, or an incremental read with nothing changed, costs one call as any other stream.
+**Line items** (what an account owns) come from each won or open deal's Products related list (see
+:mod:`crm_upsell_zoho.owned`), or from a custom subform when ``owned_products`` names one. The
+``deals`` and ``line_items`` streams ask for the same Deals fields, so when both are read from the
+same position (a full sync reads them side by side) one response serves both (:class:`SharedPages`).
+**Notes** are read newest first without ``If-Modified-Since`` (see :mod:`crm_upsell_zoho.notes`).
+**Writes** always send ``trigger`` (``[]`` unless configured): no workflow, approval or blueprint runs.
 """
 
 from __future__ import annotations
@@ -75,9 +75,9 @@ from crm_upsell_zoho.client import (
 from crm_upsell_zoho.coql import MAX_IN_VALUES, coql_credits, select_in
 from crm_upsell_zoho.fields_setup import (
     FIELDS_PER_CALL,
-    LABEL_MAX,
     FieldState,
-    field_body,
+    check_labels,
+    create_fields,
     judge_fields,
     wrong_type_advice,
 )
@@ -284,6 +284,11 @@ class ZohoConnector(Connector):
             account_fields=self.context.account_fields,
             account_field_names=names,
             deal_subforms=self.settings.deal_subforms,
+            product_value_aliases={
+                spec.name: dict(zip(spec.option_labels, spec.options, strict=False))
+                for spec in ACCOUNT_FIELDS
+                if spec.type == "enumeration" and spec.option_labels
+            },
         )
 
     # ---- field metadata -----------------------------------------------------------------------
@@ -569,7 +574,7 @@ class ZohoConnector(Connector):
         failures: list[str] = []
         advice: list[str] = []
         for module, wanted in by_module.items():
-            self._check_labels(wanted)
+            check_labels(self.settings, wanted)
             existing = await self._fields_of(module)
             self._learn(module, existing)
             state = self._judge(wanted, existing)
@@ -583,7 +588,7 @@ class ZohoConnector(Connector):
                     break
                 retry: list[FieldSpec] = []
                 for chunk in chunks(pending, FIELDS_PER_CALL):
-                    done, again, failed = await self._create_fields(module, chunk)
+                    done, again, failed = await create_fields(self.client, self.settings, module, chunk)
                     created.extend(done)
                     retry.extend(again)
                     failures.extend(failed)
@@ -604,18 +609,6 @@ class ZohoConnector(Connector):
             raise ConfigError("; ".join(advice))
         return created
 
-    def _check_labels(self, specs: Sequence[FieldSpec]) -> None:
-        too_long = [
-            self.settings.label_for(s.label)
-            for s in specs
-            if len(self.settings.label_for(s.label)) > LABEL_MAX
-        ]
-        if too_long:
-            raise ConfigError(
-                f"Zoho field labels are at most {LABEL_MAX} characters; too long: {', '.join(too_long)}",
-                hint="choose a shorter field_label_prefix in the connection settings",
-            )
-
     def _judge(self, specs: Sequence[FieldSpec], existing: Sequence[Mapping[str, Any]]) -> FieldState:
         return judge_fields(
             specs,
@@ -623,48 +616,6 @@ class ZohoConnector(Connector):
             {s.name: self.settings.label_for(s.label) for s in specs},
             {s.name: self.settings.api_name(s.label) for s in specs},
         )
-
-    async def _create_fields(
-        self, module: str, specs: list[FieldSpec]
-    ) -> tuple[list[str], list[FieldSpec], list[str]]:
-        """One ``POST /settings/fields`` of at most five fields: (api_names created, specs to try
-        again, failures that another try will not fix)."""
-        bodies = [field_body(s, self.settings.label_for(s.label)) for s in specs]
-        status, reply = await self.client.request(
-            "POST",
-            "settings/fields",
-            kind="fields",
-            params={"module": module},
-            json_body={"fields": bodies},
-            idempotent=True,  # a replay answers DUPLICATE_DATA, which counts as present
-            ok_statuses=(400,),
-        )
-        results = data_of(reply, "fields") or data_of(reply)
-        if not results:
-            code, message, _ = zoho_error_fields(reply)
-            raise FatalAPIError(
-                f"Zoho did not create the {module} fields: {code or f'HTTP {status}'}: {message}"
-            )
-        created: list[str] = []
-        again: list[FieldSpec] = []
-        failures: list[str] = []
-        for spec, result in zip(specs, results, strict=False):
-            code = str(result.get("code") or "")
-            details = result.get("details") if isinstance(result.get("details"), dict) else {}
-            label = self.settings.label_for(spec.label)
-            if code == "SUCCESS" or str(result.get("status")) == "success":
-                created.append(str((details or {}).get("api_name") or self.settings.api_name(spec.label)))
-            elif code == "DUPLICATE_DATA":
-                continue  # created by an earlier attempt whose answer was lost
-            elif code in NOT_RETRIABLE:
-                where = (details or {}).get("api_name") or (details or {}).get("json_path")
-                failures.append(
-                    f"{label}: {code}: {scrub(str(result.get('message') or ''))}"
-                    + (f" ({scrub(str(where))})" if where else "")
-                )
-            else:
-                again.append(spec)
-        return created, again, failures
 
     # ---- writing ------------------------------------------------------------------------------
 

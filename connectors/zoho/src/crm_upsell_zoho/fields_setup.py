@@ -25,18 +25,28 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from crm_upsell_connector.errors import ConfigError, FatalAPIError
+from crm_upsell_connector.http.redact import scrub
 from crm_upsell_connector.models import FieldSpec
+from crm_upsell_zoho.client import ZohoClient, data_of, zoho_error_fields
+from crm_upsell_zoho.settings import ZohoSettings
 
 __all__ = [
     "FIELDS_PER_CALL",
     "LABEL_MAX",
     "TOOLTIP_MAX",
     "FieldState",
+    "check_labels",
+    "create_fields",
     "field_body",
     "judge_fields",
     "wrong_type_advice",
 ]
 
+#: Per-field codes another attempt will not fix.
+NOT_RETRIABLE = frozenset(
+    {"INVALID_DATA", "MANDATORY_NOT_FOUND", "NOT_SUPPORTED", "NO_PERMISSION", "LIMIT_EXCEEDED"}
+)
 FIELDS_PER_CALL = 5
 LABEL_MAX = 25
 TOOLTIP_MAX = 255
@@ -137,3 +147,54 @@ def wrong_type_advice(module: str, label: str, has: str, spec: FieldSpec) -> str
         "again to create it as a "
         f"{wanted}"
     )
+
+
+def check_labels(settings: ZohoSettings, specs: Sequence[FieldSpec]) -> None:
+    """A :class:`ConfigError` naming the labels longer than Zoho allows."""
+    too_long = [settings.label_for(s.label) for s in specs if len(settings.label_for(s.label)) > LABEL_MAX]
+    if too_long:
+        raise ConfigError(
+            f"Zoho field labels are at most {LABEL_MAX} characters; too long: {', '.join(too_long)}",
+            hint="choose a shorter field_label_prefix in the connection settings",
+        )
+
+
+async def create_fields(
+    client: ZohoClient, settings: ZohoSettings, module: str, specs: list[FieldSpec]
+) -> tuple[list[str], list[FieldSpec], list[str]]:
+    """One ``POST /settings/fields`` of at most five fields: (api_names created, specs to try
+    again, failures that another try will not fix)."""
+    bodies = [field_body(s, settings.label_for(s.label)) for s in specs]
+    status, reply = await client.request(
+        "POST",
+        "settings/fields",
+        kind="fields",
+        params={"module": module},
+        json_body={"fields": bodies},
+        idempotent=True,  # a replay answers DUPLICATE_DATA, which counts as present
+        ok_statuses=(400,),
+    )
+    results = data_of(reply, "fields") or data_of(reply)
+    if not results:
+        code, message, _ = zoho_error_fields(reply)
+        raise FatalAPIError(f"Zoho did not create the {module} fields: {code or f'HTTP {status}'}: {message}")
+    created: list[str] = []
+    again: list[FieldSpec] = []
+    failures: list[str] = []
+    for spec, result in zip(specs, results, strict=False):
+        code = str(result.get("code") or "")
+        details = result.get("details") if isinstance(result.get("details"), dict) else {}
+        label = settings.label_for(spec.label)
+        if code == "SUCCESS" or str(result.get("status")) == "success":
+            created.append(str((details or {}).get("api_name") or settings.api_name(spec.label)))
+        elif code == "DUPLICATE_DATA":
+            continue  # created by an earlier attempt whose answer was lost
+        elif code in NOT_RETRIABLE:
+            where = (details or {}).get("api_name") or (details or {}).get("json_path")
+            failures.append(
+                f"{label}: {code}: {scrub(str(result.get('message') or ''))}"
+                + (f" ({scrub(str(where))})" if where else "")
+            )
+        else:
+            again.append(spec)
+    return created, again, failures

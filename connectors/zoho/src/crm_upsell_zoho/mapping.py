@@ -74,6 +74,9 @@ class MappingOptions:
     account_field_names: Mapping[str, str] = field(default_factory=dict)
     #: custom product subforms on Deals to read line items from (``owned_products``).
     deal_subforms: tuple[str, ...] = ()
+    #: product field -> (picklist display value -> the value written): a picklist read back as its
+    #: display value (the segment "At risk") is the value the product wrote ("at_risk").
+    product_value_aliases: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def account_api_name(self, name: str) -> str:
         return self.account_field_names.get(name) or self.account_field_names.get(name.lower()) or name
@@ -265,8 +268,15 @@ def map_account(raw: Mapping[str, Any], options: MappingOptions) -> Account:
         lifecycle_stage=text(raw.get("Account_Type")),  # not asked for: not in every org
         created_at=parse_datetime(raw.get("Created_Time")),
         fields={name: text(get_ci(raw, options.account_api_name(name))) for name in options.account_fields},
-        product_fields={name: text(raw.get(api)) for name, api in options.product_fields.items()},
+        product_fields={
+            name: _unalias(text(raw.get(api)), options.product_value_aliases.get(name))
+            for name, api in options.product_fields.items()
+        },
     )
+
+
+def _unalias(value: str | None, aliases: Mapping[str, str] | None) -> str | None:
+    return aliases.get(value, value) if value is not None and aliases else value
 
 
 def map_contact(raw: Mapping[str, Any], options: MappingOptions) -> Contact:
@@ -364,6 +374,7 @@ def map_line_items(raw: Mapping[str, Any], subform: str = DEAL_PRODUCTS) -> list
                     quantity=1.0 if quantity is None else quantity,
                     unit_price=price,
                     amount=amount,
+                    amount_home=home_amount(amount, raw.get("Exchange_Rate")),  # the deal's rate
                     billing_period=_billing_period(row.get("Billing_Frequency")),
                 )
             )

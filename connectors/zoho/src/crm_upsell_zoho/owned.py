@@ -72,6 +72,9 @@ def product_line(deal_id: str, updated: datetime, product: Mapping[str, Any]) ->
             quantity=1.0,
             unit_price=price,
             amount=price,
+            # A product's Unit_Price is kept in the org's home currency (multi-currency orgs price
+            # in other currencies through price books, which the related list does not carry).
+            amount_home=price,
         )
     except ValidationError as exc:
         log.warning("skipping Zoho Deals %s product %s: %s", deal_id, product_id, exc.errors()[0]["msg"])

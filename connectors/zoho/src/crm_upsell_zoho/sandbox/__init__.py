@@ -1,4 +1,5 @@
-"""A Zoho CRM API emulator, one module per API area, (v8 records, deleted records, users, fields, COQL, OAuth) over a scenario.
+"""A Zoho CRM API emulator over a scenario (v8 records, related lists, notes, deleted records, users,
+fields, org and currencies, merges, COQL, OAuth), one module per API area.
 
 One app serves both the accounts server (``POST /oauth/v2/token``) and the API domain (``/crm/v8/...``);
 the token response's ``api_domain`` is the sandbox's own base URL. Shapes follow Zoho's OpenAPI
@@ -6,10 +7,16 @@ descriptions (``zoho/crm-oas``, v8.0): 19-digit string ids, lookups as ``{"name"
 seconds and a UTC offset, ``{data, info}`` pages, 204 when nothing matches, per-record
 ``{code, details, message, status}`` write results with 201/200, 207 when mixed and 400 when all fail.
 
-What an account owns: Zoho Deals carry no line items, so won (and open) Deals hold a custom subform
-``Deal_Products`` whose rows are ``{id, Product_Name: {name, id}, Quantity, List_Price,
-Billing_Frequency: "Annually"|"Monthly", Parent_Id}``; a Deal is "owned" when ``Stage`` is ``Closed Won``.
-Scenario e-mails are not served: Zoho keeps e-mails outside the record modules.
+What an account owns: a standard org has no product subform on Deals; each Deal's Products related
+list (``GET /Deals/{id}/Products``, see ``related``) holds the products the scenario's line items name,
+and Products have no tier field. Deals carry ``Currency`` and ``Exchange_Rate`` (a multi-currency org
+whose home currency is USD: a tenth of the companies deal in JPY, a tenth in EUR). Notes hold rich
+text (``<div>`` paragraphs and ``<br>``). Scenario e-mails are not served: Zoho keeps e-mails outside
+the record modules.
+
+Each API area is a module: ``auth``, ``fields``, ``organization``, ``records`` (+ ``coql``),
+``writes``, ``merge``, ``related``, ``notes``, ``users``, ``deleted``; ``app`` wires them (``AREAS``).
+Every rule the sandbox enforces names the Zoho documentation page it follows beside it.
 
 Paging: ``page``/``per_page`` reach the first 2,000 records (``discrete_limit``); past that, 400
 ``DISCRETE_PAGINATION_LIMIT_EXCEEDED`` and the caller must follow ``next_page_token`` (keyset tokens
@@ -23,7 +30,8 @@ call                                        credits
 ==========================================  =======
 GET records / deleted / users / fields      1
 POST/PUT/DELETE records, upsert (<=100)     1
-POST settings/fields                        1
+POST settings/fields (at most 5 fields)     1
+GET {module}/{id}/{related list}            1
 COQL, LIMIT <= 200 / <= 1000 / <= 2000      1 / 2 / 3
 POST /oauth/v2/token                        0
 ==========================================  =======

@@ -81,7 +81,8 @@ JSON_TYPES = {
     "ownerlookup": "jsonobject",
     "subform": "jsonarray",
 }
-# What POST /settings/fields accepts, with the default length Zoho gives each type.
+# What POST /settings/fields accepts, with the default length Zoho gives each type ("Field Types: Data
+# Types and Length Limits", https://www.zoho.com/crm/developer/docs/api/v8/field-meta.html).
 CREATABLE_TYPES: dict[str, int] = {
     "text": 255,
     "textarea": 32_000,

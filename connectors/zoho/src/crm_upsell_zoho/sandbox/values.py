@@ -1,4 +1,12 @@
-"""Values written to the sandbox checked and stored as Zoho would, and field metadata as Zoho lists it."""
+"""Values written to the sandbox checked and stored as Zoho would, and field metadata as Zoho lists it.
+
+Type and length rules follow "Field Types: Data Types and Length Limits"
+(https://www.zoho.com/crm/developer/docs/api/v8/field-meta.html): text up to the field's length, a
+picklist value one of its actual values, integers within 32 bits, dates ``yyyy-MM-dd``, datetimes
+``yyyy-MM-ddTHH:mm:ss`` with an offset, lookups as ``{"id"}`` of an existing record; a refused value is
+``INVALID_DATA`` naming the field ("Insert Records", .../insert-records.html). ``field_json`` has the
+shape of "Fields Metadata" (``GET /settings/fields``, .../field-meta.html).
+"""
 
 from __future__ import annotations
 
