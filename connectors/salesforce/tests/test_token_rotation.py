@@ -13,15 +13,17 @@ import textwrap
 from pathlib import Path
 
 import httpx
+import keyring
 import pytest
 from crm_upsell_salesforce.connector import SalesforceConnector
 from cryptography.fernet import Fernet
+from keyring.backend import KeyringBackend
 from sqlalchemy import select
 
 from crm_upsell_connector.connector import ConnectorContext
 from crm_upsell_connector.credentials import KEY_ENV, CredentialCache, FileCredentialCache, credential_cache
 from crm_upsell_connector.errors import AuthError
-from crm_upsell_connector.secrets import SecretResolver
+from crm_upsell_connector.secrets import SERVICE, SecretResolver
 from crm_upsell_connector.store.engine import open_store
 from crm_upsell_connector.store.schema import credentials
 
@@ -94,7 +96,7 @@ _WORKER = textwrap.dedent(
     from crm_upsell_salesforce.settings import SalesforceSettings
     from crm_upsell_connector.connector import ConnectorContext
     from crm_upsell_connector.credentials import credential_cache
-    from crm_upsell_connector.secrets import SecretResolver
+    from crm_upsell_connector.secrets import SERVICE, SecretResolver
     from crm_upsell_connector.store.engine import open_store
 
     settings = SalesforceSettings.model_validate(json.loads(sys.argv[1]))
@@ -150,3 +152,49 @@ def test_two_worker_processes_share_the_rotated_token_through_the_store(org: Org
     kept = cache.load("salesforce-refresh-token")
     assert kept is not None and kept.value == newest
     engine.dispose()
+
+
+class _MemoryKeyring(KeyringBackend):
+    """A writable keyring of this process only (the system keyring is never touched by tests)."""
+
+    priority = 1  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.values.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.values[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        self.values.pop((service, username), None)
+
+
+async def test_with_a_writable_keyring_the_newest_token_goes_where_the_reference_points(
+    org: Org, tmp_path: Path
+) -> None:
+    org.state.rotate_refresh_tokens = True
+    memory = _MemoryKeyring()
+    memory.set_password(SERVICE, "sf-refresh", org.options.refresh_token)
+    previous = keyring.get_keyring()
+    keyring.set_keyring(memory)
+    cache = FileCredentialCache(tmp_path / "sbx.json")
+    try:
+        for _ in range(3):
+            c = SalesforceConnector(
+                org.settings(auth="refresh_token", refresh_token="keyring:sf-refresh"),
+                SecretResolver(dict(PLUGIN.sandbox_secrets(org.options))),
+                ConnectorContext("sbx", (), credentials=cache),
+            )
+            try:
+                assert [r async for page in c.read("users", None) for r in page.records]
+            finally:
+                await c.close()
+    finally:
+        keyring.set_keyring(previous)
+    newest = memory.values[(SERVICE, "sf-refresh")]
+    assert newest != org.options.refresh_token and org.state.refresh_tokens == {newest}
+    assert cache.load("salesforce-refresh-token") is None  # nothing kept beside the keyring

@@ -1,14 +1,18 @@
-"""The Salesforce connector: reads every stream by SOQL, sets up the custom fields, writes fields and tasks.
+"""The Salesforce connector: reads every stream by SOQL, sets up the custom fields and access to them,
+writes fields and tasks.
 
-Reads are one SOQL query per stream (``SystemModstamp >= cursor`` when incremental), paged through
-``nextRecordsUrl`` at 2,000 records a batch, so a stream costs ``ceil(N / 2000)`` calls. Deletes
-come from getDeleted inside its 15-day window and from ``queryAll`` (``IsDeleted = true``) beyond
-it. Writes go through sObject Collections, 200 records a call, ``allOrNone = false``, each record's
-result mapped back by position. Fields are created with the Tooling API.
+Reads go through ``queryAll`` (archived and deleted rows in the same pass), paged at 2,000 records a
+batch, so a stream costs ``ceil(N / 2000)`` calls (:mod:`.reads`); deletes the Recycle Bin no longer
+holds are reconciled by ids (:mod:`.deletes`); amounts get their corporate-currency value, bodies
+their whole text, merges their survivor (:mod:`.enrich`). Writes go through sObject Collections, 200
+records a call, ``allOrNone = false`` (:mod:`.writes`). ``setup`` creates fields with the Tooling API
+and grants access through the product's permission set (:mod:`.field_setup`, :mod:`.access`);
+``check`` proves it through the describe (:mod:`.checks`). Refresh tokens rotate (:mod:`.rotation`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -62,6 +66,8 @@ class SalesforceConnector(ReadsMixin, WritesMixin, ChecksMixin):
         self._missing: dict[str, set[str]] = {}
         self._unavailable: set[str] = set()  # optional objects this org does not have (marketing.py)
         self._fully_read: set[str] = set()
+        self._rates = None
+        self._rates_lock = asyncio.Lock()
         try:
             self.options = MappingOptions.build(
                 settings.field_prefix,

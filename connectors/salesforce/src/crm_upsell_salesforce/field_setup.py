@@ -98,6 +98,11 @@ class FieldSetupMixin(FieldAccessMixin):
                 else (FIELD_OBJECTS[spec.object],)
             )
             grants.extend((o, api) for o in objects)
-        created.extend(await self.grant_field_access(grants))
+        changed = await self.grant_field_access(grants)
+        if changed:
+            # One line for what 'setup' reports (the details are logged by grant_field_access).
+            created.append(
+                f"field access through the permission set {self.permission_set} ({len(changed)} change(s))"
+            )
         self._missing.clear()  # fields found missing before may exist now
         return created

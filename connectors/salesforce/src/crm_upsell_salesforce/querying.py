@@ -3,6 +3,7 @@ leave out optional fields the org lacks."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
@@ -12,7 +13,10 @@ from crm_upsell_connector.connector import Connector, ConnectorContext
 from crm_upsell_connector.errors import ConfigError, FatalAPIError
 from crm_upsell_connector.fields import ACCOUNT_FIELD_NAMES
 from crm_upsell_connector.models import Stream
+from crm_upsell_salesforce import soql
 from crm_upsell_salesforce.client import SalesforceClient
+from crm_upsell_salesforce.currency import Rates, load_rates
+from crm_upsell_salesforce.enrich import CURRENCY_STREAMS, EXTRA_FIELDS, OPTIONAL_EXTRA
 from crm_upsell_salesforce.mapping import (
     SOBJECTS,
     MappingOptions,
@@ -51,6 +55,20 @@ class QueryingBase(Connector):
     _missing: dict[str, set[str]]  # stream -> optional fields (lower case) this org turned out not to have
     _unavailable: set[str]  # optional streams whose sObject the org does not have (CampaignMember)
     _fully_read: set[str]  # streams whose full read (every live id, deletes reconciled) completed here
+    _rates: Rates | None  # the org's currencies, read once when first needed
+    _rates_lock: asyncio.Lock
+
+    async def rates(self) -> Rates:
+        """The org's corporate currency and conversion rates (read once per connector)."""
+        async with self._rates_lock:  # streams read at once share one look-up
+            if self._rates is None:
+                self._rates = await load_rates(self.client)
+        return self._rates
+
+    async def home_currency(self) -> str | None:
+        """The org's corporate currency (``CurrencyType.IsCorporate``), or its only currency
+        (``Organization.DefaultCurrencyIsoCode``) in a single-currency org."""
+        return (await self.rates()).corporate
 
     def _sobject(self, stream: str) -> str:
         if stream not in STREAMS:
@@ -71,11 +89,14 @@ class QueryingBase(Connector):
             return {f.lower() for f in self.options.product_extra_fields}
         if stream == "contacts":
             return {OPT_OUT.lower()}
+        if stream in CURRENCY_STREAMS:
+            return set(OPTIONAL_EXTRA)  # single-currency orgs have no CurrencyIsoCode
         return set()
 
     def _fields(self, stream: str) -> tuple[str, ...]:
         missing = self._missing.get(stream, set())
-        return tuple(f for f in fields_for(stream, self.options) if f.lower() not in missing)
+        wanted = dict.fromkeys((*fields_for(stream, self.options), *EXTRA_FIELDS.get(stream, ())))
+        return tuple(f for f in wanted if f.lower() not in missing)
 
     def _drop_missing(self, stream: str, exc: FatalAPIError) -> bool:
         """Leave out an optional field Salesforce says does not exist; False where it is not one."""
@@ -98,6 +119,39 @@ class QueryingBase(Connector):
             f"{self.settings.field_prefix}*__c" if column in ours else (match.group(1) if match else column),
         )
         return True
+
+    async def _refuse_hidden(self, stream: str, exc: FatalAPIError) -> None:
+        """Raise where the product's own field exists but field-level security hides it: that is not
+        "the field is not there yet" (before ``setup``), and reading it as empty would hide the fault.
+        One Tooling API call, only on that error."""
+        if exc.error_code != "INVALID_FIELD":
+            return
+        match = _NO_SUCH_COLUMN.search(exc.message)
+        column = match.group(1).lower() if match else ""
+        if column not in self._own_fields(stream):
+            return
+        table = "Activity" if stream in ("tasks", "events") else SOBJECTS[stream]
+        query = soql.select(
+            "CustomField",
+            ("Id", "DeveloperName"),
+            where=[
+                soql.condition("TableEnumOrId", "=", table),
+                soql.condition("DeveloperName", "=", column.removesuffix("__c")),
+            ],
+        )
+        found = False
+        async for records, _nxt in self.client.query_pages(
+            query, resource="tooling/query", endpoint="GET tooling/query CustomField"
+        ):
+            found = found or bool(records)
+        if found:
+            raise ConfigError(
+                f"Salesforce hides the product's field {SOBJECTS[stream]}.{match.group(1) if match else column} "
+                "from the integration user (field-level security)",
+                hint="run 'crm-upsell setup': it grants read/edit through the permission set "
+                f"'{self.settings.field_prefix}Connector'; or grant it by hand "
+                "(connectors/salesforce/README.md)",
+            )
 
     def _own_fields(self, stream: str) -> set[str]:
         if stream == "accounts":
@@ -126,6 +180,8 @@ class QueryingBase(Connector):
             except StopAsyncIteration:
                 return
             except FatalAPIError as exc:
+                if resume is None:
+                    await self._refuse_hidden(stream, exc)
                 if resume is None and self._drop_missing(stream, exc):
                     continue
                 raise

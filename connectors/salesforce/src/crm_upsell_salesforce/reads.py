@@ -21,10 +21,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from crm_upsell_connector.errors import FatalAPIError
-from crm_upsell_connector.models import Page
+from crm_upsell_connector.models import Page, Record
 from crm_upsell_connector.values import parse_bool
 from crm_upsell_salesforce import soql
 from crm_upsell_salesforce.deletes import DeletesMixin
+from crm_upsell_salesforce.enrich import CURRENCY_STREAMS, enrich, merged_into
 from crm_upsell_salesforce.mapping import MODSTAMP, map_records, modified_at
 from crm_upsell_salesforce.marketing import optional_object_missing
 from crm_upsell_salesforce.windows import KEY_PREFIXES, IdWindow, StampWindow, mid_id
@@ -80,15 +81,20 @@ class ReadsMixin(DeletesMixin):
                 log.warning("Salesforce %s: the query timed out; trying it once more", endpoint)
 
     @staticmethod
-    def _split(raws: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    def _split(raws: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         live: list[dict[str, Any]] = []
-        deleted: list[str] = []
+        deleted: list[dict[str, Any]] = []
         for raw in raws:
-            if parse_bool(raw.get("IsDeleted")) and raw.get("Id"):
-                deleted.append(str(raw["Id"]))
-            else:
-                live.append(raw)
+            (deleted if parse_bool(raw.get("IsDeleted")) and raw.get("Id") else live).append(raw)
         return live, deleted
+
+    async def _records(
+        self, stream: str, live: list[dict[str, Any]], deleted: list[dict[str, Any]]
+    ) -> list[Record]:
+        """Mapped records with home amounts, bodies and merges filled in (:mod:`.enrich`)."""
+        records = map_records(stream, live, self.options)
+        rates = await self.rates() if stream in CURRENCY_STREAMS and records else None
+        return enrich(stream, records, live, rates, merged_into(deleted))
 
     async def read(
         self,
@@ -177,8 +183,8 @@ class ReadsMixin(DeletesMixin):
                         continue
                     yield Page(
                         stream=stream,
-                        records=map_records(stream, live, self.options),
-                        deleted_ids=deleted,
+                        records=await self._records(stream, live, deleted),
+                        deleted_ids=[str(r["Id"]) for r in deleted],
                         resume=f"{RESUME_PREFIX}{window.after}" if window.after else None,
                     )
             except _Narrow as narrow:
@@ -191,7 +197,14 @@ class ReadsMixin(DeletesMixin):
             windows.pop(0)
         if present is not None:
             self._fully_read.add(stream)
-            yield Page(stream=stream, present_ids=present, present_prefix=prefix)
+            # Resumable like the others: a stop right after this page does not restart the read.
+            last = present[-1] if present else None  # ids are read in ascending order
+            yield Page(
+                stream=stream,
+                present_ids=present,
+                present_prefix=prefix,
+                resume=f"{RESUME_PREFIX}{last}" if last else None,
+            )
 
     # ---- incremental reads: SystemModstamp order ---------------------------------------------------
 
@@ -224,7 +237,7 @@ class ReadsMixin(DeletesMixin):
                         async for raws in self._batches(
                             stream, self._stamp_query(stream, sobject, window), endpoint
                         ):
-                            page = self._stamp_page(stream, raws, window, since, skip_ids)
+                            page = await self._stamp_page(stream, raws, window, since, skip_ids)
                             if page is not None:
                                 stalled = 0
                                 yield page
@@ -253,7 +266,7 @@ class ReadsMixin(DeletesMixin):
                 continue
             windows.pop(0)
 
-    def _stamp_page(
+    async def _stamp_page(
         self,
         stream: str,
         raws: list[dict[str, Any]],
@@ -262,7 +275,7 @@ class ReadsMixin(DeletesMixin):
         skip_ids: frozenset[str],
     ) -> Page | None:
         fresh: list[dict[str, Any]] = []
-        deleted: list[str] = []
+        deleted: list[dict[str, Any]] = []
         newest: datetime | None = None
         for raw in raws:
             stamp = modified_at(raw)
@@ -276,15 +289,12 @@ class ReadsMixin(DeletesMixin):
                 newest = stamp if newest is None or stamp > newest else newest
                 if stamp == since and rid in skip_ids:
                     continue
-            if parse_bool(raw.get("IsDeleted")) and rid:
-                deleted.append(rid)
-            else:
-                fresh.append(raw)
+            (deleted if parse_bool(raw.get("IsDeleted")) and rid else fresh).append(raw)
         if not fresh and not deleted:
             return None
         return Page(
             stream=stream,
-            records=map_records(stream, fresh, self.options),
-            deleted_ids=deleted,
+            records=await self._records(stream, fresh, deleted),
+            deleted_ids=[str(r["Id"]) for r in deleted],
             watermark=newest,
         )

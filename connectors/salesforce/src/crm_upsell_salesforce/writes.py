@@ -68,7 +68,16 @@ class WritesMixin(QueryingBase):
             codes = {error_code(e) for e in errors}
             message = "; ".join(error_text(e) for e in errors) or "Salesforce did not save the record"
             retriable = bool(codes & _RETRIABLE_CODES)
-            out.append(WriteResult(ref=ref, ok=False, error=message, retriable=retriable))
+            # The record is no longer there (deleted, or merged away: the merge deletes it) and never
+            # will be: ENTITY_IS_DELETED, or an id Salesforce does not know (INVALID_CROSS_REFERENCE_KEY
+            # on no field, i.e. on the record's own id; NOT_FOUND). REST API Developer Guide, "Status
+            # Codes and Error Responses"; SOAP API Developer Guide, "StatusCode".
+            gone = bool(codes & {"ENTITY_IS_DELETED", "NOT_FOUND"}) or any(
+                error_code(e) == "INVALID_CROSS_REFERENCE_KEY" and not e.get("fields") for e in errors
+            )
+            out.append(
+                WriteResult(ref=ref, ok=False, error=message, retriable=retriable and not gone, gone=gone)
+            )
         return out
 
     async def update_accounts(self, updates: Sequence[FieldUpdate]) -> list[WriteResult]:

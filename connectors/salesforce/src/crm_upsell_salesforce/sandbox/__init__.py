@@ -1,9 +1,11 @@
 """A Salesforce REST API emulator serving the shared scenario in Salesforce's shapes, one module per API area.
 
-``auth`` (OAuth token flows), ``query`` (SOQL query/queryAll and locators; the SOQL subset in
-``soql_parse``/``soql_eval``), ``replication`` (getDeleted), ``sobjects`` (describe and sObject
-Collections), ``tooling`` (Tooling CustomField), ``limits``; ``base``/``data``/``schema``/``store``
-hold the org's state and ``app`` its HTTP wiring. Shapes follow Salesforce's official Postman
+``auth`` (OAuth token flows, refresh-token rotation), ``query`` (SOQL query/queryAll, locators,
+timeouts; the SOQL subset in ``soql_parse``/``soql_eval``), ``replication`` (getDeleted, the Recycle
+Bin and its purge), ``sobjects`` (describe and sObject Collections), ``access`` and ``permissions``
+(field-level security and the permission-set objects behind it), ``tooling`` (Tooling CustomField),
+``currency`` (CurrencyType, DatedConversionRate, Organization), ``merge``, ``limits``;
+``base``/``data``/``schema``/``store`` hold the org's state and ``app`` its HTTP wiring. Shapes follow Salesforce's official Postman
 collection and REST API guide: 18-character ids with the standard key prefixes, ``attributes`` on
 every record, datetimes as ``2026-01-01T00:00:00.000+0000``, error bodies as ``[{"message",
 "errorCode"}]``, ``Sforce-Limit-Info`` on every API response, and query cursors
