@@ -45,6 +45,14 @@ def ts(value: datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's SQLite DateTime storage format
 
 
+BODY = (
+    "Discussed current usage and the goals for next quarter with the operations lead; "
+    "reviewed seat usage, the reporting setup and the upcoming renewal timeline.\n\n"
+)
+FOLLOW_UP = "Next step: share the admin guide and book a follow-up call in two weeks."
+BURIED = "They said they will cancel the analytics add-on unless exports are fixed."
+
+
 def fill(path: Path, accounts: int, activities: int, seed: int = 1) -> None:
     engine = sa.create_engine(f"sqlite:///{path}")
     schema.metadata.create_all(engine)
@@ -115,13 +123,16 @@ def fill(path: Path, accounts: int, activities: int, seed: int = 1) -> None:
             direction = rng.choice(("inbound", "outbound")) if kind in ("email", "call") else None
             complaint = direction == "inbound" and rng.random() < 0.01
             when = NOW - timedelta(seconds=rng.randint(0, 3 * 365 * 86400))
+            # Whole bodies (two paragraphs, ~250 characters): the complaint scan reads them all.
+            buried = direction != "outbound" and rng.random() < 0.01
             yield (CONN, f"x{n:08d}", kind, account, None, ts(when), direction,
                    "complaint" if complaint else None, "Complaint: outage" if complaint else "Subject",
+                   BODY + (BURIED if buried else FOLLOW_UP),
                    "open" if kind == "task" else None, None, now_s, "{}")  # fmt: skip
 
     db.executemany(
         "INSERT INTO activities (connection, id, kind, account_id, contact_id, occurred_at, direction, outcome,"
-        " subject, status, upsell_key, updated_at, extra) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " subject, body, status, upsell_key, updated_at, extra) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         activity_rows(),
     )
     db.commit()

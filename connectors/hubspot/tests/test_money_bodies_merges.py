@@ -10,14 +10,14 @@ from __future__ import annotations
 import tomllib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 import sqlalchemy as sa
 from crm_upsell_hubspot.connector import HubSpotConnector, HubSpotPlugin
-from crm_upsell_hubspot.sandbox import create_app, hubspot_id, merge, sandbox_state
+from crm_upsell_hubspot.sandbox import archive, create_app, hubspot_id, merge, sandbox_state
 from crm_upsell_hubspot.settings import HubSpotSettings
 from starlette.applications import Starlette
 
@@ -27,8 +27,8 @@ from crm_upsell_connector.connector import ConnectorContext
 from crm_upsell_connector.currency import refresh_home_currency
 from crm_upsell_connector.features import FeaturesConfig, compute_features
 from crm_upsell_connector.fields import ALL_FIELDS
-from crm_upsell_connector.models import FieldSpec, FieldUpdate
-from crm_upsell_connector.plan import build_plan
+from crm_upsell_connector.models import FieldSpec, FieldUpdate, TaskDraft
+from crm_upsell_connector.plan import Plan, build_plan
 from crm_upsell_connector.rules import RuleEngine, RulesConfig, load_rules
 from crm_upsell_connector.sandbox.scenario import Scenario, build_scenario
 from crm_upsell_connector.sandbox.server import SandboxOptions, SandboxServer
@@ -231,3 +231,23 @@ async def test_the_segment_dropdown_shows_labels_and_replaces_an_earlier_text_pr
             headers={"Authorization": f"Bearer {sandbox.options.token}"},
         )
     assert reply.status_code == 400 and reply.json()["category"] == "VALIDATION_ERROR"
+
+
+async def test_a_task_for_a_company_archived_since_the_sync_is_gone_not_failed(
+    sandbox: Running, connector: HubSpotConnector, engine: sa.Engine
+) -> None:
+    await sync(engine, connector, sandbox)
+    await connector.ensure_fields(ALL_FIELDS)
+    target = sandbox.id(sandbox.scenario.companies[3].key)
+    archive(sandbox.app, "companies", [target])
+    draft = TaskDraft(
+        key="k-gone", account_id=target, owner_id=None, subject="s", body="b", due=date(2026, 11, 9)
+    )
+    plan = Plan(connection=CONNECTION, created_at=sandbox.scenario.now, tasks=[draft])
+    report = await Applier(engine, connector, CONNECTION).apply(plan)
+    assert report.ok and report.gone == 1 and report.tasks_created == 0
+    with engine.connect() as conn:
+        assert (
+            conn.execute(sa.select(schema.accounts.c.id).where(schema.accounts.c.id == target)).first()
+            is None
+        )

@@ -500,6 +500,7 @@ class HubSpotConnector(Connector):
             if key is not None and item.get("id") is not None:
                 created[str(key)] = str(item["id"])
         errors: dict[str, tuple[str, bool]] = {}
+        gone: set[str] = set()
         unplaced: list[tuple[str, bool]] = []
         for error, message in error_messages(reply.get("errors")):
             retriable = str(error.get("category")) not in _NOT_RETRIABLE
@@ -510,12 +511,19 @@ class HubSpotConnector(Connector):
             ]
             for key in keys:
                 errors[key] = (message, retriable)
+                # The company to associate the task with no longer exists (deleted or archived).
+                if "ASSOCIATION_TARGET_NOT_FOUND" in str(error.get("subCategory") or ""):
+                    gone.add(key)
             if not keys:
                 unplaced.append((message, retriable))
         results: list[WriteResult] = []
         for ref in refs:
             if ref in created:
                 results.append(WriteResult(ref=ref, ok=True, crm_id=created[ref]))
+            elif ref in gone:
+                results.append(
+                    WriteResult(ref=ref, ok=False, error=errors[ref][0], retriable=False, gone=True)
+                )
             elif ref in errors:
                 message, retriable = errors[ref]
                 results.append(WriteResult(ref=ref, ok=False, error=message, retriable=retriable))
