@@ -10,15 +10,19 @@ modification time. ``features.engagement`` derives windowed figures from those s
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, and_, delete, func, select
 
 from crm_upsell_connector.models import ContactEngagement, Record
 from crm_upsell_connector.store import schema
 
 _COUNTERS = ("email_opens", "email_clicks", "site_visits")
 _CHUNK = 500
+#: the longest window a feature looks back (365 days) and a day of margin: older snapshots are
+#: only needed as that window's baseline
+KEEP_DAYS = 366
 
 
 def _latest_snapshots(conn: Connection, connection: str, ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:
@@ -66,7 +70,32 @@ def keep_snapshots(conn: Connection, connection: str, records: Sequence[ContactE
             )
         upsert(conn, schema.engagement_snapshots, rows)
         kept += len(rows)
+        if rows:
+            prune_snapshots(conn, connection, [r["contact_id"] for r in rows])
     return kept
+
+
+def prune_snapshots(
+    conn: Connection, connection: str, contact_ids: Sequence[str], now: datetime | None = None
+) -> int:
+    """Drop the contacts' snapshots that no window can need: of those older than ``KEEP_DAYS``,
+    only the newest stays (the baseline of the longest window). Returns how many went."""
+    s = schema.engagement_snapshots
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=KEEP_DAYS)
+    newest_old = (
+        select(s.c.contact_id, func.max(s.c.taken_at).label("at"))
+        .where(s.c.connection == connection, s.c.contact_id.in_(contact_ids), s.c.taken_at <= cutoff)
+        .group_by(s.c.contact_id)
+    )
+    removed = 0
+    for contact_id, at in conn.execute(newest_old).all():
+        result = conn.execute(
+            delete(s).where(
+                and_(s.c.connection == connection, s.c.contact_id == contact_id, s.c.taken_at < at)
+            )
+        )
+        removed += result.rowcount or 0
+    return removed
 
 
 def store_companions(conn: Connection, connection: str, records: Sequence[Record]) -> None:
