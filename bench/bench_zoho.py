@@ -18,6 +18,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from bench.common import peak_rss_mb, sandbox_process
 from crm_upsell_connector.config import parse_config
 from crm_upsell_connector.connector import Connector, load_plugins
@@ -26,6 +28,7 @@ from crm_upsell_connector.fields import ALL_FIELDS
 from crm_upsell_connector.pipeline import Session
 from crm_upsell_connector.sandbox.server import SandboxOptions
 from crm_upsell_connector.secrets import SecretResolver
+from crm_upsell_connector.store import schema
 
 PAGE = 200
 WRITE = 100
@@ -36,22 +39,37 @@ MODULE_STREAMS = ("users", "products", "accounts", "contacts", "deals", "tasks",
 RELATED = "GET Deals/{id}/Products"
 
 
-def minimum_full_calls(per_stream: dict[str, int], owning_deals: int) -> int:
+def minimum_full_calls(
+    per_stream: dict[str, int], owning_deals: int, members_per_campaign: list[int] | None = None
+) -> int:
     """``ceil(N / 200)`` per module read (at least one call each), plus one related-list call per won or
-    open deal (the line items)."""
-    return sum(max(1, math.ceil(per_stream.get(s, 0) / PAGE)) for s in MODULE_STREAMS) + owning_deals
+    open deal (the line items).
+
+    Campaign members (``members_per_campaign``, one count per campaign): ``ceil(campaigns / 200)``
+    list calls plus, per campaign, ``ceil(members / 200)`` related-list calls (at least one: an
+    empty list answers 204). Zoho has no call listing every membership at once.
+    """
+    base = sum(max(1, math.ceil(per_stream.get(s, 0) / PAGE)) for s in MODULE_STREAMS) + owning_deals
+    if members_per_campaign is None:
+        return base
+    campaigns = max(1, math.ceil(len(members_per_campaign) / PAGE))
+    return base + campaigns + sum(max(1, math.ceil(n / PAGE)) for n in members_per_campaign)
 
 
 def owning_deals(session: Session) -> int:
     """Deals in the store: the deals whose Products related list is read (every one)."""
-    import sqlalchemy as sa
-
-    from crm_upsell_connector.store import schema
-
     d = schema.deals
     with session.engine.connect() as conn:
         query = sa.select(sa.func.count()).where(d.c.connection == session.name)
         return int(conn.execute(query).scalar_one())
+
+
+def campaign_sizes(engine: sa.Engine, connection: str) -> list[int]:
+    """Members per campaign as the sync stored them (campaigns without members are not seen here)."""
+    cm = schema.campaign_members
+    with engine.connect() as conn:
+        query = sa.select(sa.func.count()).where(cm.c.connection == connection).group_by(cm.c.campaign_id)
+        return [int(n) for n in conn.execute(query).scalars()]
 
 
 def credits_of(connector: Connector) -> int:
@@ -87,7 +105,7 @@ async def measure(port: int, accounts: int, latency_ms: int, rate: int, concurre
             calls = connector.stats.calls - start_calls - token_calls
             per_stream = {s.stream: s.records for s in report.streams.values()}
             owning = owning_deals(session)
-            minimum = minimum_full_calls(per_stream, owning)
+            minimum = minimum_full_calls(per_stream, owning, campaign_sizes(session.engine, session.name))
             related = connector.stats.by_endpoint.get(RELATED, 0)
             print("full sync:")
             for name, n in per_stream.items():

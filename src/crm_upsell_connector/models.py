@@ -23,6 +23,13 @@ class Stream(StrEnum):
     PRODUCTS = "products"
     OWNERS = "owners"
     ACTIVITIES = "activities"
+    CONTACT_ENGAGEMENT = "contact_engagement"
+    CAMPAIGN_MEMBERS = "campaign_members"
+
+
+#: marketing streams a CRM may not keep (HubSpot has no campaign members; engagement may come inside
+#: the contacts stream's pages rather than as a stream of its own)
+OPTIONAL_STREAMS = frozenset({Stream.CONTACT_ENGAGEMENT, Stream.CAMPAIGN_MEMBERS})
 
 
 class ActivityKind(StrEnum):
@@ -137,6 +144,39 @@ class Activity(Record):
     upsell_key: str | None = None  # set on the tasks this product created
 
 
+class ContactEngagement(Record):
+    """A contact's marketing engagement as the CRM keeps it (``id`` is the contact's id).
+
+    Counters are lifetime totals where the CRM keeps them (HubSpot), ``None`` where it keeps none;
+    ``unsubscribed`` is the contact's opt-out of marketing e-mail. Connectors that read engagement
+    emit one of these beside each contact in the contacts stream's pages (see ``features.engagement``).
+    """
+
+    stream = Stream.CONTACT_ENGAGEMENT
+    email_opens: float | None = None
+    email_clicks: float | None = None
+    email_bounces: float | None = None
+    last_open_at: datetime | None = None
+    last_click_at: datetime | None = None
+    site_visits: float | None = None
+    last_visit_at: datetime | None = None
+    unsubscribed: bool | None = None
+
+
+class CampaignMember(Record):
+    """A contact's membership of a marketing campaign, with its status and whether it responded."""
+
+    stream = Stream.CAMPAIGN_MEMBERS
+    contact_id: str | None = None
+    campaign_id: str | None = None
+    campaign_name: str = ""
+    status: str | None = None
+    responded: bool = False
+    #: when the member first responded (a date at midnight UTC where the CRM keeps only a date)
+    responded_at: datetime | None = None
+    created_at: datetime | None = None
+
+
 RECORD_TYPES: dict[Stream, type[Record]] = {
     Stream.ACCOUNTS: Account,
     Stream.CONTACTS: Contact,
@@ -145,6 +185,8 @@ RECORD_TYPES: dict[Stream, type[Record]] = {
     Stream.PRODUCTS: Product,
     Stream.OWNERS: Owner,
     Stream.ACTIVITIES: Activity,
+    Stream.CONTACT_ENGAGEMENT: ContactEngagement,
+    Stream.CAMPAIGN_MEMBERS: CampaignMember,
 }
 
 

@@ -10,6 +10,8 @@ import sqlalchemy as sa
 from crm_upsell_connector.sandbox.scenario import Scenario
 from crm_upsell_connector.store import schema
 
+from .marketing_rows import add_marketing_rows
+
 CONNECTION = "sandbox"
 
 
@@ -136,6 +138,7 @@ def scenario_rows(scenario: Scenario) -> dict[str, list[dict[str, Any]]]:
                 "updated_at": a.updated_at,
             }
         )
+    add_marketing_rows(rows, scenario)
     return rows
 
 
@@ -145,5 +148,5 @@ def load_scenario(engine: sa.Engine, scenario: Scenario) -> datetime:
     with engine.begin() as conn:
         for name, table_rows in scenario_rows(scenario).items():
             if table_rows:
-                conn.execute(schema.STREAM_TABLES[name].insert(), table_rows)
+                conn.execute(schema.metadata.tables[name].insert(), table_rows)
     return scenario.now

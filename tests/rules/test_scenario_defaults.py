@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from crm_upsell_connector.features import compute_features
 from crm_upsell_connector.rules import Recommendation, RuleEngine, RulesConfig, render_task
 from crm_upsell_connector.sandbox.scenario import build_scenario
+from crm_upsell_connector.sandbox.scenario.marketing import build_marketing
 
 from .scenario_store import CONNECTION, load_scenario
 
@@ -27,7 +28,11 @@ def outcome(
         features = list(
             compute_features(conn, CONNECTION, now, example_rules.features, example_rules.products)
         )
-    return scenario.planted, RuleEngine(example_rules).evaluate(features, now)
+    # Upgrade candidates whose people unsubscribed and went quiet are planted apart: "disengaged".
+    planted = dict(scenario.planted)
+    for key in build_marketing(scenario).lookalikes:
+        planted[key] = "disengaged_lookalike"
+    return planted, RuleEngine(example_rules).evaluate(features, now)
 
 
 def _by_persona(outcome: tuple[dict[str, str], list[Recommendation]]) -> dict[str, list[Recommendation]]:
@@ -45,6 +50,34 @@ def test_upgrade_candidates_get_upgrades(outcome: tuple[dict[str, str], list[Rec
     assert all(r.proposal.product_sku in ("CRM-PRO", "CRM-ENT") for r in upgrades if r.proposal)
     # Whoever is left out lost to the per-owner weekly cap, nothing else.
     assert {r.blocked_by for r in recs if not r.wants_task} <= {"owner_weekly_cap"}
+
+
+def test_no_disengaged_account_is_picked_for_an_upgrade(
+    outcome: tuple[dict[str, str], list[Recommendation]],
+) -> None:
+    groups = _by_persona(outcome)
+    lookalikes = groups["disengaged_lookalike"]
+    assert len(lookalikes) >= 5
+    # Their usage says "upgrade"; the marketing guardrail is what stops them.
+    assert {r.blocked_by for r in lookalikes} == {"marketing_disengaged"}
+    # The trace shows an upgrade rule matched before the guardrail struck it out.
+    upgrade_rules = {"crm_seat_pressure", "support_premium", "marketing_pro"}
+    assert all(any(t.name in upgrade_rules and t.value is True for t in r.trace) for r in lookalikes)
+    assert all(r.proposal is None for r in lookalikes)
+    disengaged = [*lookalikes, *groups["at_risk"], *groups["dormant"]]
+    assert [r.account_id for r in disengaged if r.wants_task] == []
+
+
+def test_engaged_upgrade_candidates_score_higher_on_marketing(
+    outcome: tuple[dict[str, str], list[Recommendation]],
+) -> None:
+    def points(rec: Recommendation) -> float:
+        return next(f.points for f in rec.factors if f.name == "marketing_engagement")
+
+    groups = _by_persona(outcome)
+    engaged = [points(r) for r in groups["upgrade_candidate"]]
+    disengaged = [points(r) for r in groups["disengaged_lookalike"]]
+    assert min(engaged) > max(disengaged)
 
 
 def test_cross_sell_candidates_get_cross_sells(outcome: tuple[dict[str, str], list[Recommendation]]) -> None:

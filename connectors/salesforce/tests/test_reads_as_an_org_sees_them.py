@@ -107,6 +107,7 @@ async def test_a_full_read_costs_one_call_per_2000_rows_and_no_delete_query(big:
             "Asset",
             "Task",
             "Event",
+            "CampaignMember",
         )
     )
     assert await _sync(big, engine, full=True) == expected

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from rich.table import Table
 
 from crm_upsell_connector.cli.output import console
+from crm_upsell_connector.features import FEATURE_SCHEMA
 from crm_upsell_connector.rules.result import Recommendation
 
 
@@ -56,9 +57,11 @@ def render_explanation(rec: Recommendation, sources: Mapping[str, str] | None = 
     facts = Table(title="Facts", show_edge=False)
     facts.add_column("feature")
     facts.add_column("value")
+    facts.add_column("how it is derived")
     if sources is not None:
         facts.add_column("source")
     for key in sorted(rec.facts):
+        spec = FEATURE_SCHEMA.get(key)
         where = [sources.get(key, "CRM, synced into the store")] if sources is not None else []
-        facts.add_row(key, _fmt(rec.facts[key]), *where)
+        facts.add_row(key, _fmt(rec.facts[key]), spec.description if spec else "", *where)
     console.print(facts)

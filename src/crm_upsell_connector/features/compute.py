@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from crm_upsell_connector.currency import resolve_home_currency
 from crm_upsell_connector.features.activity import activity_aggregates
 from crm_upsell_connector.features.deals import deal_aggregates, line_item_holdings
+from crm_upsell_connector.features.engagement import ENGAGEMENT_NAMES, engagement_aggregates
 from crm_upsell_connector.features.spec import CatalogueItem, FeaturesConfig
 from crm_upsell_connector.features.values import (
     COUNTS,
@@ -125,7 +126,10 @@ def compute_features(
     deals = deal_aggregates(conn, connection, now, config, intern, home)
     holdings = line_item_holdings(conn, connection, by_sku, intern)
     task_keys = _last_task_keys(conn, connection)
-    return _rows(now, config, intern, accounts, contacts, activities, tasks, deals, holdings, task_keys)
+    marketing = engagement_aggregates(conn, connection, now, intern)
+    return _rows(
+        now, config, intern, accounts, contacts, activities, tasks, deals, holdings, task_keys, marketing
+    )
 
 
 _NO_ACTIVITY: tuple[Any, ...] = (*(0.0 for _ in COUNTS), None, None, None, None)
@@ -162,6 +166,7 @@ def _rows(
     deals: dict[str, tuple[Any, ...]],
     holdings: dict[str, tuple[Any, ...]],
     task_keys: dict[str, datetime],
+    marketing: tuple[dict[str, tuple[Any, ...]], tuple[Any, ...]],
 ) -> Iterator[dict[str, Any]]:
     num = intern.number
     mapped = tuple(config.fields)
@@ -185,5 +190,6 @@ def _rows(
         f["days_since_last_proposal"] = days_since(now, max(proposals)) if proposals else None
         f.update(zip(_DEAL_NAMES, deals.pop(account_id, _NO_DEALS), strict=True))
         f.update(zip(_HOLDING_NAMES, holdings.pop(account_id, _NO_HOLDINGS), strict=True))
+        f.update(zip(ENGAGEMENT_NAMES, marketing[0].pop(account_id, marketing[1]), strict=True))
         f.update(zip(mapped, row[6:], strict=True))
         yield f

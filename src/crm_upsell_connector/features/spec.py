@@ -166,6 +166,50 @@ def _build_base_schema() -> dict[str, FeatureSpec]:
             "days_since_last_proposal": FeatureSpec("number", "days since this product last proposed"),
         }
     )
+    s.update(_engagement_schema())
+    return s
+
+
+def _engagement_schema() -> dict[str, FeatureSpec]:
+    """Marketing engagement rolled up from the account's contacts (derivations: ``features.engagement``)."""
+    lower_bound = (
+        "per contact the rise of its lifetime count since the snapshot before the window's start "
+        "(a lower bound, at least 1 per recent {what}, while the store's history is shorter than the window)"
+    )
+    s: dict[str, FeatureSpec] = {
+        "email_opens_total": FeatureSpec("number", "marketing e-mail opens by the account's contacts, ever"),
+        "email_clicks_total": FeatureSpec(
+            "number", "marketing e-mail clicks by the account's contacts, ever"
+        ),
+    }
+    for window in WINDOWS:
+        for what in ("open", "click"):
+            s[f"email_{what}s_{window}d"] = FeatureSpec(
+                "number",
+                f"marketing e-mail {what}s in the last {window} days: " + lower_bound.format(what=what),
+            )
+    s.update(
+        {
+            "site_visits_total": FeatureSpec("number", "website visits by the account's contacts, ever"),
+            "engaged_contacts_share_90d": FeatureSpec(
+                "number",
+                "share of contacts who opened, clicked, visited the site or answered a campaign in 90 days",
+            ),
+            "days_since_last_engagement": FeatureSpec(
+                "number", "days since the last e-mail open or click, site visit or campaign response"
+            ),
+            "unsubscribed_share": FeatureSpec(
+                "number", "share of contacts opted out of marketing e-mail (of those whose opt-out is known)"
+            ),
+            "campaign_responses_90d": FeatureSpec(
+                "number", "campaign memberships of the account's contacts that responded in 90 days"
+            ),
+            "engagement_history_days": FeatureSpec(
+                "number",
+                "days of e-mail counter history the store holds (windowed opens/clicks are exact beyond)",
+            ),
+        }
+    )
     return s
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from crm_upsell_connector.models import Record, Stream
+from crm_upsell_connector.models import ContactEngagement, Record, Stream
 from crm_upsell_connector.store.schema import STREAM_TABLES, sync_state
 
 # SQLite allows 32766 bound parameters per statement; stay well below for wide tables.
@@ -52,13 +52,26 @@ def record_row(connection: str, record: Record) -> dict[str, Any]:
 
 
 def upsert_records(conn: Connection, connection: str, stream: Stream, records: Iterable[Record]) -> int:
-    """Store records of one canonical stream; a record seen twice keeps its newest version."""
+    """Store records of one canonical stream; a record seen twice keeps its newest version.
+
+    Records of other streams in the same page (engagement read with contacts) are stored by
+    ``store.engagement.store_companions`` and not counted.
+    """
+    from crm_upsell_connector.store.engagement import keep_snapshots, store_companions
+
+    records = list(records)
+    others = [r for r in records if type(r).stream is not stream]
+    if others:
+        store_companions(conn, connection, others)
+        records = [r for r in records if type(r).stream is stream]
     newest: dict[str, Record] = {}
     for record in records:
         seen = newest.get(record.id)
         if seen is None or record.updated_at >= seen.updated_at:
             newest[record.id] = record
     upsert(conn, STREAM_TABLES[stream.value], [record_row(connection, r) for r in newest.values()])
+    if stream is Stream.CONTACT_ENGAGEMENT:
+        keep_snapshots(conn, connection, [r for r in newest.values() if isinstance(r, ContactEngagement)])
     return len(newest)
 
 

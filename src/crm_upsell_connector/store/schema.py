@@ -177,6 +177,56 @@ activities = Table(
     Index("ix_activities_upsell_key", "connection", "upsell_key"),
 )
 
+# Marketing engagement per contact as the CRM keeps it (``id`` is the contact's id): HubSpot's
+# lifetime counters and last open/click/visit dates, every CRM's e-mail opt-out.
+contact_engagement = Table(
+    "contact_engagement",
+    metadata,
+    Column("connection", CONN, primary_key=True),
+    Column("id", ID, primary_key=True),
+    Column("email_opens", Float),
+    Column("email_clicks", Float),
+    Column("email_bounces", Float),
+    _ts("last_open_at"),
+    _ts("last_click_at"),
+    Column("site_visits", Float),
+    _ts("last_visit_at"),
+    Column("unsubscribed", Boolean),
+    _ts("updated_at", nullable=False),
+    Column("extra", JSON, nullable=False),
+)
+
+# The lifetime counters each time a sync saw them change (stamped with the contact's modification
+# time): windowed opens and clicks are the rise since the snapshot before the window's start.
+engagement_snapshots = Table(
+    "engagement_snapshots",
+    metadata,
+    Column("connection", CONN, primary_key=True),
+    Column("contact_id", ID, primary_key=True),
+    Column("taken_at", UTCDateTime(), primary_key=True),
+    Column("email_opens", Float),
+    Column("email_clicks", Float),
+    Column("site_visits", Float),
+)
+
+# Campaign membership of contacts (Salesforce CampaignMember, Zoho campaign members).
+campaign_members = Table(
+    "campaign_members",
+    metadata,
+    Column("connection", CONN, primary_key=True),
+    Column("id", ID, primary_key=True),
+    Column("contact_id", ID),
+    Column("campaign_id", ID),
+    Column("campaign_name", Text, nullable=False, default=""),
+    Column("status", Text),
+    Column("responded", Boolean, nullable=False, default=False),
+    _ts("responded_at"),
+    _ts("created_at"),
+    _ts("updated_at", nullable=False),
+    Column("extra", JSON, nullable=False),
+    Index("ix_campaign_members_contact", "connection", "contact_id"),
+)
+
 STREAM_TABLES = {
     "accounts": accounts,
     "contacts": contacts,
@@ -185,6 +235,8 @@ STREAM_TABLES = {
     "products": products,
     "owners": owners,
     "activities": activities,
+    "contact_engagement": contact_engagement,
+    "campaign_members": campaign_members,
 }
 
 # One row per connector stream: where an incremental read starts and where a full read resumes.

@@ -404,7 +404,19 @@ def map_object(object_type: str, raw: Any, options: MappingOptions) -> Record | 
 
 
 def map_objects(object_type: str, raws: Iterable[Any], options: MappingOptions) -> list[Record]:
-    return [r for raw in raws if (r := map_object(object_type, raw, options)) is not None]
+    """The page's records; a contact brings its marketing engagement beside it (``engagement``)."""
+    from crm_upsell_hubspot.engagement import map_engagement
+
+    records: list[Record] = []
+    for raw in raws:
+        record = map_object(object_type, raw, options)
+        if record is None:
+            continue
+        # The engagement goes first: a reader keying the page by id keeps the contact.
+        if isinstance(record, Contact) and (engagement := map_engagement(raw, record)) is not None:
+            records.append(engagement)
+        records.append(record)
+    return records
 
 
 # ---- canonical -> HubSpot ----------------------------------------------------------------------

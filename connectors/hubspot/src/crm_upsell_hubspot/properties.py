@@ -68,7 +68,10 @@ def properties_for(object_type: str, options: MappingOptions) -> tuple[str, ...]
             *own,
         )
     elif object_type == "contacts":
+        from crm_upsell_hubspot.engagement import ENGAGEMENT_PROPERTIES
+
         props = ("email", "firstname", "lastname", "lifecyclestage", "createdate", MERGED_IDS)
+        props += ENGAGEMENT_PROPERTIES
     elif object_type == "deals":
         props = (
             "dealname",

@@ -70,6 +70,7 @@ class SalesforceConnector(ReadsMixin, WritesMixin, ChecksMixin):
         self.context = context
         # stream -> optional fields (lower case) this org turned out not to have
         self._missing: dict[str, set[str]] = {}
+        self._unavailable: set[str] = set()  # optional objects this org does not have (marketing.py)
         self._fully_read: set[str] = set()
         self._rates = None
         self._rates_lock = asyncio.Lock()

@@ -39,7 +39,7 @@ class DeletesMixin(QueryingBase):
         """Nothing after a complete full read in this run (it listed every live id); getDeleted when
         its log reaches back to ``since``; otherwise every live id (reconcile by ids)."""
         sobject = self._sobject(stream)
-        if stream == "users" or stream in self._fully_read:
+        if stream == "users" or stream in self._fully_read or stream in self._unavailable:
             return  # users are deactivated (IsActive), never deleted
         now = datetime.now(UTC)
         if since is not None and since > now - timedelta(days=GET_DELETED_DAYS) + _GET_DELETED_MARGIN:

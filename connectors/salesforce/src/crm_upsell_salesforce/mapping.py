@@ -38,6 +38,12 @@ from crm_upsell_connector.models import (
 )
 from crm_upsell_connector.values import parse_bool, parse_number
 from crm_upsell_salesforce import soql
+from crm_upsell_salesforce.marketing import (
+    CAMPAIGN_MEMBER_FIELDS,
+    OPT_OUT,
+    contact_engagement,
+    map_campaign_member,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +58,7 @@ SOBJECTS: dict[str, str] = {
     "assets": "Asset",
     "tasks": "Task",
     "events": "Event",
+    "campaign_members": "CampaignMember",
 }
 MODSTAMP = "SystemModstamp"
 # Standard Account fields a configuration may map in under their own names (anything else is custom).
@@ -160,7 +167,8 @@ def fields_for(stream: str, options: MappingOptions) -> tuple[str, ...]:
             *(api for _, api in options.account_fields),
             *own,
         ),
-        "contacts": ("AccountId", "Email", "FirstName", "LastName", "CreatedDate"),
+        "contacts": ("AccountId", "Email", "FirstName", "LastName", "CreatedDate", OPT_OUT),
+        "campaign_members": CAMPAIGN_MEMBER_FIELDS,
         "opportunities": (
             "AccountId",
             "OwnerId",
@@ -494,6 +502,7 @@ _MAPPERS: dict[str, Callable[[Mapping[str, Any], MappingOptions], Record]] = {
     "assets": map_asset,
     "tasks": map_task,
     "events": map_event,
+    "campaign_members": map_campaign_member,
 }
 
 
@@ -517,7 +526,19 @@ def map_record(stream: str, raw: Any, options: MappingOptions) -> Record | None:
 
 
 def map_records(stream: str, raws: Iterable[Any], options: MappingOptions) -> list[Record]:
-    return [r for raw in raws if (r := map_record(stream, raw, options)) is not None]
+    """The page's records; a contact brings its e-mail opt-out beside it (``marketing``)."""
+    records: list[Record] = []
+    for raw in raws:
+        record = map_record(stream, raw, options)
+        if record is None:
+            continue
+        # The opt-out goes first: a reader keying the page by id keeps the contact.
+        if isinstance(record, Contact) and isinstance(raw, dict):
+            engagement = contact_engagement(_lower(raw), record)
+            if engagement is not None:
+                records.append(engagement)
+        records.append(record)
+    return records
 
 
 # ---- canonical -> Salesforce -------------------------------------------------------------------

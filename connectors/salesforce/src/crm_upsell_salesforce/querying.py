@@ -22,6 +22,7 @@ from crm_upsell_salesforce.mapping import (
     MappingOptions,
     fields_for,
 )
+from crm_upsell_salesforce.marketing import OPT_OUT
 from crm_upsell_salesforce.settings import SalesforceSettings
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ STREAMS: dict[str, Stream] = {
     "assets": Stream.LINE_ITEMS,
     "tasks": Stream.ACTIVITIES,
     "events": Stream.ACTIVITIES,
+    "campaign_members": Stream.CAMPAIGN_MEMBERS,
 }
 
 
@@ -51,6 +53,7 @@ class QueryingBase(Connector):
     options: MappingOptions
     client: SalesforceClient
     _missing: dict[str, set[str]]  # stream -> optional fields (lower case) this org turned out not to have
+    _unavailable: set[str]  # optional streams whose sObject the org does not have (CampaignMember)
     _fully_read: set[str]  # streams whose full read (every live id, deletes reconciled) completed here
     _rates: Rates | None  # the org's currencies, read once when first needed
     _rates_lock: asyncio.Lock
@@ -84,6 +87,8 @@ class QueryingBase(Connector):
             return {self.options.outcome_field.lower()} if self.options.outcome_field else set()
         if stream == "products":
             return {f.lower() for f in self.options.product_extra_fields}
+        if stream == "contacts":
+            return {OPT_OUT.lower()}
         if stream in CURRENCY_STREAMS:
             return set(OPTIONAL_EXTRA)  # single-currency orgs have no CurrencyIsoCode
         return set()

@@ -27,6 +27,7 @@ from crm_upsell_salesforce import soql
 from crm_upsell_salesforce.deletes import DeletesMixin
 from crm_upsell_salesforce.enrich import CURRENCY_STREAMS, enrich, merged_into
 from crm_upsell_salesforce.mapping import MODSTAMP, map_records, modified_at
+from crm_upsell_salesforce.marketing import optional_object_missing
 from crm_upsell_salesforce.windows import KEY_PREFIXES, IdWindow, StampWindow, mid_id
 
 log = logging.getLogger(__name__)
@@ -103,13 +104,20 @@ class ReadsMixin(DeletesMixin):
         skip_ids: frozenset[str] = frozenset(),
     ) -> AsyncIterator[Page]:
         sobject = self._sobject(stream)
+        if stream in self._unavailable:
+            return
         pages = (
             self._full_read(stream, sobject, resume)
             if since is None
             else self._incremental_read(stream, sobject, since, skip_ids)
         )
-        async for page in pages:
-            yield page
+        try:
+            async for page in pages:
+                yield page
+        except FatalAPIError as exc:
+            if not optional_object_missing(stream, exc):
+                raise
+            self._unavailable.add(stream)
 
     # ---- full reads: Id order ---------------------------------------------------------------------
 

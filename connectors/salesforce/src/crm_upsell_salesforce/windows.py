@@ -27,6 +27,7 @@ KEY_PREFIXES: dict[str, str] = {
     "Task": "00T",
     "Event": "00U",
     "User": "005",
+    "CampaignMember": "00v",
 }
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _BODY = 12  # characters after the key prefix in a 15-character id

@@ -61,6 +61,7 @@ from crm_upsell_connector.models import (
     WriteResult,
 )
 from crm_upsell_zoho.auth import build_auth
+from crm_upsell_zoho.campaigns import read_campaign_members
 from crm_upsell_zoho.client import (
     PAGE_LIMIT,
     PAGE_PARAM_MAX_RECORDS,
@@ -115,6 +116,7 @@ STREAMS: dict[str, Stream] = {
     "calls": Stream.ACTIVITIES,
     "events": Stream.ACTIVITIES,
     "notes": Stream.ACTIVITIES,
+    "campaign_members": Stream.CAMPAIGN_MEMBERS,
 }
 SANDBOX_SECRET_ENV = "CRM_UPSELL_SANDBOX_ZOHO_CLIENT_SECRET"  # noqa: S105 - a variable name
 SANDBOX_REFRESH_ENV = "CRM_UPSELL_SANDBOX_ZOHO_REFRESH_TOKEN"
@@ -141,7 +143,7 @@ _META_MODULES = frozenset({"Accounts", "Tasks"})
 # Fields only some orgs have, asked for anyway: Zoho refuses the read naming one, and the read goes on
 # without it (one call, once per connector). Currency and Exchange_Rate exist in multi-currency orgs
 # only ("Multi Currency Support").
-_OPTIONAL_FIELDS = frozenset({"Currency", "Exchange_Rate"})
+_OPTIONAL_FIELDS = frozenset({"Currency", "Exchange_Rate", "Email_Opt_Out"})
 _CREATE_ATTEMPTS = 3
 
 
@@ -350,6 +352,9 @@ class ZohoConnector(Connector):
             pages = self._read_users(since, skip_ids)
         elif stream == "notes":
             pages = read_notes(self.client, since, skip_ids, self._options())
+        elif stream == "campaign_members":
+            ims = if_modified_since(since) if since is not None else None
+            pages = read_campaign_members(self.client, since, ims, skip_ids)
         else:
             if MODULES[stream] in _META_MODULES:
                 await self._ensure_meta(MODULES[stream])
@@ -521,8 +526,8 @@ class ZohoConnector(Connector):
         with its deal: the features join line items to deals, so they drop out with it.
         """
         self._check_stream(stream)
-        if stream in ("users", "line_items"):
-            return
+        if stream in ("users", "line_items", "campaign_members"):
+            return  # campaign members: every full read reconciles them (campaigns.py)
         module = MODULES[stream]
         headers = {"If-Modified-Since": if_modified_since(since)} if since is not None else None
         page_no = 1

@@ -96,7 +96,16 @@ def fields_for(stream: str, options: MappingOptions) -> tuple[str, ...]:
             *options.product_fields.values(),
         )
     elif stream == "contacts":
-        names = ("First_Name", "Last_Name", "Full_Name", "Email", "Account_Name", "Created_Time")
+        # Email_Opt_Out: the contact's marketing e-mail opt-out (see campaigns.py); optional.
+        names = (
+            "First_Name",
+            "Last_Name",
+            "Full_Name",
+            "Email",
+            "Account_Name",
+            "Created_Time",
+            "Email_Opt_Out",
+        )
     elif stream in ("deals", "line_items"):
         # Both streams ask for the same fields, so that one page can serve both (see connector.py).
         names = (
@@ -507,7 +516,19 @@ def map_record(stream: str, raw: Any, options: MappingOptions) -> list[Record]:
 
 
 def map_records(stream: str, raws: Iterable[Any], options: MappingOptions) -> list[Record]:
-    return [record for raw in raws for record in map_record(stream, raw, options)]
+    """The page's records; a contact brings its e-mail opt-out first (``campaigns``)."""
+    from crm_upsell_zoho.campaigns import contact_engagement
+
+    out: list[Record] = []
+    for raw in raws:
+        mapped = map_record(stream, raw, options)
+        for record in mapped:
+            if isinstance(record, Contact) and isinstance(raw, dict):
+                engagement = contact_engagement(raw, record)
+                if engagement is not None:
+                    out.append(engagement)
+        out.extend(mapped)
+    return out
 
 
 # ---- canonical -> Zoho -------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from crm_upsell_hubspot.sandbox.catalog import _CREATED_PROP, OBJECT_TYPES
+from crm_upsell_hubspot.sandbox.engagement import ENGAGEMENT_PROPERTY_DEFS
 
 
 def _options(*values: str) -> list[dict[str, Any]]:
@@ -93,6 +94,7 @@ def _standard_properties(currencies: Sequence[str] = ("USD",)) -> dict[str, list
             ("associatedcompanyid", "Primary Associated Company ID", "number", "number", [], False),
             owner,
             merged,
+            *ENGAGEMENT_PROPERTY_DEFS,
         ],
         "deals": [
             ("dealname", "Deal Name", "string", "text", [], False),

@@ -26,6 +26,7 @@ from crm_upsell_hubspot.sandbox.catalog import (
     OBJECT_TYPES,
 )
 from crm_upsell_hubspot.sandbox.common import _bad, _iso, _ms, _num
+from crm_upsell_hubspot.sandbox.engagement import engagement_getters
 from crm_upsell_hubspot.sandbox.property_defs import _CUSTOM, _standard_properties
 from crm_upsell_hubspot.sandbox.store import Getter, Rec, Table
 
@@ -226,6 +227,7 @@ class PortalState:
             "lifecyclestage": lambda s: s.lifecycle_stage,
             "hubspot_owner_id": company_owner,
             "associatedcompanyid": lambda s: str(ids[s.company_key]),
+            **engagement_getters(self.scenario),
         }
         deals: dict[str, Getter] = {
             "dealname": lambda s: s.name,

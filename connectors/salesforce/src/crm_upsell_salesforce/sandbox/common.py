@@ -23,6 +23,9 @@ KEY_PREFIXES: dict[str, str] = {
     "Task": "00T",
     "Event": "00U",
     "User": "005",
+    # Marketing (Object Reference "Campaign", "CampaignMember"; see sandbox/marketing.py).
+    "Campaign": "701",
+    "CampaignMember": "00v",
     # Setup objects behind field-level security (Object Reference: PermissionSet, FieldPermissions,
     # PermissionSetAssignment; https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/
     # object_reference/sforce_api_objects_fieldpermissions.htm).

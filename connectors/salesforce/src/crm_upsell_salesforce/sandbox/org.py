@@ -26,6 +26,7 @@ from crm_upsell_salesforce.sandbox.common import (
 from crm_upsell_salesforce.sandbox.currency import CurrencyData
 from crm_upsell_salesforce.sandbox.data import ScenarioData
 from crm_upsell_salesforce.sandbox.limits import LimitsApi
+from crm_upsell_salesforce.sandbox.marketing import MarketingData, marketing_schema
 from crm_upsell_salesforce.sandbox.merge import MergeApi
 from crm_upsell_salesforce.sandbox.permissions import PermissionsApi
 from crm_upsell_salesforce.sandbox.query import QueryApi
@@ -56,6 +57,7 @@ class SalesforceSandbox(
     PermissionsApi,
     MergeApi,
     CurrencyData,
+    MarketingData,
     ScenarioData,
 ):
     """The state of one emulated Salesforce org and the logic behind every route."""
@@ -67,7 +69,7 @@ class SalesforceSandbox(
         self.lock = threading.RLock()
         self.schema: dict[str, SObject] = {
             name: SObject(name, KEY_PREFIXES[name], [*system_fields(name != "User"), *fields])
-            for name, fields in standard_schema().items()
+            for name, fields in (standard_schema() | marketing_schema()).items()
         }
         self.tooling_schema: dict[str, SObject] = {
             "CustomField": SObject("CustomField", TOOLING_PREFIX["CustomField"], TOOLING_FIELDS)
@@ -104,5 +106,6 @@ class SalesforceSandbox(
         self._init_custom_field_rows()
         self._archive_old_activities()
         self._load_currencies()
+        self._load_marketing()
 
     # -- loading

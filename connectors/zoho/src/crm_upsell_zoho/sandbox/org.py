@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from crm_upsell_connector.sandbox.scenario import SActivity, Scenario, SCompany, SContact
+from crm_upsell_zoho.sandbox.campaigns import add_campaigns
 from crm_upsell_zoho.sandbox.schema import define_modules
 from crm_upsell_zoho.sandbox.store import (
     ACTIVITY_MODULES,
@@ -73,6 +74,9 @@ class Org:
         define_modules(self)
         self._define_getters()
         self._load_records(scenario, now)
+        #: Campaign id -> (contact id, Member_Status) of its members (see campaigns.py).
+        self.campaign_members: dict[int, list[tuple[int, str]]] = {}
+        add_campaigns(self)
 
     # -- ids and time
 

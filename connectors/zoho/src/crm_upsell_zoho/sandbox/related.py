@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from crm_upsell_connector.sandbox.plumbing import ApiGuard
+from crm_upsell_zoho.sandbox.campaigns import RELATION_FIELDS
 from crm_upsell_zoho.sandbox.state import PER_PAGE_MAX, ZohoSandbox, bad
 
 __all__ = ["list_related", "routes"]
@@ -25,11 +26,14 @@ RELATED_LISTS: dict[tuple[str, str], str] = {
     ("Accounts", "Notes"): "Notes",
     ("Deals", "Notes"): "Notes",
     ("Contacts", "Notes"): "Notes",
+    ("Campaigns", "Contacts"): "Contacts",
 }
 
 
 def _related_ids(sb: ZohoSandbox, parent: str, parent_id: int, related: str) -> list[int]:
     org = sb.org
+    if parent == "Campaigns":
+        return [c for c, _ in org.campaign_members.get(parent_id, []) if org.find("Contacts", c) is not None]
     if related == "Products":
         return [p for p in org.deal_products.get(parent_id, []) if org.find("Products", p) is not None]
     table = org.tables["Notes"]
@@ -52,7 +56,11 @@ def list_related(sb: ZohoSandbox, request: Request) -> Response:
     if record is None:
         raise bad("INVALID_DATA", "the id given seems to be invalid", resource_path_index=1)
     q = request.query_params
-    fields = sb.fields_param(related, q.get("fields"))
+    relation = RELATION_FIELDS.get((parent, related_name), ())
+    asked = [f.strip() for f in (q.get("fields") or "").split(",") if f.strip()]
+    own = [f for f in asked if f not in relation]
+    # The relation's own fields (a campaign member's Member_Status) ride beside the module's.
+    fields = sb.fields_param(related, ",".join(own) if own else ("id" if asked else q.get("fields")))
     per_page = sb.int_param(q.get("per_page"), "per_page", PER_PAGE_MAX, 1, PER_PAGE_MAX)
     page = sb.int_param(q.get("page"), "page", 1)
     ids = _related_ids(sb, parent, record.id, related)
@@ -62,6 +70,11 @@ def list_related(sb: ZohoSandbox, request: Request) -> Response:
         return Response(status_code=204)
     table = sb.org.tables[related]
     data = [sb.org.render(related, table.recs[i], fields) for i in chunk]
+    if relation and parent == "Campaigns":
+        status = dict(sb.org.campaign_members.get(record.id, []))
+        for row, i in zip(data, chunk, strict=True):
+            if "Member_Status" in asked:
+                row["Member_Status"] = status.get(i)
     return JSONResponse(
         {
             "data": data,
