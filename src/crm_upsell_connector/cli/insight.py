@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Annotated, cast
 import typer
 
 if TYPE_CHECKING:
-    from crm_upsell_connector.currency import resolve_home_currency
     from crm_upsell_connector.outcomes import OutcomeSummary
     from crm_upsell_connector.outcomes.funnel import GroupBy
     from crm_upsell_connector.pipeline import Session

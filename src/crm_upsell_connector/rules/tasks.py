@@ -131,7 +131,11 @@ def render_task(
 
 
 # Facts shown elsewhere in the task (the segment, the uplift line) or only meaningful to engineers.
-_NOT_IN_BODY = frozenset({"segment", "expected_uplift", "account_id", "owner_id", "account_name"})
+# The segment's own inputs and ids are not facts a rep reads: the segment label and the facts the
+# utilization comes from (seats, usage) already say it in words.
+_NOT_IN_BODY = frozenset(
+    {"segment", "expected_uplift", "account_id", "owner_id", "account_name", "utilization"}
+)
 _SEAT_FACTS = ("seats_active", "seats_purchased", "seat_utilization", "seat_utilization_pct")
 
 
