@@ -1,0 +1,75 @@
+"""Line items from a custom product subform on Deals (``owned_products = ["subform:<api_name>"]``)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from crm_upsell_connector.models import LineItem
+from crm_upsell_connector.values import parse_number
+from crm_upsell_zoho.parsing import SkipRecord, home_amount, lookup_id, record_id, text
+from crm_upsell_zoho.parsing import updated_stamp as _updated
+
+# The mapping logger: row warnings come from the same logger as every other mapping warning.
+log = logging.getLogger("crm_upsell_zoho.mapping")
+
+DEAL_PRODUCTS = "Deal_Products"  # a custom subform on Deals some orgs keep what a deal sells in
+
+
+def map_line_items(raw: Mapping[str, Any], subform: str = DEAL_PRODUCTS) -> list[LineItem]:
+    """One canonical line item per row of a custom product subform on a deal (the deal's stamp as
+    theirs); for orgs that keep what a deal sells in a subform (``owned_products = ["subform:..."]``)."""
+    DEAL_PRODUCTS = subform
+    deal_id = record_id(raw)
+    updated = _updated(raw)
+    rows = raw.get(DEAL_PRODUCTS)
+    if rows is None:
+        return []
+    if not isinstance(rows, list):
+        raise SkipRecord(f"its {DEAL_PRODUCTS} is not a list")
+    items: list[LineItem] = []
+    for n, row in enumerate(rows):
+        if not isinstance(row, dict):
+            log.warning("skipping Zoho Deals %s %s row %d: not an object", deal_id, DEAL_PRODUCTS, n)
+            continue
+        product = row.get("Product_Name") or row.get("Product")
+        quantity = parse_number(row.get("Quantity"))
+        price = parse_number(row.get("List_Price") or row.get("Unit_Price"))
+        amount = parse_number(row.get("Total") or row.get("Amount"))
+        if amount is None and price is not None:
+            amount = price * (1.0 if quantity is None else quantity)
+            if not math.isfinite(amount):
+                amount = None  # 1e308 x 10: no amount rather than infinity
+        try:
+            items.append(
+                LineItem(
+                    id=text(row.get("id")) or f"{deal_id}:{n}",
+                    updated_at=updated,
+                    deal_id=deal_id,
+                    product_id=lookup_id(product),
+                    sku=text(row.get("Product_Code")),
+                    name=(text(product.get("name")) if isinstance(product, dict) else None) or "",
+                    quantity=1.0 if quantity is None else quantity,
+                    unit_price=price,
+                    amount=amount,
+                    amount_home=home_amount(amount, raw.get("Exchange_Rate")),  # the deal's rate
+                    billing_period=_billing_period(row.get("Billing_Frequency")),
+                )
+            )
+        except ValidationError as exc:
+            log.warning(
+                "skipping Zoho Deals %s %s row %d: %s", deal_id, DEAL_PRODUCTS, n, exc.errors()[0]["msg"]
+            )
+    return items
+
+
+_PERIODS = {"annually": "annually", "yearly": "annually", "monthly": "monthly", "quarterly": "quarterly"}
+
+
+def _billing_period(value: Any) -> str | None:
+    raw = text(value)
+    return None if raw is None else _PERIODS.get(raw.lower(), raw.lower())
