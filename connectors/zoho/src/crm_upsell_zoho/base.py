@@ -36,6 +36,8 @@ STREAMS: dict[str, Stream] = {
     "contacts": Stream.CONTACTS,
     "deals": Stream.DEALS,
     "line_items": Stream.LINE_ITEMS,
+    "sales_order_items": Stream.LINE_ITEMS,
+    "invoice_items": Stream.LINE_ITEMS,
     "tasks": Stream.ACTIVITIES,
     "calls": Stream.ACTIVITIES,
     "events": Stream.ACTIVITIES,

@@ -18,6 +18,7 @@ from crm_upsell_zoho.notes import NOTES_PERMISSION
 if TYPE_CHECKING:
     pass
 from crm_upsell_zoho.base import ZohoBase
+from crm_upsell_zoho.line_items import ORDER_STREAMS
 
 _CREATE_ATTEMPTS = 3
 
@@ -96,7 +97,12 @@ class ZohoChecks(ZohoBase):
                 detail=f"Zoho accepted the refresh token ({self.auth.api_domain or 'api'})",
             )
         )
-        for module in dict.fromkeys(MODULES.values()):
+        unused = {
+            module
+            for source, module, _ in ORDER_STREAMS.values()
+            if source not in self.settings.owned_products
+        }
+        for module in dict.fromkeys(m for m in MODULES.values() if m not in unused):
             try:
                 await self.client.request(
                     "GET",
@@ -111,7 +117,14 @@ class ZohoChecks(ZohoBase):
                     detail = f"the integration user may not list all notes: notes are skipped; give it {NOTES_PERMISSION}"
                 checks.append(CheckResult(item=f"read {module}", ok=False, detail=detail))
             except ConnectorError as exc:
-                checks.append(CheckResult(item=f"read {module}", ok=False, detail=exc.one_line()))
+                detail = exc.one_line()
+                if isinstance(exc, FatalAPIError) and exc.error_code == "INVALID_MODULE":
+                    # An edition without Sales Orders / Invoices ("Get Records", possible errors).
+                    detail = (
+                        f"this org has no {module.replace('_', ' ')} module: owned products from it are "
+                        "skipped; remove its source from owned_products, or use an edition that has it"
+                    )
+                checks.append(CheckResult(item=f"read {module}", ok=False, detail=detail))
             else:
                 checks.append(CheckResult(item=f"read {module}", ok=True))
         wanted = {"Accounts": list(ACCOUNT_FIELDS), "Tasks": [TASK_KEY_FIELD]}

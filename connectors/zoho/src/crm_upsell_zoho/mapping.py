@@ -29,7 +29,7 @@ from crm_upsell_connector.models import (
 from crm_upsell_connector.text import html_to_text
 from crm_upsell_connector.values import first_line, parse_number
 from crm_upsell_zoho.bodies import PRIORITIES, account_update_body, chunks, task_body, write_value
-from crm_upsell_zoho.line_items import DEAL_PRODUCTS, map_line_items
+from crm_upsell_zoho.line_items import DEAL_PRODUCTS, ORDER_STREAMS, map_line_items, map_order_lines
 from crm_upsell_zoho.parsing import (
     SkipRecord,
     get_ci,
@@ -84,6 +84,8 @@ MODULES: dict[str, str] = {
     "contacts": "Contacts",
     "deals": "Deals",
     "line_items": "Deals",
+    "sales_order_items": "Sales_Orders",
+    "invoice_items": "Invoices",
     "tasks": "Tasks",
     "calls": "Calls",
     "events": "Events",
@@ -150,6 +152,9 @@ def fields_for(stream: str, options: MappingOptions) -> tuple[str, ...]:
             "Created_Time",
             *options.deal_subforms,
         )
+    elif stream in ORDER_STREAMS:
+        _, _, subform = ORDER_STREAMS[stream]
+        names = ("Subject", "Account_Name", "Status", "Currency", "Exchange_Rate", subform)
     elif stream == "products":
         names = ("Product_Name", "Product_Code", "Unit_Price", *PRODUCT_EXTRA)
     elif stream == "deal_products":  # a deal's Products related list (GET /Deals/{id}/Products)
@@ -365,6 +370,8 @@ _MAPPERS: dict[str, Callable[[Mapping[str, Any], MappingOptions], Record | list[
     "line_items": lambda raw, options: [
         item for subform in options.deal_subforms for item in map_line_items(raw, subform)
     ],
+    "sales_order_items": lambda raw, _options: map_order_lines(raw, *ORDER_STREAMS["sales_order_items"][1:]),
+    "invoice_items": lambda raw, _options: map_order_lines(raw, *ORDER_STREAMS["invoice_items"][1:]),
     "products": map_product,
     "users": lambda raw, _options: map_user(raw),
     "tasks": lambda raw, options: map_activity("tasks", raw, options),
