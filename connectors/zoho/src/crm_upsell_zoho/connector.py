@@ -16,7 +16,10 @@ reads because it returns lookups without names, does not join related lists, and
 (shifted by edits made mid-read). COQL serves ``find_tasks``, where one call looks up 50 task keys.
 
 **Line items** (what an account owns) come from each won or open deal's Products related list (see
-:mod:`crm_upsell_zoho.owned`), or from a custom subform when ``owned_products`` names one. The
+:mod:`crm_upsell_zoho.owned`), or from a custom subform when ``owned_products`` names one; the
+``sales_order_items`` / ``invoice_items`` streams read the product lines of Sales Orders / Invoices
+(``Ordered_Items`` / ``Invoiced_Items``) inside their record pages when ``owned_products`` names
+``sales_orders`` / ``invoices`` (see :mod:`crm_upsell_zoho.line_items`). The
 ``deals`` and ``line_items`` streams ask for the same Deals fields, so when both are read from the
 same position (a full sync reads them side by side) one response serves both (:class:`SharedPages`).
 **Notes** are read newest first without ``If-Modified-Since`` (see :mod:`crm_upsell_zoho.notes`).
