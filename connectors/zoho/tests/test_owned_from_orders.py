@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from crm_upsell_zoho.connector import ZohoConnector, ZohoPlugin
-from crm_upsell_zoho.sandbox import create_app, sandbox_state, zoho_id
+from crm_upsell_zoho.sandbox import create_app, delete, sandbox_state, set_fields, zoho_id
 from crm_upsell_zoho.sandbox.inventory import INVOICE_SHARE, SO_SHARE
 from crm_upsell_zoho.settings import ZohoSettings
 
@@ -198,3 +198,29 @@ async def test_the_sandbox_refuses_a_field_sales_orders_do_not_have(org: _Org) -
         assert row["Product_Name"]["Product_Code"]
         bad = await raw.get("/crm/v8/Sales_Orders", params={"fields": "Account_Name,Invoiced_Items"})
         assert bad.status_code == 400 and bad.json()["code"] == "INVALID_DATA"
+
+
+async def test_a_cancelled_order_no_longer_owns_its_products(org: _Org, conn: ZohoConnector) -> None:
+    pages = [p async for p in conn.read("sales_order_items", None)]
+    lines = [r for p in pages for r in p.records if isinstance(r, LineItem)]
+    watermark = max(p.watermark for p in pages if p.watermark is not None)
+    order_id = str(lines[0].extra["record_id"])
+    ids = {line.id for line in lines if line.extra["record_id"] == order_id}
+    set_fields(org.app, "Sales_Orders", order_id, {"Status": "Cancelled"})
+    later = [p async for p in conn.read("sales_order_items", watermark)]
+    assert ids <= {i for p in later for i in p.deleted_ids}
+    assert not any(isinstance(r, LineItem) and r.id in ids for p in later for r in p.records)
+
+
+async def test_a_deleted_order_takes_its_lines_with_it(org: _Org, conn: ZohoConnector) -> None:
+    lines = await _lines(conn, "sales_order_items")
+    order_id = str(lines[0].extra["record_id"])
+    mine = [line.id for line in lines if line.extra["record_id"] == order_id]
+    assert mine and all(i.startswith(f"{order_id}:") for i in mine)
+    delete(org.app, "Sales_Orders", [order_id])
+    pages = [p async for p in conn.read_deleted("sales_order_items", None)]
+    # Every stored line with the order's prefix that is not present (none is) is removed.
+    assert [(p.present_prefix, p.present_ids) for p in pages if p.present_ids is not None] == [
+        (f"{order_id}:", [])
+    ]
+    assert not [p async for p in org.connector().read_deleted("sales_order_items", None)]  # not configured

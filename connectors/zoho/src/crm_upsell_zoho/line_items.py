@@ -91,13 +91,19 @@ ORDER_STREAMS: dict[str, tuple[str, str, str]] = {
 CANCELLED = "cancelled"
 
 
+def order_line_id(order_id: str, row: Mapping[str, Any], n: int) -> str:
+    """``<order or invoice id>:<row id>`` (the row's position where it has no id): the order's lines
+    share its id as a prefix, so a deleted order's lines can be removed by it."""
+    return f"{order_id}:{text(row.get('id')) or f'#{n}'}"
+
+
 def order_line_ids(raw: Mapping[str, Any], subform: str) -> list[str]:
     """The line item ids of an order's rows (as :func:`map_order_lines` names them)."""
     order_id = record_id(raw)
     rows = raw.get(subform)
     if not isinstance(rows, list):
         return []
-    return [text(row.get("id")) or f"{order_id}:{n}" for n, row in enumerate(rows) if isinstance(row, dict)]
+    return [order_line_id(order_id, row, n) for n, row in enumerate(rows) if isinstance(row, dict)]
 
 
 def is_cancelled(raw: Mapping[str, Any]) -> bool:
@@ -137,7 +143,7 @@ def map_order_lines(raw: Mapping[str, Any], module: str, subform: str) -> list[L
         try:
             items.append(
                 LineItem(
-                    id=text(row.get("id")) or f"{order_id}:{n}",
+                    id=order_line_id(order_id, row, n),
                     updated_at=updated,
                     account_id=account_id,
                     product_id=lookup_id(product),

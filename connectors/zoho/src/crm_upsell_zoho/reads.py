@@ -160,7 +160,10 @@ class ZohoReads(ZohoBase):
         # id -> stamp of the records read whose stamps the current request asks for again.
         # (Line items from a deal's Products related list are ``<deal id>:<product id>``: the deal's.)
         seen: dict[str, datetime] = (
-            {(i.partition(":")[0] if stream == "line_items" else i): since for i in skip_ids}
+            {
+                (i.partition(":")[0] if stream == "line_items" or stream in ORDER_STREAMS else i): since
+                for i in skip_ids
+            }
             if since is not None
             else {}
         )
@@ -281,11 +284,29 @@ class ZohoReads(ZohoBase):
         """Deleted records (recycle bin and permanent) from ``GET /{module}/deleted``.
 
         Users are never deleted (they are deactivated, which a read shows). A line item disappears
-        with its deal: the features join line items to deals, so they drop out with it.
+        with its deal: the features join line items to deals, so they drop out with it. The lines of a
+        deleted sales order or invoice (ids ``<record id>:<row id>``) are removed by that prefix.
         """
         self._check_stream(stream)
-        if stream in ("users", "line_items", *ORDER_STREAMS):
+        if stream in ("users", "line_items"):
             return
+        if stream in ORDER_STREAMS:
+            source = ORDER_STREAMS[stream][0]
+            if source not in self.settings.owned_products:
+                return
+            try:
+                async for page in self._deleted_pages(stream, since):
+                    for record in page.deleted_ids:
+                        yield Page(stream=stream, present_ids=[], present_prefix=f"{record}:")
+                    yield Page(stream=stream, watermark=page.watermark)
+            except FatalAPIError as exc:
+                if exc.error_code != INVALID_MODULE:  # no such module: read() has warned already
+                    raise
+            return
+        async for page in self._deleted_pages(stream, since):
+            yield page
+
+    async def _deleted_pages(self, stream: str, since: datetime | None) -> AsyncIterator[Page]:
         module = MODULES[stream]
         headers = {"If-Modified-Since": if_modified_since(since)} if since is not None else None
         page_no = 1
