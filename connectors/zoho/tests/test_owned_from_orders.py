@@ -224,3 +224,18 @@ async def test_a_deleted_order_takes_its_lines_with_it(org: _Org, conn: ZohoConn
         (f"{order_id}:", [])
     ]
     assert not [p async for p in org.connector().read_deleted("sales_order_items", None)]  # not configured
+
+
+async def test_orders_listed_without_their_line_items_are_read_one_by_one(
+    org: _Org, conn: ZohoConnector
+) -> None:
+    listed = await _lines(conn, "sales_order_items")
+    sandbox_state(org.app).org.line_items_in_lists = False
+    again = org.connector(owned_products=["sales_orders"])
+    try:
+        lines = await _lines(again, "sales_order_items")
+        orders = {line.extra["record_id"] for line in lines}
+        assert again.stats.by_endpoint.get("GET Sales_Orders/{id}", 0) == len(orders)
+    finally:
+        await again.close()
+    assert sorted(line.id for line in lines) == sorted(line.id for line in listed)

@@ -22,6 +22,7 @@ from crm_upsell_zoho.mapping import (
     zoho_datetime,
 )
 from crm_upsell_zoho.notes import read_notes
+from crm_upsell_zoho.orders import with_line_items
 from crm_upsell_zoho.owned import DEAL_PRODUCTS_SOURCE, deal_product_lines
 
 if TYPE_CHECKING:
@@ -100,7 +101,8 @@ class ZohoReads(ZohoBase):
     ) -> AsyncIterator[Page]:
         """The product lines of Sales Orders or Invoices, when ``owned_products`` names the source:
         the records API with the line item subform in ``fields`` (200 orders and all their lines a
-        call, keyset paging like every module). An org whose edition lacks the module answers 400
+        call, keyset paging like every module; a record listed without it is read on its own, see
+        :mod:`crm_upsell_zoho.orders`). An org whose edition lacks the module answers 400
         ``INVALID_MODULE`` ("Get Records", possible errors,
         https://www.zoho.com/crm/developer/docs/api/v8/get-records.html): one warning, and the
         source is skipped (``check`` says so too)."""
@@ -205,6 +207,9 @@ class ZohoReads(ZohoBase):
                     seen[ident] = stamp
                 fresh.append(raw)
             more = bool(info.get("more_records")) and bool(rows)
+            if fresh and stream in ORDER_STREAMS:
+                _, module, subform = ORDER_STREAMS[stream]
+                fresh = await with_line_items(self.client, module, subform, str(base["fields"]), fresh)
             if fresh:
                 yield Page(
                     stream=stream,

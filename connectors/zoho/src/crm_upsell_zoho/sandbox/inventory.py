@@ -24,13 +24,14 @@ from crm_upsell_zoho.sandbox.store import CURRENCIES, DAY_MS, FieldDef, ModuleDe
 if TYPE_CHECKING:
     from crm_upsell_zoho.sandbox.org import Org
 
-__all__ = ["INVENTORY_MODULES", "add_inventory"]
+__all__ = ["INVENTORY_MODULES", "LINE_ITEM_SUBFORMS", "add_inventory"]
 
 #: module -> (singular label, its line item subform).
 INVENTORY_MODULES: dict[str, tuple[str, str]] = {
     "Sales_Orders": ("Sales Order", "Ordered_Items"),
     "Invoices": ("Invoice", "Invoiced_Items"),
 }
+LINE_ITEM_SUBFORMS = frozenset(subform for _, subform in INVENTORY_MODULES.values())
 #: The standard Status picklists of both modules.
 STATUSES = ("Created", "Approved", "Delivered", "Cancelled")
 SO_SHARE = 3

@@ -60,6 +60,9 @@ class Org:
         self.ids: dict[str, int] = {}  # scenario key -> Zoho id
         self.modules: dict[str, ModuleDef] = {}
         self.tables: dict[str, Table] = {m: Table(m) for m in MODULES}
+        #: Whether list reads return the line items asked for in ``fields`` (False emulates an org
+        #: whose list reads leave them out: the connector then reads each record on its own).
+        self.line_items_in_lists = True
         #: Deal id -> product ids on its Products related list ("Related Records").
         self.deal_products: dict[int, list[int]] = {}
         #: Company key -> the currency its deals are in: every tenth company (from the fourth) deals
