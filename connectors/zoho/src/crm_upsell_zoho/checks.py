@@ -119,7 +119,8 @@ class ZohoChecks(ZohoBase):
             except ConnectorError as exc:
                 detail = exc.one_line()
                 if isinstance(exc, FatalAPIError) and exc.error_code == "INVALID_MODULE":
-                    # An edition without Sales Orders / Invoices ("Get Records", possible errors).
+                    # An edition without Sales Orders / Invoices: the records API's INVALID_MODULE
+                    # (zoho/crm-oas v8.0/record.json error codes).
                     detail = (
                         f"this org has no {module.replace('_', ' ')} module: owned products from it are "
                         "skipped; remove its source from owned_products, or use an edition that has it"

@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from crm_upsell_connector.errors import ConfigError, FatalAPIError
 from crm_upsell_connector.models import Page, Record
-from crm_upsell_zoho.client import PAGE_LIMIT, PAGE_PARAM_MAX_RECORDS, UnknownFieldError, data_of, info_of
+from crm_upsell_zoho.client import (
+    PAGE_LIMIT,
+    PAGE_PARAM_MAX_RECORDS,
+    PermissionDenied,
+    UnknownFieldError,
+    data_of,
+    info_of,
+)
 from crm_upsell_zoho.line_items import ORDER_STREAMS, is_cancelled, order_line_ids
 from crm_upsell_zoho.mapping import (
     MODULES,
@@ -103,7 +110,8 @@ class ZohoReads(ZohoBase):
         the records API with the line item subform in ``fields`` (200 orders and all their lines a
         call, keyset paging like every module; a record listed without it is read on its own, see
         :mod:`crm_upsell_zoho.orders`). An org whose edition lacks the module answers 400
-        ``INVALID_MODULE`` ("Get Records", possible errors,
+        ``INVALID_MODULE`` (an error code of the records API in Zoho's v8 OpenAPI description,
+        ``zoho/crm-oas`` ``v8.0/record.json``; "Get Records",
         https://www.zoho.com/crm/developer/docs/api/v8/get-records.html): one warning, and the
         source is skipped (``check`` says so too)."""
         source, module, _ = ORDER_STREAMS[stream]
@@ -120,6 +128,17 @@ class ZohoReads(ZohoBase):
                 "Zoho CRM has no %s module in this org (its edition lacks it, or it is hidden): "
                 "owned products from %s are skipped; remove %r from owned_products to stop this warning",
                 module,
+                module.replace("_", " "),
+                source,
+            )
+        except PermissionDenied as exc:
+            # A profile without View on the module: 403 NO_PERMISSION, like the notes list.
+            log.warning(
+                "the %s stream is skipped: the integration user's profile may not view %s (%s); give it "
+                "View on %s, or remove %r from owned_products",
+                stream,
+                module.replace("_", " "),
+                exc.one_line(),
                 module.replace("_", " "),
                 source,
             )
@@ -304,6 +323,8 @@ class ZohoReads(ZohoBase):
                     for record in page.deleted_ids:
                         yield Page(stream=stream, present_ids=[], present_prefix=f"{record}:")
                     yield Page(stream=stream, watermark=page.watermark)
+            except PermissionDenied:  # read() has warned already
+                pass
             except FatalAPIError as exc:
                 if exc.error_code != INVALID_MODULE:  # no such module: read() has warned already
                     raise
