@@ -29,6 +29,9 @@ from crm_upsell_connector.models import (
 from crm_upsell_connector.text import html_to_text
 from crm_upsell_connector.values import first_line, parse_number
 from crm_upsell_zoho.bodies import PRIORITIES, account_update_body, chunks, task_body, write_value
+
+# field_body: the body of one POST /settings/fields entry, kept importable from here.
+from crm_upsell_zoho.fields_setup import field_body
 from crm_upsell_zoho.line_items import DEAL_PRODUCTS, ORDER_STREAMS, map_line_items, map_order_lines
 from crm_upsell_zoho.parsing import (
     SkipRecord,
@@ -53,6 +56,7 @@ __all__ = [
     "account_update_body",
     "chunks",
     "deal_state",
+    "field_body",
     "fields_for",
     "get_ci",
     "home_amount",
