@@ -4,7 +4,9 @@ The sandbox runs as a separate process (``crm-upsell sandbox serve --crm zoho``)
 measured are the connector's alone. The minimum number of calls is ``ceil(N / 200)`` per module read
 (the records API returns at most 200 records a call), plus one call per won or open deal for what it
 sells (the deal's Products related list: Zoho has no batch read of related lists, COQL does not join
-them), and ``ceil(M / 100)`` per write (100 records a call). See bench/README.md.
+them), plus ``ceil(K / 200)`` per Sales_Orders / Invoices read when ``--owned-products`` names
+``sales_orders`` / ``invoices`` (their product lines arrive inside the order pages), and ``ceil(M / 100)``
+per write (100 records a call). See bench/README.md.
 """
 
 from __future__ import annotations
@@ -37,23 +39,46 @@ MODULE_STREAMS = ("users", "products", "accounts", "contacts", "deals", "tasks",
 
 
 RELATED = "GET Deals/{id}/Products"
+#: owned_products source -> the module its product lines are read from.
+ORDER_MODULES = {"sales_orders": "Sales_Orders", "invoices": "Invoices"}
 
 
 def minimum_full_calls(
-    per_stream: dict[str, int], owning_deals: int, members_per_campaign: list[int] | None = None
+    per_stream: dict[str, int],
+    owning_deals: int,
+    members_per_campaign: list[int] | None = None,
+    orders: dict[str, int] | None = None,
 ) -> int:
-    """``ceil(N / 200)`` per module read (at least one call each), plus one related-list call per won or
-    open deal (the line items).
+    """``ceil(N / 200)`` per module read (at least one call each), plus one related-list call per
+    deal (the line items), plus ``ceil(K / 200)`` per order module read (``orders``: module ->
+    records with lines).
 
     Campaign members (``members_per_campaign``, one count per campaign): ``ceil(campaigns / 200)``
     list calls plus, per campaign, ``ceil(members / 200)`` related-list calls (at least one: an
     empty list answers 204). Zoho has no call listing every membership at once.
     """
     base = sum(max(1, math.ceil(per_stream.get(s, 0) / PAGE)) for s in MODULE_STREAMS) + owning_deals
+    base += sum(max(1, math.ceil(n / PAGE)) for n in (orders or {}).values())
     if members_per_campaign is None:
         return base
     campaigns = max(1, math.ceil(len(members_per_campaign) / PAGE))
     return base + campaigns + sum(max(1, math.ceil(n / PAGE)) for n in members_per_campaign)
+
+
+def order_records(session: Session, modules: list[str]) -> dict[str, int]:
+    """Orders / invoices whose lines are in the store, per module (from each line's ``extra``)."""
+    import sqlalchemy as sa
+
+    from crm_upsell_connector.store import schema
+
+    li = schema.line_items
+    found: dict[str, set[str]] = {m: set() for m in modules}
+    with session.engine.connect() as conn:
+        query = sa.select(li.c.extra).where(li.c.connection == session.name, li.c.account_id.is_not(None))
+        for (extra,) in conn.execute(query):
+            if isinstance(extra, dict) and extra.get("module") in found:
+                found[extra["module"]].add(str(extra.get("record_id")))
+    return {m: len(ids) for m, ids in found.items()}
 
 
 def owning_deals(session: Session) -> int:
@@ -76,18 +101,21 @@ def credits_of(connector: Connector) -> int:
     return int(getattr(connector, "credits_used", 0))
 
 
-def main(accounts: int, latency_ms: int, rate: int, concurrency: int) -> None:
+def main(accounts: int, latency_ms: int, rate: int, concurrency: int, owned: list[str]) -> None:
     with sandbox_process("zoho", accounts, latency_ms, rate) as port:
-        asyncio.run(measure(port, accounts, latency_ms, rate, concurrency))
+        asyncio.run(measure(port, accounts, latency_ms, rate, concurrency, owned))
 
 
-async def measure(port: int, accounts: int, latency_ms: int, rate: int, concurrency: int) -> None:
+async def measure(
+    port: int, accounts: int, latency_ms: int, rate: int, concurrency: int, owned: list[str]
+) -> None:
     plugin = load_plugins()["zoho"]
     options = SandboxOptions(accounts=accounts, latency_ms=latency_ms, rate_limit_max=rate)
     with tempfile.TemporaryDirectory() as tmp:
         store = "sqlite:///" + str(Path(tmp) / "bench.sqlite3")
         data = sandbox_config(plugin, f"http://127.0.0.1:{port}", options, store)
         data["connections"]["demo"]["settings"]["max_concurrency"] = concurrency
+        data["connections"]["demo"]["settings"]["owned_products"] = owned
         config = parse_config(data, "bench")
         session = Session.open(
             config, "demo", secrets=SecretResolver(environ=plugin.sandbox_secrets(options))
@@ -104,13 +132,19 @@ async def measure(port: int, accounts: int, latency_ms: int, rate: int, concurre
             token_calls = connector.stats.by_endpoint.get("POST /oauth/v2/token", 0) - start_tokens
             calls = connector.stats.calls - start_calls - token_calls
             per_stream = {s.stream: s.records for s in report.streams.values()}
-            owning = owning_deals(session)
-            minimum = minimum_full_calls(per_stream, owning, campaign_sizes(session.engine, session.name))
+            owning = owning_deals(session) if "deal_products" in owned else 0
+            modules = [ORDER_MODULES[s] for s in owned if s in ORDER_MODULES]
+            orders = order_records(session, modules)
+            sizes = campaign_sizes(session.engine, session.name)
+            minimum = minimum_full_calls(per_stream, owning, sizes, orders)
             related = connector.stats.by_endpoint.get(RELATED, 0)
             print("full sync:")
             for name, n in per_stream.items():
                 print(f"  {name:<11} {n:>8} records")
             print(f"  owned products: {related} Products related-list calls for {owning} won or open deals")
+            for module, n in orders.items():
+                got = connector.stats.by_endpoint.get(f"GET {module}", 0)
+                print(f"  owned products: {got} GET {module} calls for {n} records with product lines")
             print(f"  calls {calls} (minimum {minimum}, ratio {calls / minimum:.3f}, target <= 1.1)")
             print(f"  credits {credits_of(connector) - start_credits}")
             print(f"  wall {wall:.1f} s ({concurrency} in flight)")
@@ -160,6 +194,12 @@ if __name__ == "__main__":
     parser.add_argument("--latency-ms", type=int, default=100)
     parser.add_argument("--rate", type=int, default=190, help="sandbox requests per 10 s")
     parser.add_argument("--concurrency", type=int, default=5, help="the connector's max_concurrency")
+    parser.add_argument(
+        "--owned-products",
+        default="deal_products",
+        help="comma-separated owned_products sources: deal_products, sales_orders, invoices",
+    )
     args = parser.parse_args()
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    main(args.accounts, args.latency_ms, args.rate, args.concurrency)
+    owned = [s.strip() for s in args.owned_products.split(",") if s.strip()]
+    main(args.accounts, args.latency_ms, args.rate, args.concurrency, owned)

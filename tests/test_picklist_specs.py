@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from crm_upsell_hubspot.connector import _option_pairs as hubspot_pairs
+from crm_upsell_hubspot.property_setup import option_list
 from crm_upsell_salesforce.connector import SalesforceConnector
 from crm_upsell_zoho.mapping import field_body
 
@@ -15,6 +15,10 @@ SEGMENT = FieldSpec(
     options=("at_risk", "champion"),
     option_labels=("Churn risk", "チャンピオン"),
 )
+
+
+def hubspot_pairs(spec: FieldSpec) -> list[tuple[str, str]]:
+    return [(o["value"], o["label"]) for o in option_list(spec)]
 
 
 def test_hubspot_options_carry_the_labels() -> None:

@@ -99,10 +99,13 @@ class Deal(Record):
 
 
 class LineItem(Record):
-    """A product on a deal; on a won deal, something the account owns."""
+    """A product on a deal; on a won deal, something the account owns. A line of an order or invoice
+    (no deal) names its account in ``account_id`` instead, and counts as owned."""
 
     stream = Stream.LINE_ITEMS
     deal_id: str | None = None
+    #: the account a line without a deal belongs to (a sales order's or invoice's ``Account_Name``)
+    account_id: str | None = None
     product_id: str | None = None
     sku: str | None = None
     name: str = ""

@@ -99,21 +99,34 @@ def line_item_holdings(
     """Per account: owned SKUs, families, family -> SKU / tier / quantity, count, open SKUs, families."""
     li, d, p = schema.line_items, schema.deals, schema.products
     sku = sa.func.coalesce(li.c.sku, p.c.sku).label("sku")
-    deal_date = sa.func.coalesce(d.c.close_date, d.c.updated_at).label("deal_date")
+    # A line of an order or invoice has no deal: it names its account and counts as owned, dated by
+    # its own stamp. A product bought through a deal and an order is one owned SKU (a set, below).
+    owner_account = sa.func.coalesce(d.c.account_id, li.c.account_id)
+    is_won = sa.func.coalesce(d.c.is_won, sa.true())
+    is_closed = sa.func.coalesce(d.c.is_closed, sa.true())
+    deal_date = sa.func.coalesce(d.c.close_date, d.c.updated_at, li.c.updated_at).label("deal_date")
     query = (
-        sa.select(d.c.account_id, sku, d.c.is_won, deal_date, sa.func.sum(li.c.quantity).label("quantity"))
+        sa.select(
+            owner_account.label("account_id"),
+            sku,
+            is_won.label("is_won"),
+            deal_date,
+            sa.func.sum(li.c.quantity).label("quantity"),
+        )
         .select_from(
-            li.join(d, sa.and_(d.c.connection == li.c.connection, d.c.id == li.c.deal_id)).outerjoin(
+            li.outerjoin(d, sa.and_(d.c.connection == li.c.connection, d.c.id == li.c.deal_id)).outerjoin(
                 p, sa.and_(p.c.connection == li.c.connection, p.c.id == li.c.product_id)
             )
         )
         .where(
             li.c.connection == connection,
-            d.c.account_id.is_not(None),
-            sa.or_(d.c.is_won == sa.true(), d.c.is_closed == sa.false()),
+            owner_account.is_not(None),
+            # a line whose deal is not (yet) in the store counts only where it names its account
+            sa.or_(d.c.id.is_not(None), li.c.deal_id.is_(None)),
+            sa.or_(is_won == sa.true(), is_closed == sa.false()),
         )
-        .group_by(d.c.account_id, sku, d.c.is_won, d.c.is_closed, deal_date)
-        .order_by(d.c.account_id)
+        .group_by(owner_account, sku, is_won, is_closed, deal_date)
+        .order_by(owner_account)
     )
     holdings: dict[str, tuple[Any, ...]] = {}
     account: str | None = None

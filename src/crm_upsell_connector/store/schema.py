@@ -118,6 +118,7 @@ line_items = Table(
     Column("connection", CONN, primary_key=True),
     Column("id", ID, primary_key=True),
     Column("deal_id", ID),
+    Column("account_id", ID),
     Column("product_id", ID),
     Column("sku", Text),
     Column("name", Text, nullable=False, default=""),

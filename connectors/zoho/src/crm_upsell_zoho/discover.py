@@ -25,7 +25,7 @@ from crm_upsell_connector.fields import ACCOUNT_FIELDS, TASK_KEY_FIELD
 from crm_upsell_zoho.client import PAGE_LIMIT, data_of
 
 if TYPE_CHECKING:
-    from crm_upsell_zoho.connector import ZohoConnector
+    from crm_upsell_zoho.base import ZohoBase
 
 #: ``data_type`` -> canonical kind (the data types listed on the fields metadata page above).
 _KINDS: dict[str, FieldKind] = {
@@ -72,7 +72,7 @@ def _field(raw: dict[str, Any]) -> CrmField:
     )
 
 
-async def _sample(connector: ZohoConnector, names: list[str], size: int) -> tuple[int, dict[str, int]]:
+async def _sample(connector: ZohoBase, names: list[str], size: int) -> tuple[int, dict[str, int]]:
     merged: dict[str, dict[str, Any]] = {}
     for i in range(0, len(names), _FIELDS_PER_CALL):
         chunk = names[i : i + _FIELDS_PER_CALL]
@@ -88,7 +88,7 @@ async def _sample(connector: ZohoConnector, names: list[str], size: int) -> tupl
     return len(merged), fill_counts(list(merged.values()), names)
 
 
-async def describe(connector: ZohoConnector, *, sample_size: int, catalogue: bool) -> CrmSchema:
+async def describe(connector: ZohoBase, *, sample_size: int, catalogue: bool) -> CrmSchema:
     objects: list[CrmObject] = []
     labels: dict[ObjectName, dict[str, str]] = {}
     for obj, module in _OBJECTS.items():

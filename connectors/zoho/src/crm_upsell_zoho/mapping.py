@@ -9,30 +9,75 @@ their account through ``What_Id`` (notes: ``Parent_Id``) with ``$se_module`` = `
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from crm_upsell_connector.fields import ACCOUNT_FIELDS, TASK_KEY_FIELD
 from crm_upsell_connector.models import (
     Account,
     Activity,
     ActivityKind,
     Contact,
     Deal,
-    FieldUpdate,
     LineItem,
     Owner,
     Product,
     Record,
-    TaskDraft,
 )
 from crm_upsell_connector.text import html_to_text
 from crm_upsell_connector.values import first_line, parse_number
+from crm_upsell_zoho.bodies import PRIORITIES, account_update_body, chunks, task_body, write_value
+
+# field_body: the body of one POST /settings/fields entry, kept importable from here.
+from crm_upsell_zoho.fields_setup import field_body
+from crm_upsell_zoho.line_items import DEAL_PRODUCTS, ORDER_STREAMS, map_line_items, map_order_lines
+from crm_upsell_zoho.parsing import (
+    SkipRecord,
+    get_ci,
+    home_amount,
+    lookup_id,
+    modified_at,
+    parse_datetime,
+    record_id,
+    text,
+    zoho_datetime,
+)
+from crm_upsell_zoho.parsing import updated_stamp as _updated
+
+__all__ = [
+    "ACTIVITY_KINDS",
+    "DEAL_PRODUCTS",
+    "MODULES",
+    "PRIORITIES",
+    "MappingOptions",
+    "SkipRecord",
+    "account_update_body",
+    "chunks",
+    "deal_state",
+    "field_body",
+    "fields_for",
+    "get_ci",
+    "home_amount",
+    "lookup_id",
+    "map_account",
+    "map_activity",
+    "map_contact",
+    "map_deal",
+    "map_line_items",
+    "map_product",
+    "map_record",
+    "map_records",
+    "map_user",
+    "modified_at",
+    "parse_datetime",
+    "record_id",
+    "task_body",
+    "text",
+    "write_value",
+    "zoho_datetime",
+]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +88,8 @@ MODULES: dict[str, str] = {
     "contacts": "Contacts",
     "deals": "Deals",
     "line_items": "Deals",
+    "sales_order_items": "Sales_Orders",
+    "invoice_items": "Invoices",
     "tasks": "Tasks",
     "calls": "Calls",
     "events": "Events",
@@ -54,9 +101,7 @@ ACTIVITY_KINDS: dict[str, ActivityKind] = {
     "events": ActivityKind.MEETING,
     "notes": ActivityKind.NOTE,
 }
-DEAL_PRODUCTS = "Deal_Products"  # a custom subform on Deals some orgs keep what a deal sells in
 PRODUCT_EXTRA = {"Product_Category": "family"}
-PRIORITIES = {"high": "High", "medium": "Normal", "low": "Low"}
 DONE_STATUSES = frozenset({"completed", "closed", "done"})
 
 
@@ -120,6 +165,9 @@ def fields_for(stream: str, options: MappingOptions) -> tuple[str, ...]:
             "Created_Time",
             *options.deal_subforms,
         )
+    elif stream in ORDER_STREAMS:
+        _, _, subform = ORDER_STREAMS[stream]
+        names = ("Subject", "Account_Name", "Status", "Currency", "Exchange_Rate", subform)
     elif stream == "products":
         names = ("Product_Name", "Product_Code", "Unit_Price", *PRODUCT_EXTRA)
     elif stream == "deal_products":  # a deal's Products related list (GET /Deals/{id}/Products)
@@ -158,91 +206,7 @@ def fields_for(stream: str, options: MappingOptions) -> tuple[str, ...]:
     return tuple(dict.fromkeys((*names, "Modified_Time")))
 
 
-# ---- lenient parsing ---------------------------------------------------------------------------
-
-
-def parse_datetime(value: Any) -> datetime | None:
-    """Zoho's ISO 8601 with offset (``2026-01-15T10:20:30+05:30``) or a date; None if unreadable."""
-    if value is None or isinstance(value, bool | int | float):
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    text_value = str(value).strip()
-    if not text_value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(text_value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        return None
-    try:
-        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
-    except OverflowError:  # 0001-01-01T00:00+01:00: before datetime.min once in UTC
-        return None
-
-
-def zoho_datetime(value: datetime) -> str:
-    """A datetime as Zoho writes and reads them: seconds, with an offset (``+00:00``)."""
-    return value.astimezone(UTC).replace(microsecond=0).isoformat()
-
-
-def text(value: Any) -> str | None:
-    """A value as text, None for missing or blank; booleans as ``true``/``false``, whole numbers
-    without ``.0``."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, dict | list):
-        return None
-    out = str(value).strip()
-    return out or None
-
-
-def lookup_id(value: Any) -> str | None:
-    """The id of a lookup ``{name, id}`` (or a bare id)."""
-    if isinstance(value, dict):
-        return text(value.get("id"))
-    if isinstance(value, str | int) and not isinstance(value, bool):
-        return text(value)
-    return None
-
-
-def get_ci(raw: Mapping[str, Any], name: str) -> Any:
-    """``raw[name]``, matching the key without regard to case (``seats_purchased`` ~ ``Seats_Purchased``)."""
-    if name in raw:
-        return raw[name]
-    lowered = name.lower()
-    for key, value in raw.items():
-        if key.lower() == lowered:
-            return value
-    return None
-
-
 # ---- Zoho -> canonical -------------------------------------------------------------------------
-
-
-class SkipRecord(ValueError):
-    """A record that cannot be mapped; it is logged and left out."""
-
-
-def record_id(raw: Mapping[str, Any]) -> str:
-    value = raw.get("id")
-    if value is None or isinstance(value, bool | dict | list) or not str(value).strip():
-        raise SkipRecord("it has no id")
-    return str(value).strip()
-
-
-def modified_at(raw: Mapping[str, Any]) -> datetime | None:
-    return parse_datetime(raw.get("Modified_Time"))
-
-
-def _updated(raw: Mapping[str, Any]) -> datetime:
-    stamp = modified_at(raw)
-    if stamp is None:
-        raise SkipRecord(f"its Modified_Time {raw.get('Modified_Time')!r} cannot be read")
-    return stamp
 
 
 def _account_of(raw: Mapping[str, Any], lookup: str) -> str | None:
@@ -321,76 +285,6 @@ def map_deal(raw: Mapping[str, Any], options: MappingOptions) -> Deal:
         created_at=parse_datetime(raw.get("Created_Time")),
         extra={"pipeline": pipeline} if pipeline else {},
     )
-
-
-def home_amount(amount: float | None, rate: Any) -> float | None:
-    """An amount in the org's home currency: Zoho's ``Exchange_Rate`` is units of the record's
-    currency per unit of the home currency ("Multi Currency Support",
-    https://www.zoho.com/crm/developer/docs/api/v8/multi-currency-support.html), so home = amount /
-    rate. A single-currency org has no rate: the amount is already in the home currency."""
-    if amount is None:
-        return None
-    if rate is None:
-        return amount
-    value = parse_number(rate)
-    if value is None or value <= 0 or not math.isfinite(value):
-        return None  # unreadable rate: no home amount rather than a wrong one
-    return round(amount / value, 2)
-
-
-def map_line_items(raw: Mapping[str, Any], subform: str = DEAL_PRODUCTS) -> list[LineItem]:
-    """One canonical line item per row of a custom product subform on a deal (the deal's stamp as
-    theirs); for orgs that keep what a deal sells in a subform (``owned_products = ["subform:..."]``)."""
-    DEAL_PRODUCTS = subform
-    deal_id = record_id(raw)
-    updated = _updated(raw)
-    rows = raw.get(DEAL_PRODUCTS)
-    if rows is None:
-        return []
-    if not isinstance(rows, list):
-        raise SkipRecord(f"its {DEAL_PRODUCTS} is not a list")
-    items: list[LineItem] = []
-    for n, row in enumerate(rows):
-        if not isinstance(row, dict):
-            log.warning("skipping Zoho Deals %s %s row %d: not an object", deal_id, DEAL_PRODUCTS, n)
-            continue
-        product = row.get("Product_Name") or row.get("Product")
-        quantity = parse_number(row.get("Quantity"))
-        price = parse_number(row.get("List_Price") or row.get("Unit_Price"))
-        amount = parse_number(row.get("Total") or row.get("Amount"))
-        if amount is None and price is not None:
-            amount = price * (1.0 if quantity is None else quantity)
-            if not math.isfinite(amount):
-                amount = None  # 1e308 x 10: no amount rather than infinity
-        try:
-            items.append(
-                LineItem(
-                    id=text(row.get("id")) or f"{deal_id}:{n}",
-                    updated_at=updated,
-                    deal_id=deal_id,
-                    product_id=lookup_id(product),
-                    sku=text(row.get("Product_Code")),
-                    name=(text(product.get("name")) if isinstance(product, dict) else None) or "",
-                    quantity=1.0 if quantity is None else quantity,
-                    unit_price=price,
-                    amount=amount,
-                    amount_home=home_amount(amount, raw.get("Exchange_Rate")),  # the deal's rate
-                    billing_period=_billing_period(row.get("Billing_Frequency")),
-                )
-            )
-        except ValidationError as exc:
-            log.warning(
-                "skipping Zoho Deals %s %s row %d: %s", deal_id, DEAL_PRODUCTS, n, exc.errors()[0]["msg"]
-            )
-    return items
-
-
-_PERIODS = {"annually": "annually", "yearly": "annually", "monthly": "monthly", "quarterly": "quarterly"}
-
-
-def _billing_period(value: Any) -> str | None:
-    raw = text(value)
-    return None if raw is None else _PERIODS.get(raw.lower(), raw.lower())
 
 
 def map_product(raw: Mapping[str, Any], options: MappingOptions) -> Product:
@@ -489,6 +383,8 @@ _MAPPERS: dict[str, Callable[[Mapping[str, Any], MappingOptions], Record | list[
     "line_items": lambda raw, options: [
         item for subform in options.deal_subforms for item in map_line_items(raw, subform)
     ],
+    "sales_order_items": lambda raw, _options: map_order_lines(raw, *ORDER_STREAMS["sales_order_items"][1:]),
+    "invoice_items": lambda raw, _options: map_order_lines(raw, *ORDER_STREAMS["invoice_items"][1:]),
     "products": map_product,
     "users": lambda raw, _options: map_user(raw),
     "tasks": lambda raw, options: map_activity("tasks", raw, options),
@@ -529,55 +425,3 @@ def map_records(stream: str, raws: Iterable[Any], options: MappingOptions) -> li
                     out.append(engagement)
         out.extend(mapped)
     return out
-
-
-# ---- canonical -> Zoho -------------------------------------------------------------------------
-
-
-_SPEC_TYPES: dict[str, str] = {spec.name: spec.type for spec in (*ACCOUNT_FIELDS, TASK_KEY_FIELD)}
-
-
-def write_value(name: str, value: str) -> Any:
-    """A rendered product value as Zoho takes it: numbers as numbers, datetimes with an offset, blank
-    as null. A value that does not parse is sent as it is, for Zoho to reject that record alone."""
-    kind = _SPEC_TYPES.get(name, "string")
-    if value is None or value.strip() == "":
-        return None
-    if kind == "number":
-        number = parse_number(value)
-        return value if number is None else number
-    if kind == "datetime":
-        stamp = parse_datetime(value)
-        return value if stamp is None else zoho_datetime(stamp)
-    return value
-
-
-def account_update_body(update: FieldUpdate, product_fields: Mapping[str, str]) -> dict[str, Any]:
-    """One record of ``PUT /Accounts``: the id and our fields by api_name."""
-    body: dict[str, Any] = {"id": update.account_id}
-    for name, value in update.values.items():
-        api = product_fields.get(name)
-        if api is not None:
-            body[api] = write_value(name, value)
-    return body
-
-
-def task_body(draft: TaskDraft, key_field: str) -> dict[str, Any]:
-    """One record of ``POST /Tasks``: linked to the account, owned by the account owner."""
-    body: dict[str, Any] = {
-        "Subject": draft.subject[:255],
-        "Description": draft.body,
-        "Due_Date": draft.due.isoformat(),
-        "Priority": PRIORITIES[draft.priority],
-        "Status": "Not Started",
-        "What_Id": {"id": draft.account_id},
-        "$se_module": "Accounts",
-        key_field: draft.key,
-    }
-    if draft.owner_id:
-        body["Owner"] = {"id": draft.owner_id}
-    return body
-
-
-def chunks(items: Sequence[Any], size: int) -> list[list[Any]]:
-    return [list(items[i : i + size]) for i in range(0, len(items), size)]

@@ -19,6 +19,8 @@ from crm_upsell_connector.secrets import parse_ref
 #: What ``trigger`` may name on an insert or update ("Insert Records",
 #: https://www.zoho.com/crm/developer/docs/api/v8/insert-records.html).
 Trigger = Literal["workflow", "approval", "blueprint", "pathfinder", "orchestration"]
+#: The ``owned_products`` sources besides ``subform:<api_name>``.
+OWNED_SOURCES = ("deal_products", "sales_orders", "invoices")
 DataCentre = Literal["com", "eu", "in", "com.au", "jp", "com.cn", "ca", "sa"]
 #: data centre -> its accounts server (Canada's is on zohocloud.ca; the API hosts are www.zohoapis.<dc>).
 ACCOUNTS_SERVERS: dict[str, str] = {
@@ -104,8 +106,9 @@ class ZohoSettings(BaseModel):
         default_factory=lambda: ["deal_products"],
         min_length=1,
         description="where what an account owns is read: 'deal_products' (the Products related list of "
-        "won and open deals; works on every org) and/or 'subform:<api_name>' (a custom product subform "
-        "on Deals)",
+        "won and open deals; works on every org), 'sales_orders' and 'invoices' (the product lines of "
+        "Sales Orders / Invoices, where the edition has those modules) and/or 'subform:<api_name>' (a "
+        "custom product subform on Deals)",
     )
     field_label_prefix: str = Field(
         "Upsell",
@@ -128,13 +131,13 @@ class ZohoSettings(BaseModel):
     @classmethod
     def _owned(cls, value: list[str]) -> list[str]:
         for source in value:
-            if source == "deal_products":
+            if source in OWNED_SOURCES:
                 continue
             kind, _, api_name = source.partition(":")
             if kind != "subform" or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,99}", api_name):
                 raise ValueError(
-                    f"unknown owned_products source {source!r}: use 'deal_products' or 'subform:<api_name>' "
-                    "(for example 'subform:Deal_Products')"
+                    f"unknown owned_products source {source!r}: use 'deal_products', 'sales_orders', "
+                    "'invoices' or 'subform:<api_name>' (for example 'subform:Deal_Products')"
                 )
         return list(dict.fromkeys(value))
 

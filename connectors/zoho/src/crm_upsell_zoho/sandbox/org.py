@@ -12,6 +12,7 @@ from typing import Any
 
 from crm_upsell_connector.sandbox.scenario import SActivity, Scenario, SCompany, SContact
 from crm_upsell_zoho.sandbox.campaigns import add_campaigns
+from crm_upsell_zoho.sandbox.inventory import add_inventory
 from crm_upsell_zoho.sandbox.schema import define_modules
 from crm_upsell_zoho.sandbox.store import (
     ACTIVITY_MODULES,
@@ -60,6 +61,9 @@ class Org:
         self.ids: dict[str, int] = {}  # scenario key -> Zoho id
         self.modules: dict[str, ModuleDef] = {}
         self.tables: dict[str, Table] = {m: Table(m) for m in MODULES}
+        #: Whether list reads return the line items asked for in ``fields`` (False emulates an org
+        #: whose list reads leave them out: the connector then reads each record on its own).
+        self.line_items_in_lists = True
         #: Deal id -> product ids on its Products related list ("Related Records").
         self.deal_products: dict[int, list[int]] = {}
         #: Company key -> the currency its deals are in: every tenth company (from the fourth) deals
@@ -77,6 +81,7 @@ class Org:
         #: Campaign id -> (contact id, Member_Status) of its members (see campaigns.py).
         self.campaign_members: dict[int, list[tuple[int, str]]] = {}
         add_campaigns(self)
+        add_inventory(self, now)
 
     # -- ids and time
 
@@ -311,19 +316,27 @@ class Org:
                 body["module"] = {"api_name": target_module, "id": str(self.modules[str(target_module)].id)}
             return body
         if dt == "subform":
-            return [self._render_row(rec, row) for row in value]
+            return [self._render_row(module, rec, row) for row in value]
         return value
 
-    def _render_row(self, rec: Rec, row: dict[str, Any]) -> dict[str, Any]:
+    def _render_row(self, module: str, rec: Rec, row: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"id": str(row["id"])}
         for key, value in row.items():
             if key == "id":
                 continue
             if key == "Product_Name":
-                out[key] = self.lookup_json("Products", int(value)) if value is not None else None
+                product = self.lookup_json("Products", int(value)) if value is not None else None
+                if product is not None and module != "Deals":
+                    # An inventory line's product lookup carries its Product_Code (Zoho's v8 SDK
+                    # line item product: id, name, Product_Code).
+                    found = self.find("Products", int(value))
+                    product["Product_Code"] = (
+                        self.stored("Products", found, "Product_Code") if found else None
+                    )
+                out[key] = product
             else:
                 out[key] = value
-        out["Parent_Id"] = {"name": self.display_name("Deals", rec), "id": str(rec.id)}
+        out["Parent_Id"] = {"name": self.display_name(module, rec), "id": str(rec.id)}
         return out
 
     def render(self, module: str, rec: Rec, fields: Iterable[str]) -> dict[str, Any]:

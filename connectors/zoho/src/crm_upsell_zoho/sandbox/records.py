@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from crm_upsell_connector.sandbox.plumbing import ApiGuard
+from crm_upsell_zoho.sandbox.inventory import LINE_ITEM_SUBFORMS
 from crm_upsell_zoho.sandbox.state import PER_PAGE_MAX, PageToken, ZohoSandbox, bad
 from crm_upsell_zoho.sandbox.store import Table
 
@@ -149,6 +150,8 @@ def list_records(sb: ZohoSandbox, request: Request, module_raw: str) -> Response
         if len(sb.page_tokens) > 10_000:
             sb.page_tokens = {k: v for k, v in sb.page_tokens.items() if v.expires_ms > now}
     data = [sb.org.render(module, table.recs[_rec_id(e)], fields) for e in items]
+    if not sb.org.line_items_in_lists:  # emulate an org whose list reads leave line items out
+        data = [{k: v for k, v in row.items() if k not in LINE_ITEM_SUBFORMS} for row in data]
     return JSONResponse(
         {
             "data": data,
