@@ -358,8 +358,15 @@ def run(
     ctx: typer.Context,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="stop after printing the plan")] = False,
     full: Annotated[bool, typer.Option("--full", help="read everything again")] = False,
+    queue: Annotated[
+        bool, typer.Option("--queue", help="hand the run to the workers (PostgreSQL store) and return")
+    ] = False,
 ) -> None:
     """Sync, score, plan and apply, in one go."""
+    if queue:
+        from crm_upsell_connector.cli.queue import queue_command
+
+        return queue_command(ctx, dry_run=dry_run, full=full)
     session = _session(ctx)
 
     async def go() -> bool:

@@ -168,4 +168,10 @@ def status_report(report: StatusReport) -> None:
             )
     else:
         console.print("no worker running (start one with 'crm-upsell schedule')")
+    for j in report.jobs:
+        tick = f", tick {_when(j.tick)} UTC" if j.tick else ""
+        by = f", queued by {j.queued_by}" if j.queued_by else ""
+        since = f" since {_when(j.since)} UTC" if j.since else ""
+        retried = f", retried {j.attempts} time(s)" if j.attempts else ""
+        console.print(f"job {j.id} {j.connection}: {j.state}{since}{tick}{retried}{by}")
     console.print("healthy" if report.healthy else "needs attention")
