@@ -1,5 +1,8 @@
 """Scheduler benchmark: several ``crm-upsell schedule`` workers on one PostgreSQL store.
 
+The workers are whatever ``crm-upsell schedule`` runs on PostgreSQL: procrastinate workers since
+issue 19 (before it, APScheduler on a shared job store with a claim table).
+
 Starts sandbox CRMs (in this process's threads) for C connections, W workers sharing a throwaway
 PostgreSQL database, runs them for a while, SIGKILLs the worker that is in the middle of a run, and
 prints: how late runs start after their tick, how long runs with nothing new take, how soon the
@@ -24,7 +27,6 @@ import os
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -78,33 +80,6 @@ def _busy_pid(url: str, pids: set[int]) -> tuple[str, int] | None:
     return None
 
 
-def _setup_fields(config_path: Path, names: list[str], environ: dict[str, str]) -> None:
-    """``crm-upsell setup`` for every connection, in one process (200 CLI starts would take minutes)."""
-    script = (
-        "import asyncio, sys\n"
-        "from pathlib import Path\n"
-        "from crm_upsell_connector.config import load_config\n"
-        "from crm_upsell_connector.fields import ALL_FIELDS\n"
-        "from crm_upsell_connector.pipeline import Session\n"
-        "from crm_upsell_connector.store.engine import open_store\n"
-        "config = load_config(Path(sys.argv[1]))\n"
-        "engine = open_store(config.store.url)\n"
-        "async def go(name):\n"
-        "    async with Session.open(config, name, engine=engine).connector() as connector:\n"
-        "        await connector.ensure_fields(ALL_FIELDS)\n"
-        "for name in sys.argv[2:]:\n"
-        "    asyncio.run(go(name))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script, str(config_path), *names],
-        env=environ,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-
-
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -140,7 +115,7 @@ def main() -> None:
                 scheduler={"threads": args.threads or max(2, args.connections), "heartbeat_s": 2.0},
             ) as env,
         ):
-            _setup_fields(env.config, [n for n, _ in crms], env.environ)
+            env.setup_all()
             print(
                 f"{len(crms)} connections ({args.accounts} accounts each), {args.workers} workers "
                 f"({args.threads or 'all'} at once each), every {args.every}s, {args.seconds}s; "

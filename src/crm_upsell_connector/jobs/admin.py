@@ -28,7 +28,11 @@ FAILED_SHOWN = timedelta(days=1)
 
 @dataclass
 class JobStatus:
-    """A run job as ``status`` shows it; ``state`` is ``queued``, ``running`` or ``failed``."""
+    """A run job as ``status`` shows it; ``state`` is ``queued``, ``running`` or ``failed``.
+
+    ``attempts`` counts the tries finished (procrastinate's count): 0 for a run never tried yet,
+    1 for a job that failed on its first try.
+    """
 
     id: int
     connection: str

@@ -28,7 +28,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import procrastinate
 from procrastinate import exceptions as pexc
 from procrastinate.job_context import JobContext
 from procrastinate.jobs import Job, Status
@@ -37,7 +36,7 @@ from sqlalchemy import text
 
 from crm_upsell_connector.config import Config
 from crm_upsell_connector.connector import ConnectorPlugin, load_plugins
-from crm_upsell_connector.errors import ConfigError
+from crm_upsell_connector.errors import ConfigError, StoreError
 from crm_upsell_connector.jobs.app import QUEUE, RUN_TASK, connection_lock, make_app
 from crm_upsell_connector.jobs.run import attempt_run
 from crm_upsell_connector.jobs.schedules import register_schedules
@@ -181,9 +180,7 @@ class QueueWorker:
 
     def run_forever(self) -> None:
         """Run until SIGTERM or SIGINT; a second signal exits at once (the store stays consistent)."""
-        logging.getLogger("procrastinate").addFilter(_QuietOwnFailures())
-        for name in ("procrastinate.worker", "procrastinate"):
-            logging.getLogger(name).addFilter(_QuietOwnFailures())
+        logging.getLogger("procrastinate.worker").addFilter(_QuietOwnFailures())
         asyncio.run(self._main())
 
     async def _main(self) -> None:
@@ -230,6 +227,13 @@ class QueueWorker:
                 housekeeping.cancel()
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
+        if not self.stop.is_set():
+            # procrastinate stops its worker when its heartbeat or its LISTEN connection fails.
+            self.stop.set()
+            raise StoreError(
+                "the job queue's worker stopped: it lost its connection to the database",
+                hint="the service manager starts it again (exit code 4); runs resume from their last checkpoint",
+            )
         await asyncio.to_thread(record_stopped, self.engine, self.id)
         log.info("worker stopped", extra={"worker": self.id})
 
@@ -272,6 +276,3 @@ class QueueWorker:
 def run_queue_worker(config: Config) -> None:
     """``crm-upsell schedule`` with a PostgreSQL store: one procrastinate worker until SIGTERM/SIGINT."""
     QueueWorker(config).run_forever()
-
-
-__all__ = ["QueueWorker", "RetryRun", "RunFailed", "RunRetry", "procrastinate", "run_queue_worker"]
