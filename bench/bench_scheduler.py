@@ -80,6 +80,34 @@ def _busy_pid(url: str, pids: set[int]) -> tuple[str, int] | None:
     return None
 
 
+def _queue_delays(url: str) -> None:
+    """procrastinate only: how long after its tick a run job was queued, and taken by a worker."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            if not conn.execute(text("SELECT to_regclass('procrastinate_events')")).scalar():
+                return
+            rows = conn.execute(
+                text(
+                    "SELECT (j.args ->> 'timestamp')::float AS tick, "
+                    "extract(epoch FROM min(e.at) FILTER (WHERE e.type = 'deferred')) AS deferred, "
+                    "extract(epoch FROM min(e.at) FILTER (WHERE e.type = 'started')) AS started "
+                    "FROM procrastinate_jobs j JOIN procrastinate_events e ON e.job_id = j.id "
+                    "WHERE j.task_name = 'crm_upsell.run_connection' GROUP BY j.id"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    queued = [float(r.deferred) - r.tick for r in rows if r.deferred is not None]
+    taken = [float(r.started) - r.tick for r in rows if r.started is not None]
+    if queued and taken:
+        print(
+            f"job queued after tick: median {statistics.median(queued) * 1000:.0f} ms, p95 "
+            f"{_pct(queued, 0.95) * 1000:.0f} ms; taken by a worker: median "
+            f"{statistics.median(taken) * 1000:.0f} ms, p95 {_pct(taken, 0.95) * 1000:.0f} ms"
+        )
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -207,6 +235,7 @@ def _report(
         f"ticks due after start: {due * connections}, run: {len(in_window)}; "
         f"runs per minute: {len(in_window) / minutes:.1f} (over {minutes:.1f} min from the first tick)"
     )
+    _queue_delays(url)
     if idle:
         print(
             f"runs after the first (incremental): median {statistics.median(idle):.2f} s, "

@@ -62,7 +62,7 @@ def scheduled_run(connection: str, *, tick: datetime | None = None) -> None:
 class _Firing:
     """A job as APScheduler's ``run_job`` uses it, with the tick added to the function's arguments.
 
-    ``run_job`` reads only these attributes; the tick is what makes a firing claimable.
+    ``run_job`` reads only these attributes; the tick goes into the run's summary.
     """
 
     def __init__(self, job: Job, tick: datetime) -> None:

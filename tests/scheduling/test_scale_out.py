@@ -205,7 +205,9 @@ def _exercise(env: Setup, url: str, workers: list[subprocess.Popen[bytes]]) -> N
     # The killed job was given back to the queue and run again (a second attempt), or marked failed
     # because the next tick's job already waited.
     (killed_job,) = [j for j in jobs if j.id == job_id]
-    assert (killed_job.status, killed_job.attempts >= 2) in {("succeeded", True), ("failed", False)}, killed_job
+    assert (killed_job.status, killed_job.attempts >= 2) in {("succeeded", True), ("failed", False)}, (
+        killed_job
+    )
     # The work was shared: runs happened on more than one worker.
     assert len({_summary(r).get("pid") for r in runs}) >= 2
 
