@@ -10,6 +10,7 @@ the same ticks with either store, and no schedule needs a cron line of its own.
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
 import procrastinate
@@ -64,8 +65,14 @@ class TriggerTimes:
 
 
 def register_schedules(app: procrastinate.App, config: Config, names: list[str]) -> None:
-    """One periodic job of the run task per scheduled connection (``periodic_id`` = its name)."""
-    for name in names:
+    """One periodic job of the run task per scheduled connection (``periodic_id`` = its name).
+
+    procrastinate's deferrer queues due ticks one at a time, in registration order, and every worker
+    tries each one (the database keeps the first). In the same order, the workers would all wait
+    on the same connection's row; each worker's own random order lets them queue different
+    connections at the same moment, so a tick of many connections is queued sooner.
+    """
+    for name in random.sample(names, len(names)):
         schedule = config.connections[name].schedule
         assert schedule is not None
         periodic: PeriodicTask = app.periodic_registry.register_task(  # type: ignore[type-arg]
