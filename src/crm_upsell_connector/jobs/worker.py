@@ -110,7 +110,9 @@ class QueueWorker:
         self.started_at = datetime.now(UTC)
         self.id = new_worker_id(self.started_at)
         self.stop = threading.Event()
-        self.app = make_app(config.store.url)
+        # procrastinate holds one connection for LISTEN; the rest serve the deferrer, the fetches,
+        # the heartbeat and each job's end (several at once when jobs end together).
+        self.app = make_app(config.store.url, pool_size=self.settings.threads + 3)
         self.app.task(name=RUN_TASK, queue=QUEUE, pass_context=True, retry=RunRetry())(self.run_job)
         register_schedules(self.app, config, self.names)
 
