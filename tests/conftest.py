@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
+from crm_upsell_connector.jobs.schema import uninstall as uninstall_engine_schema
 from crm_upsell_connector.store import schema
 from crm_upsell_connector.store.engine import open_store
 
@@ -66,6 +67,7 @@ def _empty_postgres(url: str) -> None:
     try:
         with engine.begin() as conn:
             schema.metadata.drop_all(conn)
+            uninstall_engine_schema(conn)
             conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
     finally:
         engine.dispose()

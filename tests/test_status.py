@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, insert, select, text, update
 
 from crm_upsell_connector.cli import main
 from crm_upsell_connector.config import Config, parse_config
+from crm_upsell_connector.jobs.app import QUEUE, RUN_TASK, connection_lock, run_job_kwargs
 from crm_upsell_connector.secrets import SecretResolver
 from crm_upsell_connector.status import StatusReport, gather_status
 from crm_upsell_connector.store.engine import open_store
@@ -84,8 +85,24 @@ def record_run(
 
 
 def set_next_run(engine: Engine, connection: str, when: datetime) -> None:
-    """The row APScheduler's SQLAlchemyJobStore keeps for a scheduled connection."""
+    """SQLite: the row APScheduler's SQLAlchemyJobStore keeps for a scheduled connection.
+    PostgreSQL: the connection's run job for the tick ``when``, waiting in procrastinate's queue."""
     with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            lock = connection_lock(connection)
+            conn.execute(
+                text(
+                    "INSERT INTO procrastinate_jobs (queue_name, task_name, lock, queueing_lock, args) "
+                    "VALUES (:queue, :task, :lock, :lock, CAST(:args AS jsonb))"
+                ),
+                {
+                    "queue": QUEUE,
+                    "task": RUN_TASK,
+                    "lock": lock,
+                    "args": json.dumps(run_job_kwargs(connection, when)),
+                },
+            )
+            return
         conn.execute(
             insert(scheduler_jobs).values(
                 id=f"run:{connection}", next_run_time=when.timestamp(), job_state=b"\x80\x04N."
@@ -362,7 +379,11 @@ def test_workers_alive_silent_and_stopped(store_url: str, engine: Engine) -> Non
     config = make_config(store_url, main=hubspot(schedule={"every": "15m"}))
     now = datetime(2030, 1, 2, 12, 0, tzinfo=UTC)
     add_worker(
-        engine, "host-a:11:1", started_at=now - timedelta(hours=2), seen_at=now - timedelta(seconds=20)
+        # Within the heartbeat timeout ([scheduler] stalled_after_s, 10 s by default): alive.
+        engine,
+        "host-a:11:1",
+        started_at=now - timedelta(hours=2),
+        seen_at=now - timedelta(seconds=5),
     )
     add_worker(
         engine,
@@ -385,7 +406,7 @@ def test_workers_alive_silent_and_stopped(store_url: str, engine: Engine) -> Non
 
     assert [(w.id, w.alive) for w in report.workers] == [("host-a:11:1", True), ("host-b:22:1", False)]
     a, b = report.workers
-    assert (a.host, a.pid, a.seen_at) == ("host-a", 11, now - timedelta(seconds=20))
+    assert (a.host, a.pid, a.seen_at) == ("host-a", 11, now - timedelta(seconds=5))
     assert b.connections == ["main", "emea"]
     assert report.healthy  # a silent worker alone is not a connection problem
     data = json.loads(json.dumps(report.to_json()))

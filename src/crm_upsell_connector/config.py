@@ -212,7 +212,11 @@ class ScheduleSettings(_Strict):
 
 
 class SchedulerSettings(_Strict):
-    """How ``crm-upsell schedule`` workers run: threads, retries after a failed run, heartbeat."""
+    """How ``crm-upsell schedule`` workers run: threads, retries after a failed run, heartbeat.
+
+    The keys mean the same with either store: a SQLite store's single in-process worker and a
+    PostgreSQL store's procrastinate workers (see ``crm_upsell_connector.jobs``).
+    """
 
     #: connections one worker runs at the same time.
     threads: int = Field(4, ge=1, le=64)
@@ -221,7 +225,30 @@ class SchedulerSettings(_Strict):
     retry_backoff_s: float = Field(60.0, ge=0.1)
     retry_backoff_max_s: float = Field(900.0, ge=0.1)
     #: how often a worker records that it is alive (shown by ``crm-upsell status``).
-    heartbeat_s: float = Field(30.0, ge=0.5, le=3600)
+    heartbeat_s: float = Field(3.0, ge=0.5, le=3600)
+    #: a worker silent for this long is taken for dead: ``status`` says so and, on PostgreSQL,
+    #: another worker takes its runs over. Default: 3 heartbeats, at least 10 s (see ``stalled_s``).
+    stalled_after_s: float | None = Field(None, ge=1.0, le=86400)
+
+    @property
+    def stalled_s(self) -> float:
+        """Seconds of silence after which a worker counts as dead (``stalled_after_s`` or its default)."""
+        if self.stalled_after_s is not None:
+            return self.stalled_after_s
+        return max(10.0, 3 * self.heartbeat_s)
+
+    @model_validator(mode="after")
+    def _heartbeat_fits(self) -> SchedulerSettings:
+        if self.stalled_after_s is not None and self.stalled_after_s < 2 * self.heartbeat_s:
+            raise ValueError(
+                f"stalled_after_s ({self.stalled_after_s:g}) must be at least twice heartbeat_s "
+                f"({self.heartbeat_s:g}), or live workers would be taken for dead"
+            )
+        return self
+
+    def backoff_s(self, attempt: int) -> float:
+        """Seconds to wait before try ``attempt + 1`` after try ``attempt`` (1-based) failed."""
+        return float(min(self.retry_backoff_max_s, self.retry_backoff_s * 2.0 ** (attempt - 1)))
 
 
 class ExperimentSettings(_Strict):

@@ -1,74 +1,51 @@
-"""``crm-upsell schedule``: run each connection's pipeline on its schedule, on one or many workers.
+"""``crm-upsell schedule`` on a SQLite store: one in-process worker running each connection's schedule.
 
-APScheduler (3.x) fires the jobs; its job store is the ``scheduler_jobs`` table of the product's
-database, so fire times survive restarts and runs missed while no worker was up are coalesced into
-one run on start. Several workers (processes or hosts) may share one store, PostgreSQL for hosts:
+APScheduler (3.x) fires the jobs; its job store is the ``scheduler_jobs`` table of the store, so
+fire times survive restarts and runs missed while the worker was down are coalesced into one run on
+start. A SQLite store has one worker: a second ``schedule`` on the same store is refused (a file lock
+beside the database), since SQLite is for one host. PostgreSQL stores run any number of workers on
+procrastinate instead (``crm_upsell_connector.jobs``); ``run_worker`` picks the right one.
 
-- every worker schedules the same jobs and may see the same tick fire; each tick is claimed by
-  inserting ``(connection, tick)`` into ``schedule_ticks``, whose primary key lets exactly one
-  worker win it;
-- the winner runs under the connection's ``RunLock`` (a PostgreSQL session advisory lock, a file
-  lock on SQLite), so two runs of one connection never overlap, whoever started them; the lock
-  dies with its holder's database session, so when a worker dies mid-run the next tick, claimed by
-  a live worker, takes the connection over and resumes from the committed pages and the outbox;
+- each run holds the connection's ``RunLock``, so a manual run and a scheduled run never overlap;
 - a failed run is tried again after a backoff (``[scheduler] retries``), never past the next tick;
+  errors another try will not fix (config, credentials, quota, a fatal API error) are not retried;
 - SIGTERM or SIGINT stops every run after its current page (or write batch) is committed.
 """
 
 from __future__ import annotations
 
-import asyncio
+import fcntl
 import logging
 import os
 import signal
-import socket
 import threading
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import IO
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.job import Job
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import Engine, delete, insert, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
-from crm_upsell_connector.apply import ApplyReport
 from crm_upsell_connector.config import Config
 from crm_upsell_connector.connector import ConnectorPlugin, load_plugins
-from crm_upsell_connector.errors import (
-    AuthError,
-    BusyError,
-    ConfigError,
-    ConnectorError,
-    FatalAPIError,
-    MassChangeError,
-    QuotaError,
-    StopRequested,
-)
-from crm_upsell_connector.pipeline import PipelineReport, Session
-from crm_upsell_connector.plan import Plan
-from crm_upsell_connector.report.session import write_configured_report
-from crm_upsell_connector.rules.result import Recommendation
+from crm_upsell_connector.errors import BusyError, ConfigError
+from crm_upsell_connector.jobs.run import attempt_run
+from crm_upsell_connector.pipeline import Session
 from crm_upsell_connector.secrets import SecretResolver
 from crm_upsell_connector.store.engine import open_store
-from crm_upsell_connector.store.schema import schedule_ticks, workers
-from crm_upsell_connector.sync import Progress, SyncReport
+from crm_upsell_connector.store.workers import new_worker_id, record_alive, record_stopped
 
 log = logging.getLogger(__name__)
 
 JOBS_TABLE = "scheduler_jobs"
 JOB_PREFIX = "run:"
 JOB_FUNC = "crm_upsell_connector.scheduler:scheduled_run"
-# Claimed ticks older than this are pruned by the heartbeat.
-TICK_RETENTION = timedelta(days=30)
-WORKER_RETENTION = timedelta(days=7)
-# Errors another try will not fix: the run waits for a person, or for the next tick (quota).
-# A run held by the mass-change guard waits for a person: retrying would only hold it again.
-_NOT_RETRIED = (ConfigError, AuthError, QuotaError, FatalAPIError, MassChangeError)
 
 _current: Worker | None = None
 
@@ -85,7 +62,7 @@ def scheduled_run(connection: str, *, tick: datetime | None = None) -> None:
 class _Firing:
     """A job as APScheduler's ``run_job`` uses it, with the tick added to the function's arguments.
 
-    ``run_job`` reads only these attributes; the tick is what makes a firing claimable.
+    ``run_job`` reads only these attributes; the tick goes into the run's summary.
     """
 
     def __init__(self, job: Job, tick: datetime) -> None:
@@ -109,53 +86,8 @@ class TickExecutor(ThreadPoolExecutor):  # type: ignore[misc]
         super()._do_submit_job(_Firing(job, run_times[-1]), run_times)
 
 
-class LogView:
-    """Reports a scheduled run's steps as log records with structured fields."""
-
-    def __init__(self, connection: str) -> None:
-        self.extra = {"connection": connection}
-
-    def progress(self, label: str) -> AbstractContextManager[Progress]:
-        return nullcontext(lambda _what, _n: None)
-
-    def synced(self, report: SyncReport) -> None:
-        log.info(
-            "synced",
-            extra={
-                **self.extra,
-                "records": report.records,
-                "deleted": report.deleted,
-                "failed_streams": report.failed,
-            },
-        )
-        if report.failed:
-            log.warning(
-                "nothing written to the CRM this run because a stream failed to sync", extra=self.extra
-            )
-
-    def scored(self, recs: list[Recommendation]) -> None:
-        proposals = sum(1 for r in recs if r.proposal is not None)
-        log.info("scored", extra={**self.extra, "accounts": len(recs), "proposals": proposals})
-
-    def planned(self, plan: Plan) -> None:
-        log.info("planned", extra={**self.extra, "updates": len(plan.changes), "tasks": len(plan.tasks)})
-
-    def applied(self, report: ApplyReport) -> None:
-        log.info(
-            "applied",
-            extra={
-                **self.extra,
-                "updated": report.updated,
-                "tasks_created": report.tasks_created,
-                "write_failures": len(report.failed),
-            },
-        )
-        for kind, ref, reason in report.failed[:20]:
-            log.warning("write failed: %s %s: %s", kind, ref, reason, extra=self.extra)
-
-
 class Worker:
-    """One ``crm-upsell schedule`` process: a BackgroundScheduler on the shared job store."""
+    """The ``crm-upsell schedule`` process of a SQLite store: a BackgroundScheduler on its job store."""
 
     def __init__(
         self,
@@ -177,13 +109,14 @@ class Worker:
         # Each run in progress holds a connection for its lock and uses another to write.
         pool = 2 * config.scheduler.threads + 2
         self.engine = engine if engine is not None else open_store(config.store.url, pool_size=pool)
+        self._single: IO[str] | None = None
         for name in self.names:
             # Wrong settings or a missing connector fail now, not at the first tick.
             Session.open(
                 config, name, plugins=self.plugins, engine=self.engine, secrets=self.secrets
             ).settings()
         started = datetime.now(UTC)
-        self.id = f"{socket.gethostname()}:{os.getpid()}:{started:%Y%m%dT%H%M%S}"
+        self.id = new_worker_id(started)
         self.started_at = started
         self.stop = threading.Event()
         settings = config.scheduler
@@ -198,6 +131,7 @@ class Worker:
 
     def start(self) -> None:
         global _current
+        self._single = _only_worker(self.engine)
         _current = self
         self.scheduler.start(paused=True)
         self._sync_jobs()
@@ -211,14 +145,11 @@ class Worker:
         self.stop.set()
         log.info("stopping: runs in progress finish their current page first", extra={"worker": self.id})
         self.scheduler.shutdown(wait=True)
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    update(workers).where(workers.c.id == self.id).values(stopped_at=datetime.now(UTC))
-                )
-        except SQLAlchemyError as exc:
-            log.warning("could not record the worker's stop: %s", type(exc).__name__)
+        record_stopped(self.engine, self.id)
         _current = None
+        if self._single is not None:
+            self._single.close()
+            self._single = None
         log.info("worker stopped", extra={"worker": self.id})
 
     def run_forever(self) -> None:
@@ -285,29 +216,8 @@ class Worker:
             )
 
     def heartbeat(self) -> None:
-        """Record that this worker is alive (``status`` shows it) and prune old claimed ticks."""
-        now = datetime.now(UTC)
-        try:
-            with self.engine.begin() as conn:
-                updated = conn.execute(
-                    update(workers).where(workers.c.id == self.id).values(seen_at=now)
-                ).rowcount
-                if not updated:
-                    conn.execute(
-                        insert(workers).values(
-                            id=self.id,
-                            host=socket.gethostname(),
-                            pid=os.getpid(),
-                            started_at=self.started_at,
-                            seen_at=now,
-                            connections=self.names,
-                        )
-                    )
-                conn.execute(delete(schedule_ticks).where(schedule_ticks.c.tick < now - TICK_RETENTION))
-                # Workers stopped, or silent (killed) for long, are forgotten after a while.
-                conn.execute(delete(workers).where(workers.c.seen_at < now - WORKER_RETENTION))
-        except SQLAlchemyError as exc:
-            log.warning("heartbeat not recorded: %s", type(exc).__name__)
+        """Record that this worker is alive (``status`` shows it)."""
+        record_alive(self.engine, self.id, self.started_at, self.names)
 
     # ---- one tick of one connection ---------------------------------------------------------------
 
@@ -324,23 +234,29 @@ class Worker:
         return fire
 
     def run_connection(self, name: str, tick: datetime) -> None:
-        """Claim ``tick`` for ``name`` and run the pipeline, retrying after failures as configured."""
+        """Run the pipeline for ``tick``, retrying after failures as configured."""
         extra = {"connection": name, "tick": tick.isoformat()}
-        if self.stop.is_set():
-            return
-        if not self._claim(name, tick):
-            log.debug("tick taken by another worker", extra=extra)
-            return
         settings = self.config.scheduler
         attempt = 0
-        while True:
+        while not self.stop.is_set():
             attempt += 1
-            if self._attempt(name, attempt, extra) != "retry" or self.stop.is_set():
+            done = attempt_run(
+                self.config,
+                name,
+                engine=self.engine,
+                plugins=self.plugins,
+                secrets=self.secrets,
+                stop=self.stop,
+                details={"tick": tick.isoformat(), "attempt": attempt, "worker": self.id},
+                # A retry after a failed run is recorded as started by the worker, not the schedule.
+                trigger="schedule" if attempt == 1 else "worker",
+            )
+            if done.outcome != "retry" or self.stop.is_set():
                 return
             if attempt > settings.retries:
                 log.error("giving up until the next regular run", extra={**extra, "attempts": attempt})
                 return
-            delay = min(settings.retry_backoff_max_s, settings.retry_backoff_s * 2 ** (attempt - 1))
+            delay = settings.backoff_s(attempt)
             upcoming = self.next_tick(name)
             if upcoming is not None and datetime.now(UTC) + timedelta(seconds=delay) >= upcoming:
                 log.warning(
@@ -351,69 +267,30 @@ class Worker:
             if self.stop.wait(delay):
                 return
 
-    def _claim(self, name: str, tick: datetime) -> bool:
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    insert(schedule_ticks).values(
-                        connection=name, tick=tick, worker=self.id, claimed_at=datetime.now(UTC)
-                    )
-                )
-        except IntegrityError:
-            return False
-        except SQLAlchemyError as exc:
-            log.error("cannot claim the tick: %s", type(exc).__name__, extra={"connection": name})
-            return False
-        return True
 
-    def _attempt(self, name: str, attempt: int, extra: dict[str, Any]) -> str:
-        """One run: ``done`` (also when it failed for good), ``busy`` or ``retry``."""
-        try:
-            session = Session.open(
-                self.config, name, plugins=self.plugins, engine=self.engine, secrets=self.secrets
-            )
-            session.stop = self.stop
-            # A worker's retry after a failed run is recorded as started by the worker, not the schedule.
-            session.trigger = "schedule" if attempt == 1 else "worker"
-            with session.writing():
-                log.info("run started", extra={**extra, "attempt": attempt, "worker": self.id})
-                report = asyncio.run(_run(session, {**extra, "attempt": attempt, "worker": self.id}))
-        except BusyError:
-            log.info("skipped: another run of this connection is still going", extra=extra)
-            return "busy"
-        except StopRequested:
-            log.info("run stopped at a checkpoint; the next run resumes from it", extra=extra)
-            return "done"
-        except _NOT_RETRIED as exc:
-            log.error("run failed: %s", exc.one_line(), extra={**extra, "error_kind": type(exc).__name__})
-            return "done"
-        except ConnectorError as exc:
-            log.error("run failed: %s", exc.one_line(), extra={**extra, "error_kind": type(exc).__name__})
-            return "retry"
-        except Exception:
-            log.exception("run failed with an internal error", extra=extra)
-            return "retry"
-        log.info("run finished", extra={**extra, **_public(report)})
-        return "done" if report.ok else "retry"
-
-
-async def _run(session: Session, details: dict[str, Any]) -> PipelineReport:
-    async with session.connector() as connector:
-        report = await session.run_pipeline(
-            connector, trigger=session.trigger, view=LogView(session.name), details=details
-        )
-    write_configured_report(session)  # [report] path
-    return report
-
-
-def _public(report: PipelineReport) -> dict[str, Any]:
-    keys = ("records", "proposals", "updated", "tasks_created", "write_failures", "calls")
-    picked = {k: report.summary[k] for k in keys if k in report.summary}
-    return {"run_id": report.run_id, "status": report.status, **picked}
+def _only_worker(engine: Engine) -> IO[str]:
+    """A file lock beside the SQLite database held while the worker runs: one worker per store."""
+    database = engine.url.database or "store"
+    path = Path(f"{database}.scheduler.lock")
+    handle = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT, 0o600), "r+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise BusyError(
+            f"another 'crm-upsell schedule' is already running on the SQLite store {database}",
+            hint="a SQLite store has one worker; for several workers use a PostgreSQL store ([store] url)",
+        ) from None
+    return handle
 
 
 def run_worker(config: Config, *, on_start: Callable[[Worker], None] | None = None) -> None:
-    """``crm-upsell schedule``: one worker until SIGTERM/SIGINT."""
+    """``crm-upsell schedule``: one worker until SIGTERM/SIGINT (procrastinate on PostgreSQL)."""
+    if make_url(config.store.url).get_backend_name() == "postgresql":
+        from crm_upsell_connector.jobs.worker import run_queue_worker
+
+        run_queue_worker(config)
+        return
     worker = Worker(config)
     if on_start is not None:
         on_start(worker)

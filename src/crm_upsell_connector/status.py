@@ -1,6 +1,7 @@
 """``crm-upsell status``: per connection, the last run, the next run and the credentials' health.
 
-Read from the store only (the runs table, the scheduler's job store and the workers' heartbeats)
+Read from the store only (the runs table, the scheduler's job store or, on PostgreSQL, the job
+queue, and the workers' heartbeats)
 plus the secret references of each connection; it makes no CRM call, so it is cheap enough for a
 monitoring check every minute. ``healthy`` is false when a connection needs attention.
 """
@@ -15,6 +16,8 @@ from sqlalchemy import Connection, Engine, select
 
 from crm_upsell_connector.config import Config
 from crm_upsell_connector.errors import AuthError, ConfigError
+from crm_upsell_connector.jobs.admin import JobStatus, list_jobs, uses_queue
+from crm_upsell_connector.jobs.admin import next_runs as queued_next_runs
 from crm_upsell_connector.scheduler import JOB_PREFIX
 from crm_upsell_connector.secrets import SecretResolver, parse_ref
 from crm_upsell_connector.store.schema import runs, scheduler_jobs, workers
@@ -78,6 +81,8 @@ class WorkerStatus:
 class StatusReport:
     connections: list[ConnectionStatus]
     workers: list[WorkerStatus]
+    #: PostgreSQL stores: run jobs queued, running, or failed in the last day (jobs/admin.py).
+    jobs: list[JobStatus] = field(default_factory=list)
 
     @property
     def healthy(self) -> bool:
@@ -97,6 +102,7 @@ class StatusReport:
             "healthy": self.healthy,
             "connections": [clean(asdict(c)) for c in self.connections],
             "workers": [clean(asdict(w)) for w in self.workers],
+            "jobs": [clean(asdict(j)) for j in self.jobs],
         }
 
 
@@ -110,13 +116,18 @@ def gather_status(
 ) -> StatusReport:
     """The status of ``names`` (default: every configured connection) and of the live workers."""
     now = now or datetime.now(UTC)
-    alive_after = now - timedelta(seconds=3 * config.scheduler.heartbeat_s)
+    alive_after = now - timedelta(seconds=config.scheduler.stalled_s)
     with engine.connect() as conn:
-        next_runs = {
-            str(row.id).removeprefix(JOB_PREFIX): datetime.fromtimestamp(row.next_run_time, UTC)
-            for row in conn.execute(select(scheduler_jobs.c.id, scheduler_jobs.c.next_run_time))
-            if row.next_run_time is not None and str(row.id).startswith(JOB_PREFIX)
-        }
+        jobs: list[JobStatus] = []
+        if uses_queue(config):
+            jobs = list_jobs(conn, names, now)
+            next_runs = queued_next_runs(conn, config, jobs)
+        else:
+            next_runs = {
+                str(row.id).removeprefix(JOB_PREFIX): datetime.fromtimestamp(row.next_run_time, UTC)
+                for row in conn.execute(select(scheduler_jobs.c.id, scheduler_jobs.c.next_run_time))
+                if row.next_run_time is not None and str(row.id).startswith(JOB_PREFIX)
+            }
         report = StatusReport(
             [
                 _connection(conn, config, name, secrets, next_runs.get(name), now)
@@ -138,6 +149,7 @@ def gather_status(
                     .order_by(workers.c.started_at)
                 )
             ],
+            jobs,
         )
     return report
 

@@ -136,6 +136,33 @@ class Setup:
             check=False,
         )
 
+    def setup_all(self) -> None:
+        """``crm-upsell setup`` for every connection, in one process (a CLI start each takes long)."""
+        script = (
+            "import asyncio, sys\n"
+            "from pathlib import Path\n"
+            "from crm_upsell_connector.config import load_config\n"
+            "from crm_upsell_connector.fields import ALL_FIELDS\n"
+            "from crm_upsell_connector.pipeline import Session\n"
+            "from crm_upsell_connector.store.engine import open_store\n"
+            "config = load_config(Path(sys.argv[1]))\n"
+            "engine = open_store(config.store.url)\n"
+            "async def go(name):\n"
+            "    async with Session.open(config, name, engine=engine).connector() as connector:\n"
+            "        await connector.ensure_fields(ALL_FIELDS)\n"
+            "for name in sys.argv[2:]:\n"
+            "    asyncio.run(go(name))\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(self.config), *(c.name for c in self.crms)],
+            env=self.environ,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr
+
     def start_worker(self, *args: str, log_name: str = "worker") -> subprocess.Popen[bytes]:
         """``crm-upsell schedule`` in the background, its log in a file of the work directory."""
         log = self.workdir / f"{log_name}-{len(self.logs)}.log"

@@ -1,11 +1,14 @@
-"""Scale-out: three ``crm-upsell schedule`` workers share one PostgreSQL store; one is killed mid-run.
+"""Scale-out: three ``crm-upsell schedule`` workers (procrastinate) share one PostgreSQL store; one
+is killed mid-run.
 
 Three connections (two HubSpot portals and a Salesforce org, each its own sandbox with its own
 credentials) run every few seconds. While one connection's run is in its sync, the worker running it
-is SIGKILLed. Then: another worker takes the connection over at a following tick and resumes it; every
-connection ran, on more than one worker; no two runs of a connection ever overlapped; no tick ran
-twice; the two surviving workers stop cleanly on SIGTERM; and the sandbox CRMs hold every task the
-store knows exactly once, with no outbox entry left open.
+is SIGKILLed. Then: another worker takes the connection over within one interval plus the
+heartbeat timeout (``stalled_after_s``) and resumes it; every connection ran, on more than one
+worker; no two runs of a connection ever overlapped; procrastinate's job table holds each tick of a
+connection once and nothing left running; no tick ran to the end twice; the two surviving workers
+stop cleanly on SIGTERM; and the sandbox CRMs hold every task the store knows exactly once, with no
+outbox entry left open.
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ from tests.scheduling.support import Setup, setup, wait_for
 pytestmark = pytest.mark.postgres
 
 INTERVAL_S = 4
+# procrastinate's heartbeat timeout (the default of [scheduler] stalled_after_s) and how often the
+# workers look for stalled jobs ([scheduler] heartbeat_s below).
+STALLED_S = 10.0
+HEARTBEAT_S = 1.0
 CONNECTIONS = [("portal-a", "hubspot"), ("portal-b", "hubspot"), ("org", "salesforce")]
 
 
@@ -53,25 +60,31 @@ def _summary(row: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else json.loads(value or "{}")
 
 
-def _victim(url: str) -> tuple[str, int] | None:
+def _victim(url: str) -> tuple[str, int, int] | None:
     """A connection whose run is syncing right now (some page committed), and the pid running it."""
     rows = _rows(
         url,
         """
-        SELECT r.connection, t.worker FROM runs r
+        SELECT r.connection, r.summary FROM runs r
         JOIN runs s ON s.connection = r.connection AND s.command = 'sync' AND s.status = 'running'
         JOIN sync_state st ON st.connection = r.connection
-        JOIN LATERAL (
-            SELECT worker FROM schedule_ticks WHERE connection = r.connection ORDER BY tick DESC LIMIT 1
-        ) t ON true
+        JOIN procrastinate_jobs j ON j.id = (r.summary ->> 'job_id')::bigint AND j.status = 'doing'
         WHERE r.command = 'run' AND r.status = 'running' AND st.updated_at > s.started_at
         LIMIT 1
         """,
     )
     if not rows:
         return None
-    connection, worker = rows[0]
-    return connection, int(str(worker).split(":")[1])
+    summary = _summary(rows[0])
+    return str(rows[0].connection), int(summary["pid"]), int(summary["job_id"])
+
+
+def _jobs(url: str) -> list[Any]:
+    return _rows(
+        url,
+        "SELECT id, status, args ->> 'connection' AS connection, (args ->> 'timestamp')::bigint AS tick, "
+        "attempts FROM procrastinate_jobs WHERE task_name = 'crm_upsell.run_connection' ORDER BY id",
+    )
 
 
 def _stop(process: subprocess.Popen[bytes], timeout_s: float = 60) -> int:
@@ -88,7 +101,7 @@ def test_three_workers_one_killed_mid_run(tmp_path: Path, fresh_pg_url: str) -> 
         accounts=120,
         latency_ms=30,
         schedules={name: f'every = "{INTERVAL_S}s"' for name, _ in CONNECTIONS},
-        scheduler={"threads": 3, "retries": 1, "retry_backoff_s": 1.0, "heartbeat_s": 1.0},
+        scheduler={"threads": 3, "retries": 1, "retry_backoff_s": 1.0, "heartbeat_s": HEARTBEAT_S},
     ) as env:
         for name, _ in CONNECTIONS:
             done = env.cli("--connection", name, "setup")
@@ -106,7 +119,7 @@ def test_three_workers_one_killed_mid_run(tmp_path: Path, fresh_pg_url: str) -> 
 
 def _exercise(env: Setup, url: str, workers: list[subprocess.Popen[bytes]]) -> None:
     by_pid = {p.pid: p for p in workers}
-    found: list[tuple[str, int]] = []
+    found: list[tuple[str, int, int]] = []
 
     def victim_running() -> bool:
         hit = _victim(url)
@@ -116,7 +129,7 @@ def _exercise(env: Setup, url: str, workers: list[subprocess.Popen[bytes]]) -> N
         return False
 
     wait_for(victim_running, 90, "a run in the middle of its sync", poll_s=0.05)
-    connection, pid = found[-1]
+    connection, pid, job_id = found[-1]
     os.kill(pid, signal.SIGKILL)
     killed_at = datetime.now(UTC)
     by_pid[pid].wait(10)
@@ -131,15 +144,19 @@ def _exercise(env: Setup, url: str, workers: list[subprocess.Popen[bytes]]) -> N
             for r in _runs(url)
         )
 
-    # The next tick comes within one interval; the resumed run then finishes the interrupted sync.
-    wait_for(taken_over, INTERVAL_S + 60, f"another worker to take {connection} over")
+    # The dead worker's job holds the connection until its heartbeat is STALLED_S old; then it goes
+    # back to the queue (or the next tick's job, already waiting, replaces it) and a live worker
+    # resumes the interrupted sync: within one interval plus the heartbeat timeout (plus one look
+    # for stalled jobs, and a second of slack for a loaded machine).
+    bound = INTERVAL_S + STALLED_S + HEARTBEAT_S + 1.5
+    wait_for(taken_over, bound + 60, f"another worker to take {connection} over")
     first_ok_after = min(
         r.started_at
         for r in _runs(url)
         if r.connection == connection and r.status == "ok" and r.started_at > killed_at
     )
-    assert (first_ok_after - killed_at).total_seconds() <= INTERVAL_S + 1.5, (
-        "not taken over within one interval"
+    assert (first_ok_after - killed_at).total_seconds() <= bound, (
+        "not taken over within one interval plus the heartbeat timeout"
     )
 
     def every_connection_ran_twice_since() -> bool:
@@ -167,7 +184,8 @@ def _exercise(env: Setup, url: str, workers: list[subprocess.Popen[bytes]]) -> N
     assert not [r for r in runs if r.status in ("running", "failed", "partial")], [
         (r.connection, r.status, _summary(r).get("error")) for r in runs
     ]
-    # Never two runs of one connection at once, and never one tick run twice.
+    # Never two runs of one connection at once, and never one tick run to the end twice (a tick cut
+    # short by the kill may be resumed under the same tick: that is the takeover).
     for name, _ in CONNECTIONS:
         mine = sorted((r for r in runs if r.connection == name), key=lambda r: r.started_at)
         assert len(mine) >= 3, f"{name} ran {len(mine)} time(s)"
@@ -175,8 +193,21 @@ def _exercise(env: Setup, url: str, workers: list[subprocess.Popen[bytes]]) -> N
             assert before.finished_at is not None and before.finished_at <= after.started_at, (
                 f"{name}: runs {before.id} and {after.id} overlapped"
             )
-        ticks = Counter(_summary(r).get("tick") for r in mine)
+        ticks = Counter(_summary(r).get("tick") for r in mine if r.status != "interrupted")
         assert max(ticks.values()) == 1, f"{name}: a tick ran twice: {ticks.most_common(1)}"
+    # procrastinate's job table: each tick of a connection deferred once, nothing left running (the
+    # dead worker's job was given back to the queue or replaced by the next tick's job).
+    jobs = _jobs(url)
+    per_tick = Counter((j.connection, j.tick) for j in jobs)
+    assert max(per_tick.values()) == 1, f"a tick was deferred twice: {per_tick.most_common(1)}"
+    assert not [j for j in jobs if j.status == "doing"], [(j.id, j.connection, j.status) for j in jobs]
+    assert {j.connection for j in jobs if j.status == "succeeded"} == {n for n, _ in CONNECTIONS}
+    # The killed job was given back to the queue and run again (a second attempt), or marked failed
+    # because the next tick's job already waited.
+    (killed_job,) = [j for j in jobs if j.id == job_id]
+    assert (killed_job.status, killed_job.attempts >= 2) in {("succeeded", True), ("failed", False)}, (
+        killed_job
+    )
     # The work was shared: runs happened on more than one worker.
     assert len({_summary(r).get("pid") for r in runs}) >= 2
 

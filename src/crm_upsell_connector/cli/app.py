@@ -437,8 +437,15 @@ def run(
     allow_mass_change: Annotated[
         bool, typer.Option("--allow-mass-change", help="apply a plan over an [apply] threshold, once")
     ] = False,
+    queue: Annotated[
+        bool, typer.Option("--queue", help="hand the run to the workers (PostgreSQL store) and return")
+    ] = False,
 ) -> None:
     """Sync, score, plan and apply, in one go."""
+    if queue:
+        from crm_upsell_connector.cli.queue import queue_command
+
+        return queue_command(ctx, dry_run=dry_run, full=full)
     from crm_upsell_connector.cli import output
     from crm_upsell_connector.cli.view import CliView
 

@@ -223,4 +223,13 @@ def status_report(report: StatusReport) -> None:
             )
     else:
         console.print("no worker running (start one with 'crm-upsell schedule')")
+    for j in report.jobs:
+        tick = f", tick {_when(j.tick)} UTC" if j.tick else ""
+        by = f", queued by {j.queued_by}" if j.queued_by else ""
+        since = f" since {_when(j.since)} UTC" if j.since else ""
+        if j.state == "failed":
+            tries = f", after {j.attempts} attempt(s)"
+        else:
+            tries = f", attempt {j.attempts + 1}" if j.attempts else ""
+        console.print(f"job {j.id} {j.connection}: {j.state}{since}{tick}{tries}{by}")
     console.print("healthy" if report.healthy else "needs attention")

@@ -366,6 +366,8 @@ usage_values = Table(
 )
 
 # ---- the scheduler (``crm-upsell schedule``) --------------------------------------------------
+# PostgreSQL stores also hold procrastinate's job tables (``procrastinate_*``), installed by the
+# migrations and defined by procrastinate itself (crm_upsell_connector.jobs.schema), not here.
 
 # APScheduler's SQLAlchemyJobStore table, in the shape that job store defines (it creates the table
 # only when missing). Created by our migrations so that workers starting together never race to
@@ -376,17 +378,6 @@ scheduler_jobs = Table(
     Column("id", Unicode(191), primary_key=True),
     Column("next_run_time", Float(25), index=True),
     Column("job_state", LargeBinary, nullable=False),
-)
-
-# One row per tick of a connection's schedule that a worker claimed: the primary key makes each tick
-# run on exactly one worker, however many workers saw it fire.
-schedule_ticks = Table(
-    "schedule_ticks",
-    metadata,
-    Column("connection", CONN, primary_key=True),
-    Column("tick", UTCDateTime(), primary_key=True),
-    Column("worker", String(255), nullable=False),
-    _ts("claimed_at", nullable=False),
 )
 
 # Each running worker and when it last reported in (``crm-upsell status`` lists them).

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from crm_upsell_connector.errors import ConfigError, FatalAPIError
 from crm_upsell_connector.models import Page, Record
+from crm_upsell_zoho.campaigns import read_campaign_members
 from crm_upsell_zoho.client import (
     PAGE_LIMIT,
     PAGE_PARAM_MAX_RECORDS,
@@ -28,7 +29,6 @@ from crm_upsell_zoho.mapping import (
     parse_datetime,
     zoho_datetime,
 )
-from crm_upsell_zoho.campaigns import read_campaign_members
 from crm_upsell_zoho.notes import read_notes
 from crm_upsell_zoho.orders import with_line_items
 from crm_upsell_zoho.owned import DEAL_PRODUCTS_SOURCE, deal_product_lines
