@@ -14,6 +14,7 @@ import pytest
 
 from crm_upsell_connector.cli import main
 from crm_upsell_connector.config import load_config
+from crm_upsell_connector.jobs.run import Attempt, attempt_run
 from crm_upsell_connector.scheduler import Worker
 from crm_upsell_connector.secrets import SecretResolver
 from tests.reliability.harness import CRMS, Env, crm_account_fields, crm_tasks, open_env
@@ -187,6 +188,20 @@ def test_dry_run_says_nothing_was_written(env: Env, capsys: pytest.CaptureFixtur
     assert crm_tasks(env.crm, env.app) == []
 
 
+def attempt(worker: Worker, number: int) -> Attempt:
+    """One scheduled try of the connection ``main``, as the worker makes it (a retry when > 1)."""
+    return attempt_run(
+        worker.config,
+        "main",
+        engine=worker.engine,
+        plugins=worker.plugins,
+        secrets=worker.secrets,
+        stop=worker.stop,
+        details={"attempt": number, "worker": worker.id},
+        trigger="schedule" if number == 1 else "worker",
+    )
+
+
 def test_runs_lists_the_runs_of_a_scheduled_worker(hubspot: Env, capsys: pytest.CaptureFixture[str]) -> None:
     env = hubspot
     assert cli(env, "setup") == 0
@@ -194,8 +209,8 @@ def test_runs_lists_the_runs_of_a_scheduled_worker(hubspot: Env, capsys: pytest.
     env.config.write_text(text + '\n[connections.main.schedule]\nevery = "1h"\n', encoding="utf-8")
     worker = Worker(load_config(env.config), secrets=SecretResolver())
     try:
-        worker._attempt("main", 1, {"connection": "main"})
-        worker._attempt("main", 2, {"connection": "main"})
+        attempt(worker, 1)
+        attempt(worker, 2)
     finally:
         worker.engine.dispose()
     assert cli(env, "run", "--dry-run") == 0
@@ -252,7 +267,7 @@ def test_a_scheduled_worker_is_held_by_the_guard_and_does_not_retry(
     before = crm_account_fields(env.crm, env.app)
     worker = Worker(load_config(env.config), secrets=SecretResolver())
     try:
-        assert worker._attempt("main", 1, {"connection": "main"}) == "done"  # no retry: it needs a person
+        assert attempt(worker, 1).outcome == "failed"  # no retry: it needs a person
     finally:
         worker.engine.dispose()
     assert crm_account_fields(env.crm, env.app) == before

@@ -91,10 +91,9 @@ def print_summary(summary: OutcomeSummary, currency: str) -> None:
 
 
 def add_commands(app: typer.Typer, open_session: Callable[[typer.Context], Session]) -> None:
-    """Add ``outcomes`` and ``report`` to ``app``; ``open_session(ctx)`` opens the chosen connection."""
-    from crm_upsell_connector.cli import output
-    from crm_upsell_connector.outcomes.funnel import GroupBy
-    from crm_upsell_connector.report.session import write_session_report
+    """Add ``outcomes`` and ``report`` to ``app``; ``open_session(ctx)`` opens the chosen connection.
+
+    Each command imports what it needs when it runs (``crm-upsell --help`` stays quick)."""
 
     @app.command()
     def outcomes(
@@ -106,6 +105,10 @@ def add_commands(app: typer.Typer, open_session: Callable[[typer.Context], Sessi
         as_json: Annotated[bool, typer.Option("--json", help="the funnel and the uplift as JSON")] = False,
     ) -> None:
         """What happened to each proposal: the funnel with intervals, and the uplift against the holdout."""
+        from crm_upsell_connector.cli import output
+        from crm_upsell_connector.currency import resolve_home_currency
+        from crm_upsell_connector.outcomes.funnel import GroupBy
+
         if by not in _BY:
             raise ConfigError(f"--by {by!r} is not a grouping", hint=f"use one of {', '.join(_BY)}")
         start = parse_since(since)
@@ -114,8 +117,6 @@ def add_commands(app: typer.Typer, open_session: Callable[[typer.Context], Sessi
         if as_json:
             output.print_json(summary.to_json())
             return
-        from crm_upsell_connector.currency import resolve_home_currency
-
         with current.engine.connect() as conn:
             home = resolve_home_currency(conn, current.name, current.rules.tasks.currency)
         print_summary(summary, home or "")
@@ -129,6 +130,9 @@ def add_commands(app: typer.Typer, open_session: Callable[[typer.Context], Sessi
         ] = None,
     ) -> None:
         """Write the HTML report (matrix, segments over time, proposals, outcomes, uplift, runs)."""
+        from crm_upsell_connector.cli import output
+        from crm_upsell_connector.report.session import write_session_report
+
         current = open_session(ctx)
         target = out or Path(current.config.report.path or "upsell-report.html")
         try:
