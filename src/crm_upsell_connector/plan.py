@@ -122,7 +122,7 @@ class Plan:
             lines.append(f"    due {task.due.isoformat()}, priority {task.priority}")
         hidden = 0 if limit is None else max(0, len(self.changes) - limit) + max(0, len(self.tasks) - limit)
         if hidden:
-            lines.append(f"  ... and {hidden} more (use --json for all)")
+            lines.append(f"  ... and {hidden} more ('crm-upsell plan --json' lists every write)")
         lines.append(
             f"Plan: {len(self.changes)} account(s) to update, {len(self.tasks)} task(s) to create"
             + "".join(f", {n} {why}" for why, n in sorted(self.skipped.items()))
