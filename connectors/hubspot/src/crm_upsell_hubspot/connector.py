@@ -1,11 +1,8 @@
 """The HubSpot connector: reads every stream, sets up the product's properties, writes fields and tasks.
 
-Full reads use the list endpoints (100 records a call, associations inline). Incremental reads use
-search, keyed on the modification stamp rather than on search's ``after`` offset: every query starts
-again at the last stamp read (``GTE``), so no query ever pages past search's 10,000-result cap and a
-record modified mid-read (which jumps to the end of the sort order) can never push another one out
-of view. More than one page of records sharing one millisecond is read by ``hs_object_id`` inside
-that millisecond. Search carries no associations: one v4 batch association read per page adds them.
+The connector class puts its parts together: :mod:`.reads` (list pages, keyset search on the
+modification stamp, associations), :mod:`.writes` (batch updates and task creation), :mod:`.checks`
+and :mod:`.streams` (what they share). Their public names stay importable from here.
 """
 
 from __future__ import annotations
