@@ -42,6 +42,18 @@ def parse_ref(ref: str) -> tuple[str, str]:
     return scheme, name
 
 
+def secret_ref_field(value: str | None) -> str | None:
+    """A settings field holding a secret reference, for a pydantic ``field_validator``: the value
+    unchanged (None stays None), or ``ValueError`` with ``parse_ref``'s one-line message."""
+    if value is None:
+        return None
+    try:
+        parse_ref(value)
+    except ConfigError as exc:
+        raise ValueError(exc.one_line()) from None
+    return value
+
+
 class SecretResolver:
     """Resolves references; ``environ`` is injectable for tests.
 

@@ -6,9 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from crm_upsell_connector.errors import ConfigError
 from crm_upsell_connector.http.urls import check_url
-from crm_upsell_connector.secrets import parse_ref
+from crm_upsell_connector.secrets import secret_ref_field
 
 DEFAULT_BASE_URL = "https://api.hubapi.com"
 
@@ -64,13 +63,7 @@ class HubSpotSettings(BaseModel):
     @field_validator("token", "client_secret", "refresh_token")
     @classmethod
     def _secret_ref(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            parse_ref(value)
-        except ConfigError as exc:
-            raise ValueError(exc.one_line()) from None
-        return value
+        return secret_ref_field(value)
 
     @model_validator(mode="after")
     def _credentials(self) -> HubSpotSettings:

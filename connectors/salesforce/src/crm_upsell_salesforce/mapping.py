@@ -16,291 +16,75 @@ import logging
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from crm_upsell_connector.fields import ACCOUNT_FIELD_NAMES, ACCOUNT_FIELDS, TASK_KEY_FIELD
+from crm_upsell_connector.fields import ACCOUNT_FIELD_NAMES
 from crm_upsell_connector.models import (
     Account,
     Activity,
     ActivityKind,
     Contact,
     Deal,
-    FieldUpdate,
     LineItem,
     Owner,
     Product,
     Record,
-    TaskDraft,
 )
 from crm_upsell_connector.values import parse_bool, parse_number
-from crm_upsell_salesforce import soql
-from crm_upsell_salesforce.marketing import (
-    CAMPAIGN_MEMBER_FIELDS,
-    OPT_OUT,
-    contact_engagement,
-    map_campaign_member,
+from crm_upsell_salesforce.marketing import contact_engagement, map_campaign_member
+from crm_upsell_salesforce.parsing import (
+    SkipRecord,
+    _domain,
+    _id,
+    _lower,
+    _ref,
+    _updated,
+    modified_at,
+    parse_datetime,
+    text,
 )
+from crm_upsell_salesforce.sobjects import (
+    ACCOUNT_PREFIX,
+    CONTACT_PREFIX,
+    MODSTAMP,
+    OPEN_TASK_STATUS,
+    PRIORITIES,
+    SOBJECTS,
+    STANDARD_ACCOUNT_FIELDS,
+    MappingOptions,
+    account_field_api_name,
+    custom_field,
+    fields_for,
+)
+from crm_upsell_salesforce.write_records import account_update_record, task_record
+
+__all__ = [
+    "ACCOUNT_PREFIX",
+    "CONTACT_PREFIX",
+    "MODSTAMP",
+    "OPEN_TASK_STATUS",
+    "PRIORITIES",
+    "SOBJECTS",
+    "STANDARD_ACCOUNT_FIELDS",
+    "MappingOptions",
+    "SkipRecord",
+    "_id",
+    "_updated",
+    "account_field_api_name",
+    "account_update_record",
+    "custom_field",
+    "fields_for",
+    "map_record",
+    "map_records",
+    "modified_at",
+    "parse_datetime",
+    "task_record",
+    "text",
+]
 
 log = logging.getLogger(__name__)
-
-#: connector stream -> the sObject it reads.
-SOBJECTS: dict[str, str] = {
-    "users": "User",
-    "products": "Product2",
-    "accounts": "Account",
-    "contacts": "Contact",
-    "opportunities": "Opportunity",
-    "line_items": "OpportunityLineItem",
-    "assets": "Asset",
-    "tasks": "Task",
-    "events": "Event",
-    "campaign_members": "CampaignMember",
-}
-MODSTAMP = "SystemModstamp"
-# Standard Account fields a configuration may map in under their own names (anything else is custom).
-STANDARD_ACCOUNT_FIELDS = frozenset(
-    f.lower()
-    for f in (
-        "AccountNumber",
-        "AccountSource",
-        "AnnualRevenue",
-        "BillingCity",
-        "BillingCountry",
-        "BillingPostalCode",
-        "BillingState",
-        "CreatedDate",
-        "Description",
-        "Industry",
-        "LastActivityDate",
-        "Name",
-        "NumberOfEmployees",
-        "Ownership",
-        "ParentId",
-        "Phone",
-        "Rating",
-        "ShippingCity",
-        "ShippingCountry",
-        "ShippingState",
-        "Sic",
-        "Site",
-        "TickerSymbol",
-        "Type",
-        "Website",
-        "YearStarted",
-    )
-)
-_SF_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
-ACCOUNT_PREFIX = "001"
-CONTACT_PREFIX = "003"
-PRIORITIES = {"high": "High", "medium": "Normal", "low": "Low"}
-OPEN_TASK_STATUS = "Not Started"
-
-
-def custom_field(prefix: str, canonical: str) -> str:
-    """``Crm_Upsell_Loyalty_Score__c`` for ``loyalty_score``."""
-    return prefix + "_".join(part.capitalize() for part in canonical.split("_")) + "__c"
-
-
-def account_field_api_name(configured: str) -> str:
-    """The Account field behind a configured name: itself when standard or already custom
-    (``Seats__c``, ``ns__Seats__c``), else ``<name>__c`` (``seats_purchased`` -> ``seats_purchased__c``)."""
-    soql.name(configured)
-    if "__" in configured or configured.lower() in STANDARD_ACCOUNT_FIELDS:
-        return configured
-    return configured + "__c"
-
-
-@dataclass(frozen=True)
-class MappingOptions:
-    """What a mapping needs from the connection's configuration."""
-
-    prefix: str = "Crm_Upsell_"
-    #: configured account field name -> Salesforce field API name
-    account_fields: tuple[tuple[str, str], ...] = ()
-    product_extra_fields: tuple[str, ...] = ()
-    #: a Task field saying Inbound/Outbound for non-call activities (calls use CallType)
-    direction_field: str | None = None
-    #: an Event field holding the meeting's outcome (Completed, No Show...)
-    outcome_field: str | None = None
-
-    @classmethod
-    def build(
-        cls,
-        prefix: str,
-        account_fields: Iterable[str],
-        product_extra_fields: Iterable[str] = (),
-        *,
-        direction_field: str | None = None,
-        outcome_field: str | None = None,
-    ) -> MappingOptions:
-        pairs = tuple((n, account_field_api_name(n)) for n in dict.fromkeys(account_fields))
-        for extra in (*product_extra_fields, direction_field, outcome_field):
-            if extra is not None:
-                soql.name(extra)
-        return cls(prefix, pairs, tuple(product_extra_fields), direction_field, outcome_field)
-
-    @property
-    def task_key_field(self) -> str:
-        return custom_field(self.prefix, TASK_KEY_FIELD.name)
-
-    def product_field(self, canonical: str) -> str:
-        return custom_field(self.prefix, canonical)
-
-
-def fields_for(stream: str, options: MappingOptions) -> tuple[str, ...]:
-    """Only the fields the product uses (SOQL has no ``SELECT *``, and fewer fields read faster)."""
-    own = tuple(options.product_field(n) for n in ACCOUNT_FIELD_NAMES)
-    fields: tuple[str, ...] = {
-        "users": ("Name", "Email", "IsActive"),
-        "products": ("Name", "ProductCode", "Family", "IsActive", *options.product_extra_fields),
-        "accounts": (
-            "Name",
-            "Website",
-            "Industry",
-            "Type",
-            "OwnerId",
-            "CreatedDate",
-            *(api for _, api in options.account_fields),
-            *own,
-        ),
-        "contacts": ("AccountId", "Email", "FirstName", "LastName", "CreatedDate", OPT_OUT),
-        "campaign_members": CAMPAIGN_MEMBER_FIELDS,
-        "opportunities": (
-            "AccountId",
-            "OwnerId",
-            "Name",
-            "StageName",
-            "IsClosed",
-            "IsWon",
-            "Amount",
-            "CloseDate",
-            "CreatedDate",
-        ),
-        "line_items": (
-            "OpportunityId",
-            "Product2Id",
-            "ProductCode",
-            "Name",
-            "Quantity",
-            "UnitPrice",
-            "TotalPrice",
-        ),
-        "assets": ("AccountId", "Product2Id", "Name", "Quantity", "Price"),
-        "tasks": (
-            "AccountId",
-            "WhatId",
-            "WhoId",
-            "OwnerId",
-            "Subject",
-            "ActivityDate",
-            "Status",
-            "Priority",
-            "TaskSubtype",
-            "Type",
-            "CallType",
-            "CallDisposition",
-            "IsClosed",
-            "CreatedDate",
-            options.task_key_field,
-            *((options.direction_field,) if options.direction_field else ()),
-        ),
-        "events": (
-            "AccountId",
-            "WhatId",
-            "WhoId",
-            "OwnerId",
-            "Subject",
-            "StartDateTime",
-            "ActivityDateTime",
-            *((options.outcome_field,) if options.outcome_field else ()),
-        ),
-    }[stream]
-    return tuple(dict.fromkeys(("Id", *fields, MODSTAMP)))
-
-
-# ---- lenient parsing ---------------------------------------------------------------------------
-
-
-def parse_datetime(value: Any) -> datetime | None:
-    """Salesforce dateTimes (``2026-10-01T12:00:00.000+0000``) and dates; None where unreadable."""
-    if value is None or isinstance(value, bool | int | float):
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    text_value = str(value).strip()
-    if not text_value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(text_value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        return None
-    try:
-        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    except OverflowError:  # 0001-01-01T00:00+01:00: before datetime.min once in UTC
-        return None
-
-
-def text(value: Any) -> str | None:
-    """A field value as text, None for missing or blank (whole numbers without a trailing ``.0``)."""
-    if value is None or isinstance(value, dict | list):
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    out = str(value).strip()
-    return out or None
-
-
-def _lower(raw: Mapping[str, Any]) -> dict[str, Any]:
-    return {str(k).lower(): v for k, v in raw.items()}
-
-
-def _ref(value: Any, prefix: str) -> str | None:
-    """An id that points at the object with key ``prefix``; ids not shaped like Salesforce ids pass."""
-    ident = text(value)
-    if ident is None:
-        return None
-    if _SF_ID.fullmatch(ident) and not ident.startswith(prefix):
-        return None  # WhatId on an opportunity, WhoId on a lead...
-    return ident
-
-
-class SkipRecord(ValueError):
-    """A record that cannot be mapped; it is logged and left out."""
-
-
-def _id(raw: Mapping[str, Any]) -> str:
-    value = raw.get("id")
-    if value is None or isinstance(value, bool | dict | list) or not str(value).strip():
-        raise SkipRecord("it has no Id")
-    return str(value).strip()
-
-
-def modified_at(raw: Mapping[str, Any]) -> datetime | None:
-    """``SystemModstamp`` (what incremental reads filter on), else ``LastModifiedDate``."""
-    low = _lower(raw)
-    return parse_datetime(low.get("systemmodstamp")) or parse_datetime(low.get("lastmodifieddate"))
-
-
-def _updated(raw: Mapping[str, Any]) -> datetime:
-    stamp = modified_at(raw)
-    if stamp is None:
-        raise SkipRecord(f"its SystemModstamp {raw.get('systemmodstamp')!r} cannot be read")
-    return stamp
-
-
-def _domain(website: Any) -> str | None:
-    site = text(website)
-    if site is None:
-        return None
-    site = re.sub(r"^[a-z][a-z0-9+.-]*://", "", site.lower()).split("/")[0].split("?")[0]
-    site = site.removeprefix("www.")
-    return site or None
 
 
 # ---- Salesforce -> canonical -------------------------------------------------------------------
@@ -539,46 +323,3 @@ def map_records(stream: str, raws: Iterable[Any], options: MappingOptions) -> li
                 records.append(engagement)
         records.append(record)
     return records
-
-
-# ---- canonical -> Salesforce -------------------------------------------------------------------
-
-_FIELD_TYPES = {f.name: f.type for f in ACCOUNT_FIELDS}
-
-
-def _field_value(canonical: str, value: str) -> Any:
-    """A rendered value as Salesforce's JSON wants it: numbers as numbers, blanks as null."""
-    if not value.strip():
-        return None
-    if _FIELD_TYPES.get(canonical) == "number":
-        number = parse_number(value)
-        if number is None:
-            raise ValueError(f"{canonical} must be a number, not {value!r}")
-        return number
-    return value
-
-
-def account_update_record(update: FieldUpdate, options: MappingOptions) -> dict[str, Any]:
-    """One record of ``PATCH /composite/sobjects`` setting the product's fields on an account."""
-    record: dict[str, Any] = {"attributes": {"type": "Account"}, "id": update.account_id}
-    for canonical, value in update.values.items():
-        record[options.product_field(canonical)] = _field_value(canonical, value)
-    return record
-
-
-def task_record(draft: TaskDraft, options: MappingOptions) -> dict[str, Any]:
-    """One record of ``POST /composite/sobjects``: a to-do on the account, for its owner, with our key."""
-    record: dict[str, Any] = {
-        "attributes": {"type": "Task"},
-        "WhatId": draft.account_id,
-        "ActivityDate": f"{draft.due:%Y-%m-%d}",
-        "Subject": draft.subject[:255],
-        "Description": draft.body[:32000],
-        "Priority": PRIORITIES[draft.priority],
-        "Status": OPEN_TASK_STATUS,
-        "TaskSubtype": "Task",
-        options.task_key_field: draft.key,
-    }
-    if draft.owner_id:
-        record["OwnerId"] = draft.owner_id
-    return record

@@ -8,9 +8,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from crm_upsell_connector.errors import ConfigError
 from crm_upsell_connector.http.urls import check_url, is_loopback
-from crm_upsell_connector.secrets import parse_ref
+from crm_upsell_connector.secrets import secret_ref_field
 
 LOGIN_URL = "https://login.salesforce.com"
 TEST_LOGIN_URL = "https://test.salesforce.com"
@@ -115,13 +114,7 @@ class SalesforceSettings(BaseModel):
     @field_validator("private_key", "client_secret", "refresh_token")
     @classmethod
     def _secret_ref(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            parse_ref(value)
-        except ConfigError as exc:
-            raise ValueError(exc.one_line()) from None
-        return value
+        return secret_ref_field(value)
 
     @model_validator(mode="after")
     def _credentials(self) -> SalesforceSettings:
