@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,16 +33,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     epilog="Global options may also follow the command: crm-upsell check --config FILE.",
 )
-auth_app = typer.Typer(
-    help="Store or delete secrets in the system keyring.", no_args_is_help=True, rich_markup_mode=None
-)
-sandbox_app = typer.Typer(
-    help="Run a CRM sandbox (an emulator of the CRM's API) on loopback.",
-    no_args_is_help=True,
-    rich_markup_mode=None,
-)
-app.add_typer(auth_app, name="auth")
-app.add_typer(sandbox_app, name="sandbox")
 
 
 def _usage_app() -> None:
@@ -209,36 +198,6 @@ def init(
         from crm_upsell_connector.config import default_config_path
 
         discover_into_config(g.config or default_config_path(), name)
-
-
-@auth_app.command("set")
-def auth_set(
-    name: Annotated[str, typer.Argument(help="the name used in the config, e.g. hubspot-token")],
-) -> None:
-    """Store a secret in the keyring (asked for without echo, or read from standard input)."""
-    import getpass
-
-    from crm_upsell_connector.cli import output
-    from crm_upsell_connector.secrets import SecretResolver, parse_ref
-
-    parse_ref(f"keyring:{name}")
-    resolver = SecretResolver()
-    resolver.check_backend()  # before asking for the value: no secret typed in for nothing
-    value = getpass.getpass(f"value for {name}: ") if sys.stdin.isatty() else sys.stdin.readline().strip()
-    resolver.store(name, value)
-    output.console.print(f"stored {name} in the keyring")
-
-
-@auth_app.command("delete")
-def auth_delete(name: Annotated[str, typer.Argument(help="the secret's name")]) -> None:
-    """Remove a secret from the keyring."""
-    from crm_upsell_connector.cli import output
-    from crm_upsell_connector.secrets import SecretResolver
-
-    if SecretResolver().delete(name):
-        output.console.print(f"deleted {name}")
-    else:
-        raise ConfigError(f"no secret named {name!r} in the keyring")
 
 
 @app.command()
@@ -511,50 +470,12 @@ def status(
         raise typer.Exit(1)
 
 
-# ---- demo and sandbox ---------------------------------------------------------------------------
-
-
-@app.command()
-def demo(
-    crm: Annotated[str, typer.Option(help="which CRM's sandbox")] = "hubspot",
-    accounts: Annotated[int, typer.Option(min=10, max=50000, help="companies in the sandbox")] = 1000,
-    seed: Annotated[int, typer.Option(help="scenario seed")] = 7,
-    usage_csv: Annotated[
-        bool,
-        typer.Option("--usage-csv", help="add a product-usage CSV (seat use by domain) as a usage source"),
-    ] = False,
-) -> None:
-    """Run the whole product against a CRM sandbox: setup, sync, score, plan, apply, and again."""
-    from crm_upsell_connector.demo import run_demo
-
-    asyncio.run(run_demo(crm=crm, accounts=accounts, seed=seed, usage_csv=usage_csv))
-
-
-@sandbox_app.command("serve")
-def sandbox_serve(
-    crm: Annotated[str, typer.Option(help="which CRM to emulate")] = "hubspot",
-    port: Annotated[int, typer.Option(min=0, max=65535, help="port on 127.0.0.1 (0: any free one)")] = 8080,
-    accounts: Annotated[int, typer.Option(min=1, max=200000, help="companies to seed")] = 1000,
-    seed: Annotated[int, typer.Option(help="scenario seed")] = 7,
-    latency_ms: Annotated[int, typer.Option(min=0, help="added latency per request")] = 0,
-    rate_limit: Annotated[int | None, typer.Option(help="requests per rate-limit interval")] = None,
-) -> None:
-    """Serve a seeded CRM sandbox until interrupted.
-
-    Prints what to connect with on standard output: a [connections.sandbox] section for a config
-    file and the sandbox's fixed credentials as environment variables to export.
-    """
-    from crm_upsell_connector.demo import serve_sandbox
-
-    serve_sandbox(
-        crm=crm, port=port, accounts=accounts, seed=seed, latency_ms=latency_ms, rate_limit=rate_limit
-    )
-
-
 # Commands kept in modules of their own (imported last: they register on ``app``).
+from crm_upsell_connector.cli import auth_cmd as _auth_cmd  # noqa: E402, F401
 from crm_upsell_connector.cli import discover as _discover  # noqa: E402, F401
 from crm_upsell_connector.cli import insight  # noqa: E402
 from crm_upsell_connector.cli import runs as _runs  # noqa: E402, F401
+from crm_upsell_connector.cli import sandbox_cmd as _sandbox_cmd  # noqa: E402, F401
 
 insight.add_commands(app, _session)  # outcomes, report
 
