@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -235,6 +235,17 @@ def owner_names(conn: Connection, connection: str) -> dict[str, str]:
             select(owners.c.id, owners.c.name, owners.c.email).where(owners.c.connection == connection)
         )
     }
+
+
+def account_names(conn: Connection, connection: str, ids: Sequence[str]) -> dict[str, str]:
+    """Account id -> name for ``ids`` (those in the store)."""
+    found: dict[str, str] = {}
+    for chunk in (list(ids)[i : i + 500] for i in range(0, len(ids), 500)):
+        query = select(accounts.c.id, accounts.c.name).where(
+            accounts.c.connection == connection, accounts.c.id.in_(chunk)
+        )
+        found.update({row.id: row.name for row in conn.execute(query) if row.name})
+    return found
 
 
 def build_plan(

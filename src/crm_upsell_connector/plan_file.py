@@ -23,7 +23,7 @@ from crm_upsell_connector.apply import MAX_ATTEMPTS
 from crm_upsell_connector.connector import Connector
 from crm_upsell_connector.errors import ConfigError
 from crm_upsell_connector.models import TaskDraft
-from crm_upsell_connector.plan import FieldChange, Plan
+from crm_upsell_connector.plan import FieldChange, Plan, account_names, owner_names
 from crm_upsell_connector.store.schema import accounts, outbox, task_keys
 
 if TYPE_CHECKING:
@@ -186,6 +186,12 @@ async def fresh_saved_plan(session: Session, connector: Connector, path: Path) -
         )
     with session.engine.connect() as conn:
         reasons = stale_reasons(conn, plan, seen)
+        # Shown as `plan` shows it: owners and accounts by name (the file keeps the CRM ids).
+        plan.owner_names = owner_names(conn, session.name)
+        plan.account_names = {
+            **{c.account_id: c.account_name for c in plan.changes if c.account_name},
+            **account_names(conn, session.name, [t.account_id for t in plan.tasks]),
+        }
     if reasons:
         raise ConfigError(
             f"the plan in {path} is stale: {'; '.join(reasons)}; nothing was written",
