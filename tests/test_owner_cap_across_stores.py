@@ -25,6 +25,7 @@ from crm_upsell_connector.features.product_tasks import owner_tasks_since
 from crm_upsell_connector.sandbox.scenario import build_scenario
 from crm_upsell_connector.sandbox.server import SandboxOptions, SandboxServer
 from crm_upsell_connector.store import schema
+from crm_upsell_connector.store.engine import open_store
 from tests.test_cli_hubspot import TOKEN_ENV, Env, write_config
 
 ACCOUNTS = 120
@@ -128,10 +129,11 @@ def ago(days: float) -> datetime:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> sa.Engine:
-    engine = sa.create_engine("sqlite:///" + str(tmp_path / "store.db"))
-    schema.metadata.create_all(engine)
-    return engine
+def store(store_url: str) -> Iterator[sa.Engine]:
+    """An empty store on each backend (SQLite, and PostgreSQL when the server is there)."""
+    engine = open_store(store_url)
+    yield engine
+    engine.dispose()
 
 
 def _insert(engine: sa.Engine, table: sa.Table, rows: list[dict[str, Any]]) -> None:

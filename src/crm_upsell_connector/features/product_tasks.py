@@ -54,6 +54,8 @@ def owner_tasks_since(conn: sa.Connection, connection: str, since: datetime) -> 
         act.c.connection == connection,
         act.c.kind == ActivityKind.TASK.value,
         act.c.upsell_key > "",
+        # A task made since then was last changed since then too: older ones are left in the store.
+        act.c.updated_at >= since,
     )
     for key, owner, occurred, updated in conn.execute(query):
         created = crm_task_created_at(occurred, updated)
