@@ -12,7 +12,6 @@ import logging
 import os
 import socket
 import threading
-from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import ValidationError
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, delete, select
 
 from crm_upsell_connector.apply import Applier, ApplyReport
 from crm_upsell_connector.config import Config, ConnectionConfig, load_config, problems_error
@@ -32,6 +31,7 @@ from crm_upsell_connector.currency import refresh_home_currency, resolve_home_cu
 from crm_upsell_connector.errors import ConfigError, ConnectorError, MassChangeError, StopRequested
 from crm_upsell_connector.experiment import holdout, holdout_salt
 from crm_upsell_connector.features import compute_features
+from crm_upsell_connector.features.product_tasks import owner_tasks_since
 from crm_upsell_connector.guard import Breach, enforce
 from crm_upsell_connector.http.redact import scrub
 from crm_upsell_connector.outcomes import record_proposals, refresh_outcomes
@@ -44,7 +44,7 @@ from crm_upsell_connector.store.engine import open_store
 from crm_upsell_connector.store.lock import RunLock
 from crm_upsell_connector.store.repo import upsert
 from crm_upsell_connector.store.runs import close_abandoned_runs, finish_run, start_run
-from crm_upsell_connector.store.schema import recommendation_history, recommendations, task_keys
+from crm_upsell_connector.store.schema import recommendation_history, recommendations
 from crm_upsell_connector.sync import Progress, Syncer, SyncReport
 from crm_upsell_connector.usage.features import attach_usage
 from crm_upsell_connector.usage.stream import UsageSyncer
@@ -251,20 +251,12 @@ class Session:
             home = resolve_home_currency(conn, self.name, rules.tasks.currency)
             rows = compute_features(conn, self.name, now, rules.features, rules.products, home)
             rows = attach_usage(conn, self.name, now, self.config.usage, rows)
-            week_ago = now - timedelta(days=7)
-            recent: Counter[str] = Counter(
-                dict(
-                    conn.execute(
-                        select(task_keys.c.owner_id, func.count())
-                        .where(task_keys.c.connection == self.name, task_keys.c.created_at >= week_ago)
-                        .group_by(task_keys.c.owner_id)
-                    ).all()
-                )
-            )
+            # The week of the cap is the last 7 days; the CRM's tasks count as well as this store's.
+            recent = owner_tasks_since(conn, self.name, now - timedelta(days=7))
         recs = RuleEngine(rules, currency=home).evaluate(
             rows,
             now,
-            owner_open_tasks_this_week={k: v for k, v in recent.items() if k},
+            owner_open_tasks_this_week=recent,
             held_out=self._holdout(),
         )
         self._save_recommendations(recs, now)

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from crm_upsell_connector.currency import resolve_home_currency
+from crm_upsell_connector.features.product_tasks import QUEUED_TASK_STATUSES
 from crm_upsell_connector.fields import ACCOUNT_FIELD_NAMES, segment_ids
 from crm_upsell_connector.models import FieldUpdate, TaskDraft
 from crm_upsell_connector.rules.config import RulesConfig
@@ -221,7 +222,7 @@ def accounts_with_open_upsell_tasks(conn: Connection, connection: str) -> set[st
         select(outbox.c.account_id).where(
             outbox.c.connection == connection,
             outbox.c.kind == "task",
-            outbox.c.status.in_(("pending", "sent", "failed")),
+            outbox.c.status.in_(QUEUED_TASK_STATUSES),
         )
     ).scalars()
     return {a for a in crm if a} | set(queued)

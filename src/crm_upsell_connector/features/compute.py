@@ -12,6 +12,7 @@ from crm_upsell_connector.currency import resolve_home_currency
 from crm_upsell_connector.features.activity import activity_aggregates
 from crm_upsell_connector.features.deals import deal_aggregates, line_item_holdings
 from crm_upsell_connector.features.engagement import ENGAGEMENT_NAMES, engagement_aggregates
+from crm_upsell_connector.features.product_tasks import QUEUED_TASK_STATUSES, crm_task_created_at
 from crm_upsell_connector.features.spec import CatalogueItem, FeaturesConfig
 from crm_upsell_connector.features.values import (
     COUNTS,
@@ -64,25 +65,33 @@ def _contact_counts(conn: sa.Connection, connection: str) -> dict[str, int]:
 def _upsell_tasks(conn: sa.Connection, connection: str) -> dict[str, tuple[int, datetime | None]]:
     """Per account: open upsell tasks and when the last one was made (``upsell_key > ''`` uses the index).
 
-    A task's own stamp is its due date (HubSpot ``hs_timestamp``, Salesforce ``ActivityDate``), which
-    lies after its creation; the earlier of it and the last modification is the best creation time
-    the CRM gives back for every connector.
+    Open are the product's tasks the CRM shows not done and those this store queued in the outbox
+    (pending, sent or failed) that the CRM does not show yet, each task once (by its key): a fresh
+    store sees the tasks another store made, and a task on its way counts before the next sync.
+    The creation time is ``crm_task_created_at`` (the earlier of the due date and the last change).
     """
     act = schema.activities
-    query = sa.select(act.c.account_id, act.c.kind, act.c.status, act.c.occurred_at, act.c.updated_at).where(
-        act.c.connection == connection, act.c.upsell_key > "", act.c.account_id.is_not(None)
-    )
-    result: dict[str, tuple[int, datetime | None]] = {}
-    for account_id, kind, status, occurred, updated in conn.execute(query):
-        count, last = result.get(account_id, (0, None))
+    query = sa.select(
+        act.c.account_id, act.c.kind, act.c.status, act.c.upsell_key, act.c.occurred_at, act.c.updated_at
+    ).where(act.c.connection == connection, act.c.upsell_key > "", act.c.account_id.is_not(None))
+    open_keys: dict[str, set[str]] = {}
+    shown: set[str] = set()
+    last: dict[str, datetime] = {}
+    for account_id, kind, status, key, occurred, updated in conn.execute(query):
+        shown.add(key)
         if kind == "task" and (status or "open") != "done":
-            count += 1
-        stamps = [t for t in (aware(occurred), aware(updated)) if t is not None]
-        when = min(stamps) if stamps else None
-        if when is not None and (last is None or when > last):
-            last = when
-        result[account_id] = (count, last)
-    return result
+            open_keys.setdefault(account_id, set()).add(key)
+        when = crm_task_created_at(occurred, updated)
+        if when is not None and (account_id not in last or when > last[account_id]):
+            last[account_id] = when
+    out = schema.outbox
+    queued = sa.select(out.c.account_id, out.c.ref).where(
+        out.c.connection == connection, out.c.kind == "task", out.c.status.in_(QUEUED_TASK_STATUSES)
+    )
+    for account_id, key in conn.execute(queued):
+        if key not in shown:
+            open_keys.setdefault(account_id, set()).add(key)
+    return {a: (len(open_keys.get(a, ())), last.get(a)) for a in open_keys.keys() | last.keys()}
 
 
 def _last_task_keys(conn: sa.Connection, connection: str) -> dict[str, datetime]:
