@@ -294,6 +294,9 @@ def score(
     if as_json:
         output.print_json([r.model_dump(mode="json") for r in recs])
         return
+    if not recs:
+        output.err_console.print("no accounts in the store yet: run 'crm-upsell sync' first")
+        return
     output.segment_counts(recs, session.rules)
     output.top_proposals(recs, top, session.rules)
 
