@@ -17,10 +17,8 @@ from crm_upsell_connector.sandbox.scenario import (
 )
 from crm_upsell_salesforce.sandbox.base import OrgBase
 from crm_upsell_salesforce.sandbox.common import (
-    ACCOUNT_CURRENCY,
     ARCHIVE_AFTER_DAYS,
     CURRENCY_OBJECTS,
-    CURRENCY_RATES,
     DAY,
     DISPOSITIONS,
     INDUSTRIES,
@@ -108,6 +106,7 @@ class ScenarioData(OrgBase):
                     product_key=product_key,
                     quantity=float(sum(i.quantity for i in lines)),
                     price=lines[0].unit_price,
+                    currency=lines[0].currency,
                     purchased_ms=close,
                     usage_end_ms=close + 365 * DAY if period == "P12M" else None,
                     status="Purchased" if now - close < 30 * DAY else "Installed",
@@ -142,16 +141,6 @@ class ScenarioData(OrgBase):
                 return None
             return "Inbound" if src.direction == "inbound" else "Outbound"
 
-        def currency_of(company_key: str) -> str:
-            number = int(company_key.rsplit("-", 1)[-1]) if company_key[-1:].isdigit() else 0
-            return ACCOUNT_CURRENCY.get(number % 10, "USD")
-
-        def in_deal_currency(company_key: str, usd: float) -> float:
-            # The scenario's amounts are USD, the corporate currency: a deal kept in another currency
-            # carries the same value in that currency, so home amounts stay the scenario's.
-            iso = currency_of(company_key)
-            return round(usd * CURRENCY_RATES[iso], 0 if iso == "JPY" else 2)
-
         def description(src: SActivity) -> str:
             """Bodies as users log them: several paragraphs, e-mails as HTML, the scenario's own text
             (where a complaint is) never in the first paragraph."""
@@ -176,6 +165,7 @@ class ScenarioData(OrgBase):
             "nps_score__c": lambda s: opt(s.nps_score),
             "onboarding_stage__c": lambda s: s.onboarding_stage,
             "do_not_contact__c": lambda s: s.do_not_contact,
+            "CurrencyIsoCode": lambda s: s.currency,
         }
         contact: dict[str, Getter] = {
             "AccountId": lambda s: ids[s.company_key],
@@ -190,9 +180,13 @@ class ScenarioData(OrgBase):
             "OwnerId": owner,
             "Name": lambda s: s.name,
             "StageName": lambda s: STAGES.get(s.stage, "Prospecting"),
-            "Amount": lambda s: in_deal_currency(s.company_key, float(s.amount)),
+            # The scenario's amount is already in the deal's own currency (Scenario deals carry
+            # ``currency``, ``amount`` in it and ``amount_home``): Amount is kept as it is, in
+            # CurrencyIsoCode (Object Reference "Opportunity": "Amount ... in the currency of the
+            # opportunity" in a multi-currency org).
+            "Amount": lambda s: float(s.amount),
             "CloseDate": lambda s: sf_date(to_ms(s.close_date)),
-            "CurrencyIsoCode": lambda s: currency_of(s.company_key),
+            "CurrencyIsoCode": lambda s: s.currency,
             "Pricebook2Id": lambda s: self.pricebook_id,
             "HasOpportunityLineItem": lambda s: True,
         }
@@ -200,8 +194,10 @@ class ScenarioData(OrgBase):
             "OpportunityId": lambda s: ids[s.deal_key],
             "PricebookEntryId": lambda s: ids[f"pbe:{s.product_key}"],
             "Quantity": lambda s: float(s.quantity),
-            "UnitPrice": lambda s: in_deal_currency(self._deals[s.deal_key].company_key, float(s.unit_price)),
-            "CurrencyIsoCode": lambda s: currency_of(self._deals[s.deal_key].company_key),
+            # In the opportunity's currency already (an opportunity product's currency is its
+            # opportunity's: Object Reference "OpportunityLineItem", CurrencyIsoCode).
+            "UnitPrice": lambda s: float(s.unit_price),
+            "CurrencyIsoCode": lambda s: s.currency,
             "ServiceDate": lambda s: sf_date(to_ms(self._deals[s.deal_key].close_date)),
             "Billing_Period__c": lambda s: PERIODS.get(s.billing_period, s.billing_period),
             "Description": lambda s: f"{li_product(s).name} x {s.quantity}",
@@ -228,6 +224,7 @@ class ScenarioData(OrgBase):
             "Name": lambda s: products[s.product_key].name,
             "Quantity": lambda s: s.quantity,
             "Price": lambda s: float(s.price),
+            "CurrencyIsoCode": lambda s: s.currency,
             "Status": lambda s: s.status,
             "PurchaseDate": lambda s: sf_date(s.purchased_ms),
             "InstallDate": lambda s: sf_date(s.purchased_ms),
@@ -413,7 +410,9 @@ class _AssetSrc:
     company_key: str
     product_key: str
     quantity: float
+    #: ``price`` is in ``currency``, the won opportunity's
     price: float
+    currency: str
     purchased_ms: int
     usage_end_ms: int | None
     status: str

@@ -122,6 +122,9 @@ def standard_schema() -> dict[str, list[FieldDef]]:
             _f("Industry", "picklist", length=255),
             _f("Type", "picklist", length=255),
             _f("Description", "textarea"),
+            # Multi-currency orgs: every currency-bearing record has CurrencyIsoCode (Salesforce Help,
+            # "Considerations for Enabling Multiple Currencies"); an account's is the one it trades in.
+            _f("CurrencyIsoCode", "picklist", length=3),
             _owner(),
             _num("seats_purchased__c"),
             _num("seats_active__c"),
@@ -201,6 +204,7 @@ def standard_schema() -> dict[str, list[FieldDef]]:
             _f("Name", "string", required=True, nillable=False),
             _num("Quantity", "double", 18, 2),
             _num("Price", "currency", 18, 2),
+            _f("CurrencyIsoCode", "picklist", length=3),
             _f("Status", "picklist"),
             _f("PurchaseDate", "date"),
             _f("InstallDate", "date"),

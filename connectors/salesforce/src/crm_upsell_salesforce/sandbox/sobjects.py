@@ -11,7 +11,6 @@ from starlette.responses import JSONResponse, Response
 from crm_upsell_salesforce.sandbox.base import OrgBase
 from crm_upsell_salesforce.sandbox.common import (
     COLLECTION_MAX,
-    CORPORATE_CURRENCY,
     ID_SHAPE,
     KEY_PREFIXES,
     MODSTAMP_FIELDS,
@@ -247,7 +246,7 @@ class SObjectsApi(OrgBase):
         elif otype == "Opportunity":
             out.update(Pricebook2Id=self.pricebook_id)
             if self.schema["Opportunity"].field("CurrencyIsoCode") is not None:
-                out["CurrencyIsoCode"] = CORPORATE_CURRENCY
+                out["CurrencyIsoCode"] = self.scenario.home_currency
         if otype == "Task" and values.get("Status") == "Completed":
             out["CompletedDateTime"] = now
         return out
