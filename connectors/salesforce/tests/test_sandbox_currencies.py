@@ -54,11 +54,12 @@ def test_accounts_and_deals_carry_the_scenario_currency_and_amount(org: Org) -> 
         assert (row["Amount"], row["CurrencyIsoCode"]) == (deal.amount, deal.currency), deal.name
     items = {
         r["Id"]: r
-        for r in _records(org, "SELECT Id, UnitPrice, Quantity, CurrencyIsoCode FROM OpportunityLineItem")
+        for r in _records(org, "SELECT Id, UnitPrice, ListPrice, CurrencyIsoCode FROM OpportunityLineItem")
     }
     for item in sc.line_items:
         row = items[org.state.salesforce_id(item.key)]
         assert (row["UnitPrice"], row["CurrencyIsoCode"]) == (item.unit_price, item.currency)
+        assert row["ListPrice"] == item.unit_price  # from the price book entry in the same currency
 
 
 def test_currency_types_and_corporate_currency_are_the_scenario_settings(org: Org) -> None:

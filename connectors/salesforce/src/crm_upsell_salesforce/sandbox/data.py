@@ -15,6 +15,7 @@ from crm_upsell_connector.sandbox.scenario import (
     SLineItem,
     SProduct,
 )
+from crm_upsell_connector.sandbox.scenario.deals import in_currency
 from crm_upsell_salesforce.sandbox.base import OrgBase
 from crm_upsell_salesforce.sandbox.common import (
     ARCHIVE_AFTER_DAYS,
@@ -41,6 +42,11 @@ from crm_upsell_salesforce.sandbox.store import (
 )
 
 
+def pbe_key(product_key: str, currency: str) -> str:
+    """The ``ids`` key of a product's standard price book entry in ``currency``."""
+    return f"pbe:{product_key}:{currency}"
+
+
 class ScenarioData(OrgBase):
     """Loading the scenario and the per-field getters over its records."""
 
@@ -59,8 +65,13 @@ class ScenarioData(OrgBase):
             self._put("User", owner.key, owner, long_ago, long_ago + 30 * DAY)
         for product in sc.products:
             self._put("Product2", product.key, product, long_ago, now - 200 * DAY)
-        for product in sc.products:
-            self._put("PricebookEntry", f"pbe:{product.key}", product, long_ago, now - 200 * DAY)
+        # One standard price book entry per product and active currency, each priced in its currency
+        # (Object Reference "PricebookEntry", CurrencyIsoCode; an opportunity product's entry is in
+        # its opportunity's currency: Object Reference "OpportunityLineItem").
+        for iso in sc.currencies():
+            for product in sc.products:
+                price = _PriceSrc(product, iso, in_currency(product.unit_price, iso))
+                self._put("PricebookEntry", pbe_key(product.key, iso), price, long_ago, now - 200 * DAY)
         for company in sc.companies:
             self._put("Account", company.key, company, to_ms(company.created_at), to_ms(company.updated_at))
         for contact in sc.contacts:
@@ -192,7 +203,7 @@ class ScenarioData(OrgBase):
         }
         line_item: dict[str, Getter] = {
             "OpportunityId": lambda s: ids[s.deal_key],
-            "PricebookEntryId": lambda s: ids[f"pbe:{s.product_key}"],
+            "PricebookEntryId": lambda s: ids[pbe_key(s.product_key, s.currency)],
             "Quantity": lambda s: float(s.quantity),
             # In the opportunity's currency already (an opportunity product's currency is its
             # opportunity's: Object Reference "OpportunityLineItem", CurrencyIsoCode).
@@ -212,8 +223,9 @@ class ScenarioData(OrgBase):
         }
         pricebook_entry: dict[str, Getter] = {
             "Pricebook2Id": lambda s: self.pricebook_id,
-            "Product2Id": lambda s: ids[s.key],
+            "Product2Id": lambda s: ids[s.product.key],
             "UnitPrice": lambda s: float(s.unit_price),
+            "CurrencyIsoCode": lambda s: s.currency,
             "IsActive": lambda s: True,
             "UseStandardPrice": lambda s: False,
         }
@@ -403,6 +415,15 @@ class ScenarioData(OrgBase):
         for table in self.tooling_tables.values():
             table.ids.sort()
             table.modified.sort()
+
+
+@dataclass(frozen=True, slots=True)
+class _PriceSrc:
+    """A product's list price in one currency (``unit_price`` in ``currency``)."""
+
+    product: SProduct
+    currency: str
+    unit_price: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -194,6 +194,7 @@ def standard_schema() -> dict[str, list[FieldDef]]:
             _ref("Product2Id", "Product2", "Product2", "c", required=True, nillable=False),
             _f("ProductCode", "string", ""),
             _num("UnitPrice", "currency", 18, 2),
+            _f("CurrencyIsoCode", "picklist", length=3),
             _f("IsActive", "boolean"),
             _f("UseStandardPrice", "boolean"),
         ],
