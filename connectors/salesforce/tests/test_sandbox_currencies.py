@@ -104,3 +104,39 @@ async def test_every_stored_home_amount_is_the_scenarios(org: Org, tmp_path: Pat
     for item in sc.line_items:
         row = stored_items[org.state.salesforce_id(item.key)]
         assert row.amount_home == pytest.approx(item.unit_price_home * item.quantity, abs=0.51)
+
+
+def test_an_opportunity_product_takes_a_price_book_entry_in_its_opportunitys_currency() -> None:
+    for org in run_org(40):
+        sc = org.state.scenario
+        deal = next(d for d in sc.deals if d.currency == "JPY")
+        product = sc.products[0]
+        opp_id = org.state.salesforce_id(deal.key)
+        entries = {
+            r["CurrencyIsoCode"]: r["Id"]
+            for r in _records(
+                org,
+                f"SELECT Id, CurrencyIsoCode FROM PricebookEntry WHERE Product2Id = "
+                f"'{org.state.salesforce_id(product.key)}'",
+            )
+        }
+        assert set(entries) == set(sc.currencies())
+        line = {"attributes": {"type": "OpportunityLineItem"}, "OpportunityId": opp_id, "Quantity": 1}
+        with httpx.Client(base_url=org.base_url, headers=AUTH) as client:
+            r = client.post(
+                f"{V}/composite/sobjects",
+                json={
+                    "records": [
+                        {**line, "UnitPrice": 700, "PricebookEntryId": entries["USD"]},
+                        {**line, "UnitPrice": 100_000, "PricebookEntryId": entries["JPY"]},
+                    ]
+                },
+            )
+        assert r.status_code == 200, r.text
+        wrong, right = r.json()
+        assert not wrong["success"] and wrong["errors"][0]["statusCode"] == "FIELD_INTEGRITY_EXCEPTION"
+        assert right["success"], right
+        (made,) = _records(
+            org, f"SELECT CurrencyIsoCode, UnitPrice FROM OpportunityLineItem WHERE Id = '{right['id']}'"
+        )
+        assert (made["CurrencyIsoCode"], made["UnitPrice"]) == ("JPY", 100_000)
