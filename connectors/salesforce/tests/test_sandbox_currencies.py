@@ -104,6 +104,13 @@ async def test_every_stored_home_amount_is_the_scenarios(org: Org, tmp_path: Pat
     for item in sc.line_items:
         row = stored_items[org.state.salesforce_id(item.key)]
         assert row.amount_home == pytest.approx(item.unit_price_home * item.quantity, abs=0.51)
+    # What accounts own (Assets) is priced in the account's currency and reaches home at its rate.
+    currency = {org.state.salesforce_id(c.key): c.currency for c in sc.companies}
+    assets = [row for row in stored_items.values() if row.extra.get("object") == "Asset"]
+    assert {currency[row.extra["account_id"]] for row in assets} == {"USD", "EUR", "JPY"}
+    for row in assets:
+        rate = sc.exchange_rates[currency[row.extra["account_id"]]]
+        assert row.amount_home == pytest.approx(row.amount / rate, abs=0.01), row
 
 
 def test_an_opportunity_product_takes_a_price_book_entry_in_its_opportunitys_currency() -> None:
