@@ -1,8 +1,9 @@
-"""Data the rules can trust, as a Salesforce org holds it: amounts in the corporate currency, whole
+"""Data the rules can trust, as a Salesforce org holds it: amounts in their own and the corporate currency, whole
 activity bodies, and merged records."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from crm_upsell_connector.store.engine import open_store
 from crm_upsell_connector.store.schema import accounts, contacts
 from crm_upsell_connector.sync import Syncer
 
-from .conftest import Org
+from .conftest import Org, run_org
 
 
 async def _read(org: Org, stream: str) -> list[Record]:
@@ -25,40 +26,45 @@ async def _read(org: Org, stream: str) -> list[Record]:
         await c.close()
 
 
-def _scenario_amounts(org: Org) -> dict[str, float]:
-    return {org.state.salesforce_id(d.key): float(d.amount) for d in org.state.scenario.deals}
+@pytest.fixture
+def multi_org() -> Iterator[Org]:
+    """An org big enough that some accounts are billed in yen and euros (tests change it)."""
+    yield from run_org(40)
 
 
-async def test_deals_in_other_currencies_get_corporate_amounts(org: Org) -> None:
+async def test_deals_in_other_currencies_get_corporate_amounts(multi_org: Org) -> None:
+    org = multi_org
     c = org.connector()
     try:
         assert await c.home_currency() == "USD"
     finally:
         await c.close()
+    sc = org.state.scenario
     deals = [d for d in await _read(org, "opportunities") if isinstance(d, Deal)]
-    usd = _scenario_amounts(org)
-    foreign = [d for d in deals if d.currency != "USD"]
-    assert {d.currency for d in foreign} == {"EUR", "JPY"}  # a few accounts keep other currencies
+    by_key = {org.state.salesforce_id(d.key): d for d in sc.deals}
+    assert {d.currency for d in deals} == {"USD", "EUR", "JPY"}  # a few accounts keep other currencies
     for deal in deals:
-        assert deal.amount_home == pytest.approx(usd[deal.id], abs=0.51), deal  # original kept too
+        source = by_key[deal.id]
+        # The original is the scenario's own amount and currency; the corporate one its amount_home,
+        # converted by the connector from CurrencyType (never convertCurrency()).
+        assert (deal.amount, deal.currency) == (source.amount, source.currency), deal
+        assert deal.amount_home == pytest.approx(source.amount_home, abs=0.51), deal
         if deal.currency == "JPY":
             assert deal.amount is not None and deal.amount_home is not None
             assert deal.amount > 100 * deal.amount_home
     items = [i for i in await _read(org, "line_items") if isinstance(i, LineItem) and i.deal_id]
+    home_prices = {org.state.salesforce_id(i.key): i.unit_price_home * i.quantity for i in sc.line_items}
     by_deal = {d.id: d for d in deals}
+    assert {by_deal[i.deal_id].currency for i in items} == {"USD", "EUR", "JPY"}  # type: ignore[index]
     for item in items:
         if by_deal[item.deal_id].currency == "USD":  # type: ignore[index]
             assert item.amount_home == item.amount
-        else:
-            assert (
-                item.amount_home is not None
-                and item.amount is not None
-                and item.amount_home < item.amount * 1.2
-            )
+        assert item.amount_home == pytest.approx(home_prices[item.id], abs=0.51), item
 
 
-async def test_two_million_yen_is_13400_dollars_with_dated_rates(org: Org) -> None:
+async def test_two_million_yen_is_13400_dollars_with_dated_rates(multi_org: Org) -> None:
     """Advanced currency management: the rate of the close date, not today's."""
+    org = multi_org
     deals = [d for d in await _read(org, "opportunities") if isinstance(d, Deal) and d.currency == "JPY"]
     deal = deals[0]
     assert deal.close_date is not None
@@ -68,6 +74,10 @@ async def test_two_million_yen_is_13400_dollars_with_dated_rates(org: Org) -> No
     after = {d.id: d for d in await _read(org, "opportunities") if isinstance(d, Deal)}[deal.id]
     assert after.amount == 2_000_000 and after.currency == "JPY"
     assert after.amount_home == pytest.approx(13_400)
+    # Before the close date's period began the older rate applies: the same yen at 100 per dollar.
+    earlier = next(d for d in deals if d.close_date is not None and d.close_date.date().isoformat() < close)
+    moved = {d.id: d for d in await _read(org, "opportunities") if isinstance(d, Deal)}[earlier.id]
+    assert moved.amount is not None and moved.amount_home == pytest.approx(moved.amount / 100.0, abs=0.01)
 
 
 async def test_a_single_currency_org_needs_no_setting(org: Org) -> None:

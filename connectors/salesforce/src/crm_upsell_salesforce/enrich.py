@@ -1,6 +1,8 @@
 """What mapping one record at a time cannot know: home-currency amounts, whole bodies, merges.
 
-* Opportunities and opportunity products get ``amount_home`` in the corporate currency (:mod:`.currency`).
+* Opportunities, opportunity products and assets get ``amount_home`` in the corporate currency
+  (:mod:`.currency`; assets at the CurrencyType rate: dated rates apply to opportunities and their
+  products only, Salesforce Help "Edit Dated Exchange Rates").
 * Tasks and events get ``body``: ``Description`` as whole plain text (``html_to_text``: e-mails logged
   with HTML bodies keep every paragraph; plain text stays as it is).
 * Deleted accounts and contacts whose ``MasterRecordId`` is set were merged away (SOAP API Developer
@@ -26,12 +28,13 @@ EXTRA_FIELDS: dict[str, tuple[str, ...]] = {
     "contacts": ("MasterRecordId",),
     "opportunities": ("CurrencyIsoCode",),
     "line_items": ("CurrencyIsoCode", "ServiceDate"),
+    "assets": ("CurrencyIsoCode",),
     "tasks": ("Description",),
     "events": ("Description",),
 }
 #: Of those, the ones a single-currency org does not have (left out when Salesforce says so).
 OPTIONAL_EXTRA = frozenset({"currencyisocode"})
-CURRENCY_STREAMS = frozenset({"opportunities", "line_items"})
+CURRENCY_STREAMS = frozenset({"opportunities", "line_items", "assets"})
 
 
 def merged_into(deleted: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
@@ -60,11 +63,10 @@ def enrich(
             update["amount_home"] = rates.home(
                 record.amount, record.currency or rates.corporate, record.close_date
             )
-        elif isinstance(record, LineItem) and rates is not None and stream == "line_items":
+        elif isinstance(record, LineItem) and rates is not None and stream in ("line_items", "assets"):
             iso = raw.get("CurrencyIsoCode") or rates.corporate
-            update["amount_home"] = rates.home(
-                record.amount, str(iso) if iso else None, parse_datetime(raw.get("ServiceDate"))
-            )
+            on = parse_datetime(raw.get("ServiceDate")) if stream == "line_items" else None
+            update["amount_home"] = rates.home(record.amount, str(iso) if iso else None, on)
         elif isinstance(record, Activity) and raw.get("Description"):
             update["body"] = html_to_text(str(raw["Description"]))
         if record.id in merges:

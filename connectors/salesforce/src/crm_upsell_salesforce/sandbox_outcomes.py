@@ -22,6 +22,7 @@ from starlette.routing import Route
 from crm_upsell_connector.fields import TASK_KEY_FIELD
 from crm_upsell_connector.sandbox.outcomes import OpenTask, ProductInfo, outcome_route
 from crm_upsell_salesforce.mapping import custom_field
+from crm_upsell_salesforce.sandbox.data import pbe_key
 
 if TYPE_CHECKING:
     from crm_upsell_salesforce.sandbox import SalesforceSandbox
@@ -98,7 +99,7 @@ class SalesforceOutcomes:
             "OpportunityLineItem",
             {
                 "OpportunityId": deal_id,
-                "PricebookEntryId": sb.ids[f"pbe:{key}"],
+                "PricebookEntryId": sb.ids[pbe_key(key, sb.scenario.home_currency)],
                 "Quantity": 1,
                 "UnitPrice": product.annual_price,
             },

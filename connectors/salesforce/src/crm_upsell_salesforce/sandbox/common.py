@@ -39,12 +39,8 @@ KEY_PREFIXES: dict[str, str] = {
 }
 #: Setup objects that hold currencies and the organization itself.
 CURRENCY_OBJECTS = frozenset({"CurrencyType", "DatedConversionRate", "Organization"})
-CORPORATE_CURRENCY = "USD"
-#: Active currencies of the sandbox's multi-currency org: units of each per 1 USD (CurrencyType
-#: ConversionRate is "the conversion rate of this currency type against the corporate currency").
-CURRENCY_RATES: dict[str, float] = {"USD": 1.0, "EUR": 0.92, "JPY": 149.25, "GBP": 0.79}
-#: A few accounts keep their deals in another currency: account number % 10 -> currency.
-ACCOUNT_CURRENCY: dict[int, str] = {3: "EUR", 7: "JPY"}
+#: Currencies without a minor unit (ISO 4217 exponent 0): their CurrencyType has DecimalPlaces 0.
+WHOLE_UNIT_CURRENCIES = frozenset({"JPY", "KRW"})
 #: Objects whose records are setup (metadata-like) rather than data: no field-level security applies.
 SETUP_OBJECTS = frozenset({"PermissionSet", "FieldPermissions", "PermissionSetAssignment"})
 OBJECTS: tuple[str, ...] = tuple(KEY_PREFIXES)

@@ -11,7 +11,7 @@ neither currency object exists (``INVALID_TYPE``) and records have no ``Currency
 from __future__ import annotations
 
 from crm_upsell_salesforce.sandbox.base import OrgBase
-from crm_upsell_salesforce.sandbox.common import CORPORATE_CURRENCY, CURRENCY_RATES, to_ms
+from crm_upsell_salesforce.sandbox.common import WHOLE_UNIT_CURRENCIES, to_ms
 from crm_upsell_salesforce.sandbox.store import Rec
 
 __all__ = ["CurrencyData"]
@@ -29,19 +29,29 @@ class CurrencyData(OrgBase):
         return rec
 
     def _load_currencies(self) -> None:
+        """The scenario's currency settings as the org's: ``Scenario.home_currency`` is the corporate
+        currency, ``Scenario.exchange_rates`` (units per home unit, the way CurrencyType.ConversionRate
+        is "the conversion rate of this currency type against the corporate currency") the active
+        currencies' rates, every currency a deal uses among them."""
+        sc = self.scenario
+        corporate = sc.home_currency
         self._setup_row(
             "Organization",
-            {"Name": "Sandbox Org", "DefaultCurrencyIsoCode": CORPORATE_CURRENCY, "IsSandbox": True},
+            {"Name": "Sandbox Org", "DefaultCurrencyIsoCode": corporate, "IsSandbox": True},
         )
-        for iso, rate in CURRENCY_RATES.items():
+        rates = {corporate: 1.0, **{iso: rate for iso, rate in sc.exchange_rates.items() if iso != corporate}}
+        for iso in sc.currencies():
+            if iso not in rates:
+                raise ValueError(f"the scenario's deals use {iso} but its exchange_rates give no rate for it")
+        for iso, rate in rates.items():
             self._setup_row(
                 "CurrencyType",
                 {
                     "IsoCode": iso,
                     "ConversionRate": rate,
-                    "DecimalPlaces": 0 if iso == "JPY" else 2,
+                    "DecimalPlaces": 0 if iso in WHOLE_UNIT_CURRENCIES else 2,
                     "IsActive": True,
-                    "IsCorporate": iso == CORPORATE_CURRENCY,
+                    "IsCorporate": iso == corporate,
                 },
             )
 

@@ -15,12 +15,11 @@ from crm_upsell_connector.sandbox.scenario import (
     SLineItem,
     SProduct,
 )
+from crm_upsell_connector.sandbox.scenario.deals import in_currency
 from crm_upsell_salesforce.sandbox.base import OrgBase
 from crm_upsell_salesforce.sandbox.common import (
-    ACCOUNT_CURRENCY,
     ARCHIVE_AFTER_DAYS,
     CURRENCY_OBJECTS,
-    CURRENCY_RATES,
     DAY,
     DISPOSITIONS,
     INDUSTRIES,
@@ -43,6 +42,11 @@ from crm_upsell_salesforce.sandbox.store import (
 )
 
 
+def pbe_key(product_key: str, currency: str) -> str:
+    """The ``ids`` key of a product's standard price book entry in ``currency``."""
+    return f"pbe:{product_key}:{currency}"
+
+
 class ScenarioData(OrgBase):
     """Loading the scenario and the per-field getters over its records."""
 
@@ -61,8 +65,13 @@ class ScenarioData(OrgBase):
             self._put("User", owner.key, owner, long_ago, long_ago + 30 * DAY)
         for product in sc.products:
             self._put("Product2", product.key, product, long_ago, now - 200 * DAY)
-        for product in sc.products:
-            self._put("PricebookEntry", f"pbe:{product.key}", product, long_ago, now - 200 * DAY)
+        # One standard price book entry per product and active currency, each priced in its currency
+        # (Object Reference "PricebookEntry", CurrencyIsoCode; an opportunity product's entry is in
+        # its opportunity's currency: Object Reference "OpportunityLineItem").
+        for iso in sc.currencies():
+            for product in sc.products:
+                price = _PriceSrc(product, iso, in_currency(product.unit_price, iso))
+                self._put("PricebookEntry", pbe_key(product.key, iso), price, long_ago, now - 200 * DAY)
         for company in sc.companies:
             self._put("Account", company.key, company, to_ms(company.created_at), to_ms(company.updated_at))
         for contact in sc.contacts:
@@ -108,6 +117,7 @@ class ScenarioData(OrgBase):
                     product_key=product_key,
                     quantity=float(sum(i.quantity for i in lines)),
                     price=lines[0].unit_price,
+                    currency=lines[0].currency,
                     purchased_ms=close,
                     usage_end_ms=close + 365 * DAY if period == "P12M" else None,
                     status="Purchased" if now - close < 30 * DAY else "Installed",
@@ -142,16 +152,6 @@ class ScenarioData(OrgBase):
                 return None
             return "Inbound" if src.direction == "inbound" else "Outbound"
 
-        def currency_of(company_key: str) -> str:
-            number = int(company_key.rsplit("-", 1)[-1]) if company_key[-1:].isdigit() else 0
-            return ACCOUNT_CURRENCY.get(number % 10, "USD")
-
-        def in_deal_currency(company_key: str, usd: float) -> float:
-            # The scenario's amounts are USD, the corporate currency: a deal kept in another currency
-            # carries the same value in that currency, so home amounts stay the scenario's.
-            iso = currency_of(company_key)
-            return round(usd * CURRENCY_RATES[iso], 0 if iso == "JPY" else 2)
-
         def description(src: SActivity) -> str:
             """Bodies as users log them: several paragraphs, e-mails as HTML, the scenario's own text
             (where a complaint is) never in the first paragraph."""
@@ -176,6 +176,7 @@ class ScenarioData(OrgBase):
             "nps_score__c": lambda s: opt(s.nps_score),
             "onboarding_stage__c": lambda s: s.onboarding_stage,
             "do_not_contact__c": lambda s: s.do_not_contact,
+            "CurrencyIsoCode": lambda s: s.currency,
         }
         contact: dict[str, Getter] = {
             "AccountId": lambda s: ids[s.company_key],
@@ -190,18 +191,24 @@ class ScenarioData(OrgBase):
             "OwnerId": owner,
             "Name": lambda s: s.name,
             "StageName": lambda s: STAGES.get(s.stage, "Prospecting"),
-            "Amount": lambda s: in_deal_currency(s.company_key, float(s.amount)),
+            # The scenario's amount is already in the deal's own currency (Scenario deals carry
+            # ``currency``, ``amount`` in it and ``amount_home``): Amount is kept as it is, in
+            # CurrencyIsoCode (Object Reference "Opportunity": "Amount ... in the currency of the
+            # opportunity" in a multi-currency org).
+            "Amount": lambda s: float(s.amount),
             "CloseDate": lambda s: sf_date(to_ms(s.close_date)),
-            "CurrencyIsoCode": lambda s: currency_of(s.company_key),
+            "CurrencyIsoCode": lambda s: s.currency,
             "Pricebook2Id": lambda s: self.pricebook_id,
             "HasOpportunityLineItem": lambda s: True,
         }
         line_item: dict[str, Getter] = {
             "OpportunityId": lambda s: ids[s.deal_key],
-            "PricebookEntryId": lambda s: ids[f"pbe:{s.product_key}"],
+            "PricebookEntryId": lambda s: ids[pbe_key(s.product_key, s.currency)],
             "Quantity": lambda s: float(s.quantity),
-            "UnitPrice": lambda s: in_deal_currency(self._deals[s.deal_key].company_key, float(s.unit_price)),
-            "CurrencyIsoCode": lambda s: currency_of(self._deals[s.deal_key].company_key),
+            # In the opportunity's currency already (an opportunity product's currency is its
+            # opportunity's: Object Reference "OpportunityLineItem", CurrencyIsoCode).
+            "UnitPrice": lambda s: float(s.unit_price),
+            "CurrencyIsoCode": lambda s: s.currency,
             "ServiceDate": lambda s: sf_date(to_ms(self._deals[s.deal_key].close_date)),
             "Billing_Period__c": lambda s: PERIODS.get(s.billing_period, s.billing_period),
             "Description": lambda s: f"{li_product(s).name} x {s.quantity}",
@@ -216,8 +223,9 @@ class ScenarioData(OrgBase):
         }
         pricebook_entry: dict[str, Getter] = {
             "Pricebook2Id": lambda s: self.pricebook_id,
-            "Product2Id": lambda s: ids[s.key],
+            "Product2Id": lambda s: ids[s.product.key],
             "UnitPrice": lambda s: float(s.unit_price),
+            "CurrencyIsoCode": lambda s: s.currency,
             "IsActive": lambda s: True,
             "UseStandardPrice": lambda s: False,
         }
@@ -228,6 +236,7 @@ class ScenarioData(OrgBase):
             "Name": lambda s: products[s.product_key].name,
             "Quantity": lambda s: s.quantity,
             "Price": lambda s: float(s.price),
+            "CurrencyIsoCode": lambda s: s.currency,
             "Status": lambda s: s.status,
             "PurchaseDate": lambda s: sf_date(s.purchased_ms),
             "InstallDate": lambda s: sf_date(s.purchased_ms),
@@ -409,11 +418,22 @@ class ScenarioData(OrgBase):
 
 
 @dataclass(frozen=True, slots=True)
+class _PriceSrc:
+    """A product's list price in one currency (``unit_price`` in ``currency``)."""
+
+    product: SProduct
+    currency: str
+    unit_price: float
+
+
+@dataclass(frozen=True, slots=True)
 class _AssetSrc:
     company_key: str
     product_key: str
     quantity: float
+    #: ``price`` is in ``currency``, the won opportunity's
     price: float
+    currency: str
     purchased_ms: int
     usage_end_ms: int | None
     status: str

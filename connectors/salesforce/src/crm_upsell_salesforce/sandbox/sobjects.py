@@ -11,7 +11,6 @@ from starlette.responses import JSONResponse, Response
 from crm_upsell_salesforce.sandbox.base import OrgBase
 from crm_upsell_salesforce.sandbox.common import (
     COLLECTION_MAX,
-    CORPORATE_CURRENCY,
     ID_SHAPE,
     KEY_PREFIXES,
     MODSTAMP_FIELDS,
@@ -219,7 +218,36 @@ class SObjectsApi(OrgBase):
                 return {}, record_error(
                     "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]", missing
                 )
+            if sobj.name == "OpportunityLineItem":
+                return clean, self._line_item_currency_problem(clean)
         return clean, None
+
+    def _opportunity_currency(self, values: dict[str, Any]) -> str | None:
+        """The currency of the opportunity a new opportunity product belongs to (None in a
+        single-currency org or when the opportunity is unknown)."""
+        if self.schema["OpportunityLineItem"].field("CurrencyIsoCode") is None:
+            return None
+        opp = self.tables["Opportunity"].live(str(values.get("OpportunityId") or ""))
+        return None if opp is None else self.value("Opportunity", opp, "CurrencyIsoCode")
+
+    def _line_item_currency_problem(self, values: dict[str, Any]) -> dict[str, Any] | None:
+        """In a multi-currency org an opportunity product's price book entry must be in its
+        opportunity's currency: each PricebookEntry has one CurrencyIsoCode and prices are never
+        converted at the line (Object Reference "PricebookEntry" and "OpportunityLineItem"). The
+        documentation names no error body; this one is what orgs answer, as integrators report it
+        (FIELD_INTEGRITY_EXCEPTION on PricebookEntryId)."""
+        wanted = self._opportunity_currency(values)
+        entry = self.tables["PricebookEntry"].live(str(values.get("PricebookEntryId") or ""))
+        if wanted is None or entry is None:
+            return None
+        if self.value("PricebookEntry", entry, "CurrencyIsoCode") == wanted:
+            return None
+        return record_error(
+            "FIELD_INTEGRITY_EXCEPTION",
+            "field integrity exception: PricebookEntryId (pricebook entry currency code does not match "
+            "opportunity currency code)",
+            ["PricebookEntryId"],
+        )
 
     def _defaults(self, otype: str, values: dict[str, Any], now: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -247,7 +275,12 @@ class SObjectsApi(OrgBase):
         elif otype == "Opportunity":
             out.update(Pricebook2Id=self.pricebook_id)
             if self.schema["Opportunity"].field("CurrencyIsoCode") is not None:
-                out["CurrencyIsoCode"] = CORPORATE_CURRENCY
+                out["CurrencyIsoCode"] = self.scenario.home_currency
+        elif otype == "OpportunityLineItem":
+            # An opportunity product is in its opportunity's currency (read-only on the line).
+            currency = self._opportunity_currency(values)
+            if currency is not None:
+                out["CurrencyIsoCode"] = currency
         if otype == "Task" and values.get("Status") == "Completed":
             out["CompletedDateTime"] = now
         return out
