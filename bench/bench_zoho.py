@@ -2,7 +2,9 @@
 
 The sandbox runs as a separate process (``crm-upsell sandbox serve --crm zoho``), so the memory and CPU
 measured are the connector's alone. The minimum number of calls is ``ceil(N / 200)`` per module read
-(the records API returns at most 200 records a call), plus one call per won or open deal for what it
+(the records API returns at most 200 records a call), plus one record count per module a full read
+sizes for progress (``GET /{module}/actions/count``: products, accounts, contacts, deals, tasks,
+calls, events), plus one call per won or open deal for what it
 sells (the deal's Products related list: Zoho has no batch read of related lists, COQL does not join
 them), plus ``ceil(K / 200)`` per Sales_Orders / Invoices read when ``--owned-products`` names
 ``sales_orders`` / ``invoices`` (their product lines arrive inside the order pages), and ``ceil(M / 100)``
@@ -36,6 +38,8 @@ PAGE = 200
 WRITE = 100
 #: Streams that are a read of their own module; line items arrive inside the Deals pages.
 MODULE_STREAMS = ("users", "products", "accounts", "contacts", "deals", "tasks", "calls", "events", "notes")
+#: Streams whose full read first asks the module's record count (one call each, for progress totals).
+COUNTED_STREAMS = ("products", "accounts", "contacts", "deals", "tasks", "calls", "events")
 
 
 RELATED = "GET Deals/{id}/Products"
@@ -49,15 +53,16 @@ def minimum_full_calls(
     members_per_campaign: list[int] | None = None,
     orders: dict[str, int] | None = None,
 ) -> int:
-    """``ceil(N / 200)`` per module read (at least one call each), plus one related-list call per
-    deal (the line items), plus ``ceil(K / 200)`` per order module read (``orders``: module ->
-    records with lines).
+    """``ceil(N / 200)`` per module read (at least one call each), plus one record-count call per
+    module in :data:`COUNTED_STREAMS`, plus one related-list call per deal (the line items), plus
+    ``ceil(K / 200)`` per order module read (``orders``: module -> records with lines).
 
     Campaign members (``members_per_campaign``, one count per campaign): ``ceil(campaigns / 200)``
     list calls plus, per campaign, ``ceil(members / 200)`` related-list calls (at least one: an
     empty list answers 204). Zoho has no call listing every membership at once.
     """
     base = sum(max(1, math.ceil(per_stream.get(s, 0) / PAGE)) for s in MODULE_STREAMS) + owning_deals
+    base += len(COUNTED_STREAMS)  # "Get Record Count" sizes each module's full read
     base += sum(max(1, math.ceil(n / PAGE)) for n in (orders or {}).values())
     if members_per_campaign is None:
         return base

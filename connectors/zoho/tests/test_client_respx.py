@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -71,6 +72,13 @@ def users_page() -> dict[str, Any]:
         ],
         "info": {"more_records": False},
     }
+
+
+def mock_counts(count: Any = 1) -> respx.Route:
+    """Every module's "Get Record Count" (a full read asks it first, for progress)."""
+    return respx.get(url__regex=rf"^{re.escape(API_EU)}/crm/v8/\w+/actions/count$").mock(
+        return_value=httpx.Response(200, json={"count": count})
+    )
 
 
 def zoho_error(status: int, code: str, message: str, **details: Any) -> httpx.Response:
@@ -141,6 +149,7 @@ async def test_an_api_domain_over_plain_http_is_refused(conn: ZohoConnector) -> 
 @respx.mock
 async def test_credits_are_counted_and_the_cap_stops_the_run_before_the_call() -> None:
     respx.post(f"{ACCOUNTS_EU}/oauth/v2/token").mock(return_value=token_ok())
+    mock_counts()
     pages = [
         {"data": [account_row(1, "2026-10-01T00:00:00+00:00")], "info": {"more_records": True}},
         {"data": [account_row(2, "2026-10-02T00:00:00+00:00")], "info": {"more_records": True}},
@@ -150,7 +159,7 @@ async def test_credits_are_counted_and_the_cap_stops_the_run_before_the_call() -
     route = respx.get(f"{API_EU}/crm/v8/Accounts").mock(
         side_effect=[httpx.Response(200, json=p) for p in pages]
     )
-    capped = connector(credits_per_run=3)
+    capped = connector(credits_per_run=4)
     try:
         got: list[str] = []
 
@@ -165,13 +174,14 @@ async def test_credits_are_counted_and_the_cap_stops_the_run_before_the_call() -
     assert got == ["1", "2"]  # pages before the cap are delivered (and committed by the core)
     assert route.call_count == 2  # the third call was never sent
     assert meta.call_count == 1
-    assert capped.credits_used == 3  # the field list and two pages
-    assert "3 of its 3" in caught.value.message and "checkpoints" in caught.value.message
+    assert capped.credits_used == 4  # the field list, the record count and two pages
+    assert "4 of its 4" in caught.value.message and "checkpoints" in caught.value.message
 
 
 @respx.mock
 async def test_full_read_restarts_at_the_last_second_read_and_drops_what_it_has(conn: ZohoConnector) -> None:
     respx.post(f"{ACCOUNTS_EU}/oauth/v2/token").mock(return_value=token_ok())
+    mock_counts()
     base = datetime(2026, 10, 1, tzinfo=UTC)
     first = [account_row(i, (base + timedelta(seconds=i)).isoformat()) for i in range(1, 201)]
     # Zoho answers from one second before the last stamp: the last two rows come back again.
@@ -192,6 +202,32 @@ async def test_full_read_restarts_at_the_last_second_read_and_drops_what_it_has(
     assert two.url.params["page"] == "1"
     assert two.url.params["sort_by"] == "Modified_Time" and two.url.params["sort_order"] == "asc"
     assert pages[-1].watermark == datetime(2026, 10, 1, 0, 5, tzinfo=UTC)
+
+
+@respx.mock
+async def test_a_full_read_is_sized_by_the_record_count_and_goes_on_without_it(
+    conn: ZohoConnector, caplog: pytest.LogCaptureFixture
+) -> None:
+    respx.post(f"{ACCOUNTS_EU}/oauth/v2/token").mock(return_value=token_ok())
+    mock_account_fields()
+    page = {"data": [account_row(1, STAMP), account_row(2, STAMP)], "info": {"more_records": False}}
+    records = respx.get(f"{API_EU}/crm/v8/Accounts").mock(return_value=httpx.Response(200, json=page))
+    count = respx.get(f"{API_EU}/crm/v8/Accounts/actions/count").mock(
+        side_effect=[
+            httpx.Response(200, json={"count": "2"}),  # a digit string is read as the number
+            zoho_error(403, "NO_PERMISSION", "permission denied"),
+        ]
+    )
+    assert [p.total for p in [p async for p in conn.read("accounts", None)]] == [2]
+    with caplog.at_level(logging.DEBUG, logger="crm_upsell_zoho.counts"):
+        pages = [p async for p in conn.read("accounts", None)]
+    assert [p.total for p in pages] == [None] and len(pages[0].records) == 2  # the read goes on
+    logged = [r for r in caplog.records if r.name == "crm_upsell_zoho.counts"]
+    assert len(logged) == 1 and logged[0].levelno == logging.DEBUG
+    assert "Accounts: no record count" in logged[0].getMessage()
+    # An incremental read asks no count.
+    [p async for p in conn.read("accounts", datetime(2026, 9, 1, tzinfo=UTC))]
+    assert count.call_count == 2 and records.call_count == 3
 
 
 @respx.mock
@@ -304,6 +340,7 @@ async def test_a_field_the_org_lacks_is_dropped_from_the_read(
 ) -> None:
     """A single-currency org has no Currency on Deals: the read goes on without it, once."""
     respx.post(f"{ACCOUNTS_EU}/oauth/v2/token").mock(return_value=token_ok())
+    mock_counts()
     deal = {"id": "9", "Deal_Name": "D", "Stage": "Closed Won", "Amount": 10, "Modified_Time": STAMP}
 
     def deals(request: httpx.Request) -> httpx.Response:
@@ -327,6 +364,7 @@ async def test_a_field_the_org_lacks_is_dropped_from_the_read(
 @respx.mock
 async def test_a_400_limit_exceeded_is_a_request_error_not_a_rate_limit(conn: ZohoConnector) -> None:
     respx.post(f"{ACCOUNTS_EU}/oauth/v2/token").mock(return_value=token_ok())
+    mock_counts()
     route = respx.get(f"{API_EU}/crm/v8/Calls").mock(
         return_value=zoho_error(400, "LIMIT_EXCEEDED", "limit exceeded", limit=50, param_name="fields")
     )
@@ -339,6 +377,7 @@ async def test_a_400_limit_exceeded_is_a_request_error_not_a_rate_limit(conn: Zo
 @respx.mock
 async def test_error_bodies_keep_their_code_and_lose_secrets(conn: ZohoConnector) -> None:
     respx.post(f"{ACCOUNTS_EU}/oauth/v2/token").mock(return_value=token_ok("1000.access-token-one"))
+    mock_counts()
     route = respx.get(f"{API_EU}/crm/v8/Deals").mock(
         return_value=zoho_error(400, "INVALID_DATA", "invalid data 1000.access-token-one", api_name="Stage")
     )
@@ -354,6 +393,7 @@ async def test_error_bodies_keep_their_code_and_lose_secrets(conn: ZohoConnector
 @respx.mock
 async def test_scope_mismatch_and_5xx(conn: ZohoConnector) -> None:
     respx.post(f"{ACCOUNTS_EU}/oauth/v2/token").mock(return_value=token_ok())
+    mock_counts()
     respx.get(f"{API_EU}/crm/v8/Notes").mock(
         return_value=zoho_error(401, "OAUTH_SCOPE_MISMATCH", "invalid oauth scope")
     )

@@ -41,6 +41,8 @@ from crm_upsell_connector.sync import Syncer
 ACCOUNT_FIELDS = ("seats_purchased", "seats_active", "nps_score", "onboarding_stage", "do_not_contact")
 PLUGIN = ZohoPlugin()
 KINDS = {"tasks": "task", "calls": "call", "events": "meeting", "notes": "note"}
+#: Streams whose full read is sized by the module's record count (one call each).
+COUNTED_STREAMS = ("products", "accounts", "contacts", "deals", "tasks", "calls", "events")
 
 
 @dataclass
@@ -112,11 +114,19 @@ async def test_full_read_of_every_stream_costs_one_call_per_200_records(
     }
     budget = 2  # the field lists of Accounts and Tasks, read once per connector
     for stream, count in expected.items():
-        got = await records(connector, stream)
+        pages = await pages_of(connector.read(stream, None))
+        got = [r for page in pages for r in page.records if r.stream is connector.streams[stream]]
         assert len(got) == len({r.id for r in got}) == count, stream
         budget += max(1, math.ceil(count / 200))
+        if stream in COUNTED_STREAMS:
+            # One "Get Record Count" call sizes the read for progress; every page carries it.
+            budget += 1
+            assert {p.total for p in pages} == {count}, stream
+        else:
+            assert {p.total for p in pages} <= {None}, stream
     before = connector.stats.calls - connector.stats.by_endpoint.get("POST /oauth/v2/token", 0)
     assert before == budget
+    assert connector.stats.by_endpoint.get("GET Accounts/actions/count") == 1
     items = await records(connector, "line_items")
     # Line items: the Deals pages just read are shared; each deal's Products related list costs one
     # call (Zoho has no cheaper way to read it; lost deals too, for the outcomes of proposals).
@@ -338,12 +348,13 @@ async def test_credit_cap_stops_the_sync_and_the_next_run_resumes() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             engine = open_store("sqlite:///" + str(Path(tmp) / "cap.sqlite3"))
             # Enough for the first streams (users, products, accounts with its field list, contacts,
-            # deals), not for the line items (a call per won or open deal) nor the activities.
-            capped = running.connector(credits_per_run=6)
+            # deals; each but users with its record count), not for the line items (a call per won
+            # or open deal) nor the activities.
+            capped = running.connector(credits_per_run=10)
             try:
                 with pytest.raises(QuotaError):
                     await Syncer(engine, capped, "sbx", SyncSettings(parallel_streams=1)).run()
-                assert capped.credits_used <= 6
+                assert capped.credits_used <= 10
             finally:
                 await capped.close()
             fresh = running.connector()

@@ -168,12 +168,18 @@ class QueryingBase(Connector):
         resume: str | None = None,
         resource: str = "query",
         endpoint: str,
+        totals: list[int] | None = None,
     ) -> AsyncIterator[tuple[list[dict[str, Any]], str | None]]:
         """``query_pages`` for a query over the stream's fields, without the optional fields the
-        org turns out not to have (one extra call the first time each is found missing)."""
+        org turns out not to have (one extra call the first time each is found missing).
+        ``totals`` receives the first answer's ``totalSize`` (see ``SalesforceClient.query_pages``)."""
         while True:
             batches = self.client.query_pages(
-                build(self._fields(stream)), resource=resource, resume=resume, endpoint=endpoint
+                build(self._fields(stream)),
+                resource=resource,
+                resume=resume,
+                endpoint=endpoint,
+                totals=totals,
             )
             try:
                 first = await anext(batches)

@@ -60,14 +60,19 @@ class ReadsMixin(DeletesMixin):
         return (*fields, "IsDeleted")
 
     async def _batches(
-        self, stream: str, build: Callable[[tuple[str, ...]], str], endpoint: str
+        self,
+        stream: str,
+        build: Callable[[tuple[str, ...]], str],
+        endpoint: str,
+        totals: list[int] | None = None,
     ) -> AsyncIterator[list[dict[str, Any]]]:
-        """The batches of one query; a ``QUERY_TIMEOUT`` on opening it is retried, then :class:`_Narrow`."""
+        """The batches of one query; a ``QUERY_TIMEOUT`` on opening it is retried, then :class:`_Narrow`.
+        ``totals`` receives the ``totalSize`` of the first query answered (later ones add nothing)."""
         attempt = 0
         while True:
             try:
                 async for raws, _nxt in self._query(
-                    stream, build, resource=self._resource(stream), endpoint=endpoint
+                    stream, build, resource=self._resource(stream), endpoint=endpoint, totals=totals
                 ):
                     attempt = -1  # opened: a later failure is not a timeout of the opening call
                     yield raws
@@ -133,14 +138,16 @@ class ReadsMixin(DeletesMixin):
         return build
 
     async def _id_window(
-        self, stream: str, sobject: str, window: IdWindow
+        self, stream: str, sobject: str, window: IdWindow, totals: list[int] | None = None
     ) -> AsyncIterator[list[dict[str, Any]]]:
         """Every row of ``window``; an expired locator restarts after ``window.after``."""
         endpoint = f"GET {self._resource(stream)} {sobject}"
         stalled = 0
         while True:
             try:
-                async for raws in self._batches(stream, self._id_query(stream, sobject, window), endpoint):
+                async for raws in self._batches(
+                    stream, self._id_query(stream, sobject, window), endpoint, totals
+                ):
                     if raws:
                         stalled = 0
                         window.after = str(raws[-1].get("Id") or window.after)
@@ -172,10 +179,13 @@ class ReadsMixin(DeletesMixin):
         prefix = KEY_PREFIXES.get(sobject, "")
         present: list[str] | None = [] if after is None and prefix else None
         windows = [IdWindow(after)]
+        # The first query's totalSize sizes the read (rows after ``after``); narrowed windows and
+        # restarts after an expired locator keep it: progress only, never an extra call.
+        totals: list[int] = []
         while windows:
             window = windows[0]
             try:
-                async for raws in self._id_window(stream, sobject, window):
+                async for raws in self._id_window(stream, sobject, window, totals):
                     live, deleted = self._split(raws)
                     if present is not None:
                         present.extend(str(r["Id"]) for r in live if r.get("Id"))
@@ -186,6 +196,7 @@ class ReadsMixin(DeletesMixin):
                         records=await self._records(stream, live, deleted),
                         deleted_ids=[str(r["Id"]) for r in deleted],
                         resume=f"{RESUME_PREFIX}{window.after}" if window.after else None,
+                        total=totals[0] if totals else None,
                     )
             except _Narrow as narrow:
                 mid = mid_id(prefix, window.after, window.through) if prefix else None
@@ -204,6 +215,7 @@ class ReadsMixin(DeletesMixin):
                 present_ids=present,
                 present_prefix=prefix,
                 resume=f"{RESUME_PREFIX}{last}" if last else None,
+                total=totals[0] if totals else None,
             )
 
     # ---- incremental reads: SystemModstamp order ---------------------------------------------------
@@ -228,6 +240,7 @@ class ReadsMixin(DeletesMixin):
         is its newest stamp."""
         endpoint = f"GET {self._resource(stream)} {sobject}"
         windows = [StampWindow(since)]
+        totals: list[int] = []  # the first query's totalSize, as in _full_read
         while windows:
             window = windows[0]
             stalled = 0
@@ -235,12 +248,12 @@ class ReadsMixin(DeletesMixin):
                 while True:
                     try:
                         async for raws in self._batches(
-                            stream, self._stamp_query(stream, sobject, window), endpoint
+                            stream, self._stamp_query(stream, sobject, window), endpoint, totals
                         ):
                             page = await self._stamp_page(stream, raws, window, since, skip_ids)
                             if page is not None:
                                 stalled = 0
-                                yield page
+                                yield page.model_copy(update={"total": totals[0] if totals else None})
                         break
                     except FatalAPIError as exc:
                         if exc.error_code not in ("INVALID_QUERY_LOCATOR", "NOT_FOUND"):

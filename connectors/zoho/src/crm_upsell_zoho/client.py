@@ -14,6 +14,7 @@ call                                                   credits
 =====================================================  =========================================
 ``GET /{module}`` (records, up to 200 a page)          1
 ``GET /{module}/deleted``                              1
+``GET /{module}/actions/count``                        1 (counted like a records call)
 ``GET /users``                                         1
 ``GET`` / ``POST /settings/fields``                    1
 ``POST`` / ``PUT /{module}`` (up to 100 records)       1

@@ -20,6 +20,7 @@ from crm_upsell_zoho.client import (
     data_of,
     info_of,
 )
+from crm_upsell_zoho.counts import record_count, with_total
 from crm_upsell_zoho.line_items import ORDER_STREAMS, is_cancelled, order_line_ids
 from crm_upsell_zoho.mapping import (
     MODULES,
@@ -104,6 +105,12 @@ class ZohoReads(ZohoBase):
             if since is None and resume:
                 start = parse_datetime(resume)
             pages = self._read_module(stream, start, since, skip_ids)
+            # A full read from the start is sized by the module's record count (one extra call; not
+            # for line_items, whose records are the deals' product lines, not the deals).
+            if since is None and not resume and stream != "line_items":
+                total = await record_count(self.client, MODULES[stream])
+                if total is not None:
+                    pages = with_total(pages, total)
         async for page in pages:
             yield page
 

@@ -1,8 +1,8 @@
 """The Zoho sandbox as one Starlette app: every API area's routes behind the shared guard.
 
 Each area module (``auth``, ``fields``, ``records``, ``writes``, ``coql``, ``related``, ``notes``,
-``users``, ``deleted``) offers ``routes(sb, guard)``; :data:`AREAS` lists them in matching order (a
-specific path before ``/{module}``). A new area is a new module and one line in :data:`AREAS`.
+``users``, ``deleted``, ``counts``) offers ``routes(sb, guard)``; :data:`AREAS` lists them in matching
+order (a specific path before ``/{module}``). A new area is a new module and one line in :data:`AREAS`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from crm_upsell_connector.sandbox.server import LatencyMiddleware, SandboxOption
 from crm_upsell_zoho.sandbox import (
     auth,
     coql,
+    counts,
     deleted,
     fields,
     merge,
@@ -47,6 +48,7 @@ AREAS: tuple[Area, ...] = (
     coql.routes,
     fields.routes,
     organization.routes,
+    counts.routes,
     deleted.routes,
     merge.routes,
     related.routes,
