@@ -26,8 +26,11 @@ typecheck: install
 
 check: lint typecheck
 
+# Both cores: the suite in two processes (pytest-xdist), then the timing-bound tests alone (several
+# worker processes against tick deadlines: tests/scheduling), so they never share the CPU with it.
 unit: install
-	$(UV) run --frozen pytest -q -m "not slow"
+	$(UV) run --frozen pytest -q -m "not slow and not serial" -n 2
+	$(UV) run --frozen pytest -q -m "serial and not slow"
 
 # The report's browser test needs a real Chromium and CJK fonts (Japanese names): installed with
 # apt-get on Debian/Ubuntu when missing (as root, else through sudo); nothing happens when present.
@@ -55,6 +58,7 @@ bench: install
 	$(UV) run --frozen python -m bench.bench_scheduler
 	$(UV) run --frozen python -m bench.bench_startup
 	$(UV) run --frozen python -m bench.bench_report
+	$(UV) run --frozen python -m bench.bench_usage
 
 clean:
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache
