@@ -10,7 +10,8 @@ seconds and a UTC offset, ``{data, info}`` pages, 204 when nothing matches, per-
 What an account owns: a standard org has no product subform on Deals; each Deal's Products related
 list (``GET /Deals/{id}/Products``, see ``related``) holds the products the scenario's line items name,
 and Products have no tier field. Deals carry ``Currency`` and ``Exchange_Rate`` (a multi-currency org
-whose home currency is USD: a tenth of the companies deal in JPY, a tenth in EUR). Notes hold rich
+with the scenario's home currency and rates: each deal's amount, currency and rate as the scenario
+gives them, and orders and invoices in their deal's currency). Notes hold rich
 text (``<div>`` paragraphs and ``<br>``). Scenario e-mails are not served: Zoho keeps e-mails outside
 the record modules.
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from crm_upsell_zoho.sandbox.store import CURRENCIES, DAY_MS, FieldDef, ModuleDef, Rec, Table, ms_of
+from crm_upsell_zoho.sandbox.store import DAY_MS, FieldDef, ModuleDef, Rec, Table, ms_of
 
 if TYPE_CHECKING:
     from crm_upsell_zoho.sandbox.org import Org
@@ -48,6 +48,8 @@ class SOrder:
     subject: str
     deal_key: str | None
     currency: str
+    #: units of ``currency`` per home unit: the deal's own rate
+    exchange_rate: float
     rows: tuple[dict[str, Any], ...]
 
 
@@ -66,7 +68,7 @@ def _define(org: Org, name: str) -> ModuleDef:
     else:
         f("Sales_Order", "Sales Order", "lookup", lookup_module="Sales_Orders")
     f("Status", "Status", "picklist", options=STATUSES)
-    f("Currency", "Currency", "picklist", options=tuple(CURRENCIES))
+    f("Currency", "Currency", "picklist", options=tuple(org.currencies))
     f("Exchange_Rate", "Exchange Rate", "double")
     f(subform, "Product Details", "subform")
     for api, label, dt in (
@@ -87,7 +89,7 @@ def _define(org: Org, name: str) -> ModuleDef:
         "Sales_Order": lambda s: ids.get(s.deal_key or ""),
         "Status": lambda s: "Delivered",
         "Currency": lambda s: s.currency,
-        "Exchange_Rate": lambda s: CURRENCIES[s.currency][2],
+        "Exchange_Rate": lambda s: s.exchange_rate,
         subform: lambda s: [dict(row) for row in s.rows],
     }
     org.modules[name] = mod
@@ -109,15 +111,14 @@ def add_inventory(org: Org, now: int) -> None:
         index = share.get(deal.company_key)
         if index is None or index % SO_SHARE or not lines_of.get(deal.key):
             continue
-        currency = org.deal_currency[deal.company_key]
-        rate = CURRENCIES[currency][2]
+        # Lines are in their deal's currency at the deal's rate: the scenario's unit price already is.
         rows = tuple(
             {
                 "id": org.new_id(),
                 "Product_Name": org.ids[item.product_key],
                 "Quantity": item.quantity,
-                "ListPrice": round(item.unit_price_home * rate, 2),
-                "Total": round(item.unit_price_home * rate * item.quantity, 2),
+                "ListPrice": item.unit_price,
+                "Total": round(item.unit_price * item.quantity, 2),
             }
             for item in lines_of[deal.key]
         )
@@ -127,7 +128,8 @@ def add_inventory(org: Org, now: int) -> None:
             deal.owner_key,
             f"Order: {deal.name}",
             deal.key,
-            currency,
+            deal.currency,
+            deal.exchange_rate,
             rows,
         )
         stamp = min(ms_of(deal.close_date) + DAY_MS, now - 60_000)
@@ -143,7 +145,8 @@ def add_inventory(org: Org, now: int) -> None:
             deal.owner_key,
             f"Invoice: {deal.name}",
             order.key,
-            currency,
+            deal.currency,
+            deal.exchange_rate,
             invoice_rows,
         )
         inv_stamp = min(stamp + 4 * DAY_MS, now - 30_000)

@@ -17,10 +17,8 @@ from crm_upsell_zoho.sandbox.schema import define_modules
 from crm_upsell_zoho.sandbox.store import (
     ACTIVITY_MODULES,
     CALL_RESULTS,
-    CURRENCIES,
     DAY_MS,
     EPOCH,
-    HOME_CURRENCY,
     MODULES,
     ORG_PREFIX,
     PRIORITIES,
@@ -66,12 +64,13 @@ class Org:
         self.line_items_in_lists = True
         #: Deal id -> product ids on its Products related list ("Related Records").
         self.deal_products: dict[int, list[int]] = {}
-        #: Company key -> the currency its deals are in: every tenth company (from the fourth) deals
-        #: in JPY, every tenth (from the eighth) in EUR, the rest in the home currency.
-        self.deal_currency: dict[str, str] = {
-            c.key: ("JPY" if i % 10 == 3 else "EUR" if i % 10 == 7 else HOME_CURRENCY)
-            for i, c in enumerate(scenario.companies)
-        }
+        #: The org's currencies as the scenario sets them: ISO code -> units per home unit, the home
+        #: currency (rate 1) first, then the others in the scenario's order.
+        self.home_currency = scenario.home_currency
+        self.currencies: dict[str, float] = {scenario.home_currency: 1.0}
+        self.currencies.update(
+            (code, rate) for code, rate in scenario.exchange_rates.items() if code != scenario.home_currency
+        )
         now = ms_of(scenario.now)
         self.meta_ms = now - 1_500 * DAY_MS
         self._load_users(scenario, now)
@@ -161,10 +160,11 @@ class Org:
                 "Owner": owner,
                 "Deal_Name": lambda s: s.name,
                 "Stage": lambda s: STAGES.get(s.stage, s.stage),
-                # The scenario's amount is in the home currency; the deal keeps it in its own.
-                "Amount": lambda s: round(s.amount * CURRENCIES[self.deal_currency[s.company_key]][2], 2),
-                "Currency": lambda s: self.deal_currency[s.company_key],
-                "Exchange_Rate": lambda s: CURRENCIES[self.deal_currency[s.company_key]][2],
+                # The scenario's amount is already in the deal's currency, with the deal's rate (units
+                # of that currency per home unit): rendered as they are, never converted again.
+                "Amount": lambda s: s.amount,
+                "Currency": lambda s: s.currency,
+                "Exchange_Rate": lambda s: s.exchange_rate,
                 "Closing_Date": lambda s: date(s.close_date),
                 "Account_Name": lambda s: ids[s.company_key],
             },

@@ -11,20 +11,21 @@ from starlette.routing import Route
 
 from crm_upsell_connector.sandbox.plumbing import ApiGuard
 from crm_upsell_zoho.sandbox.state import ZohoSandbox
-from crm_upsell_zoho.sandbox.store import CURRENCIES, HOME_CURRENCY
+from crm_upsell_zoho.sandbox.store import currency_name
 
 __all__ = ["routes"]
 
 
 def get_org(sb: ZohoSandbox, request: Request) -> Response:
-    name, symbol, _ = CURRENCIES[HOME_CURRENCY]
+    home = sb.org.home_currency
+    name, symbol = currency_name(home)
     return JSONResponse(
         {
             "org": [
                 {
                     "id": str(sb.org.admin.id + 1_000_000),
                     "company_name": "Sandbox Org",
-                    "currency": f"{name} - {HOME_CURRENCY}",
+                    "currency": f"{name} - {home}",
                     "currency_symbol": symbol,
                     "currency_locale": "en_US",
                     "mc_status": True,
@@ -41,13 +42,13 @@ def list_currencies(sb: ZohoSandbox, request: Request) -> Response:
         {
             "id": str(sb.org.admin.id + 2_000_000 + n),
             "iso_code": code,
-            "name": f"{name} - {code}",
-            "symbol": symbol,
-            "is_base": code == HOME_CURRENCY,
+            "name": f"{currency_name(code)[0]} - {code}",
+            "symbol": currency_name(code)[1],
+            "is_base": code == sb.org.home_currency,
             "is_active": True,
             "exchange_rate": f"{rate:.9f}",
         }
-        for n, (code, (name, symbol, rate)) in enumerate(CURRENCIES.items())
+        for n, (code, rate) in enumerate(sb.org.currencies.items())
     ]
     return JSONResponse({"currencies": data})
 

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 from crm_upsell_zoho.sandbox.store import (
     CALL_RESULTS,
     CREATABLE_TYPES,
-    CURRENCIES,
     PRODUCT_CATEGORIES,
     STAGES,
     TASK_STATUSES,
@@ -107,7 +106,7 @@ def define_modules(org: Org) -> None:
     # Multi-currency orgs add Currency and Exchange_Rate to every module with currency fields; the
     # rate is units of the record's currency per unit of the home currency ("Multi Currency Support",
     # https://www.zoho.com/crm/developer/docs/api/v8/multi-currency-support.html).
-    _f(org, d, "Currency", "Currency", "picklist", options=tuple(CURRENCIES))
+    _f(org, d, "Currency", "Currency", "picklist", options=tuple(org.currencies))
     _f(org, d, "Exchange_Rate", "Exchange Rate", "double")
     p = m["Products"]
     _f(org, p, "Product_Name", "Product Name", "text", mandatory=True, length=200)

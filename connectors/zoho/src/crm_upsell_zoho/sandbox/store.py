@@ -100,13 +100,21 @@ CREATABLE_TYPES: dict[str, int] = {
     "picklist": 120,
     "boolean": 5,
 }
-#: The org's currencies: ISO code -> (name, symbol, units per home currency); USD is the home currency.
-CURRENCIES: dict[str, tuple[str, str, float]] = {
-    "USD": ("US Dollar", "$", 1.0),
-    "EUR": ("Euro", "€", 0.92),
-    "JPY": ("Japanese Yen", "¥", 150.0),
+#: Display names and symbols of the currencies a scenario uses (ISO code -> (name, symbol)); which
+#: currencies the org has, its home currency and the rates come from the scenario (see ``Org``).
+CURRENCY_NAMES: dict[str, tuple[str, str]] = {
+    "USD": ("US Dollar", "$"),
+    "EUR": ("Euro", "€"),
+    "JPY": ("Japanese Yen", "¥"),
+    "GBP": ("Pound Sterling", "£"),
 }
-HOME_CURRENCY = "USD"
+
+
+def currency_name(code: str) -> tuple[str, str]:
+    """(name, symbol) of an ISO currency code; the code itself for one without a known name."""
+    return CURRENCY_NAMES.get(code, (code, code))
+
+
 SYSTEM_FIELDS = frozenset({"Created_Time", "Modified_Time", "Created_By", "Modified_By"})
 
 
