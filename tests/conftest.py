@@ -80,5 +80,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'store.sqlite3'}"
         return
     url: str = request.getfixturevalue("pg_database")
+    # Empty before and after: other tests of this worker may use the session database directly.
+    _empty_postgres(url)
     yield url
-    _empty_postgres(url)  # the next test starts from an empty database
+    _empty_postgres(url)

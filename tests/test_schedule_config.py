@@ -265,9 +265,10 @@ RULES_MARK = "# --- rules ---"
 def rule_text(cooldown: int = 90, currency: str = "USD") -> str:
     """The example's rule sections (everything below its rules marker), with two values changed."""
     text = example_text().split(RULES_MARK, 1)[1]
-    assert "cooldown_days = 90 " in text and 'currency = "USD"' in text
+    assert "cooldown_days = 90 " in text and '# currency = "USD"' in text
+    # The example leaves [tasks] currency out (the CRM says it); this file sets it.
     return text.replace("cooldown_days = 90 ", f"cooldown_days = {cooldown} ").replace(
-        'currency = "USD"', f'currency = "{currency}"'
+        '# currency = "USD"', f'currency = "{currency}"'
     )
 
 

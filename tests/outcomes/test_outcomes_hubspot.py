@@ -195,14 +195,14 @@ async def test_held_out_accounts_receive_no_write_and_open_tasks_are_not_drawn(t
 
 
 async def test_a_scheduled_run_writes_the_report_to_the_configured_path(tmp_path: Path) -> None:
-    from crm_upsell_connector.scheduler import _run
+    from crm_upsell_connector.jobs.run import _run
 
     target = tmp_path / "reports" / "{connection}.html"
     async with world(tmp_path, accounts=60, seed=13) as w:
         session = w.session(report={"path": str(target)})
         async with session.connector() as connector:
             await set_up(session, connector)
-        report = await _run(session, {})
+        report = await _run(session, {}, "schedule")
         session.engine.dispose()
     written = tmp_path / "reports" / "demo.html"
     assert report.status == "ok"
