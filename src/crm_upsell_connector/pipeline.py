@@ -7,7 +7,6 @@ knowing whether a terminal or a log collector is watching.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
@@ -28,17 +27,17 @@ from crm_upsell_connector.config_errors import describe_errors
 from crm_upsell_connector.connector import Connector, ConnectorContext, ConnectorPlugin, load_plugins
 from crm_upsell_connector.credentials import credential_cache
 from crm_upsell_connector.currency import refresh_home_currency, resolve_home_currency
-from crm_upsell_connector.errors import ConfigError, ConnectorError, MassChangeError, StopRequested
+from crm_upsell_connector.errors import ConfigError, StopRequested
 from crm_upsell_connector.experiment import holdout, holdout_salt
 from crm_upsell_connector.features import compute_features
 from crm_upsell_connector.features.product_tasks import owner_tasks_since
 from crm_upsell_connector.guard import Breach, enforce
-from crm_upsell_connector.http.redact import scrub
 from crm_upsell_connector.outcomes import record_proposals, refresh_outcomes
 from crm_upsell_connector.plan import Plan, accounts_with_open_upsell_tasks, build_plan
 from crm_upsell_connector.rules.config import RulesConfig
 from crm_upsell_connector.rules.engine import RuleEngine
 from crm_upsell_connector.rules.result import Recommendation, segment_counts
+from crm_upsell_connector.run_errors import error_summary, failure_rows, failure_status, step_error
 from crm_upsell_connector.secrets import SecretResolver
 from crm_upsell_connector.store.engine import open_store
 from crm_upsell_connector.store.lock import RunLock
@@ -212,7 +211,7 @@ class Session:
             ).run(full=full)
             await self.usage_syncer(progress).run(report, full=full)
         except BaseException as exc:
-            finish_run(self.engine, run_id, _failure_status(exc), _step_error(exc))
+            finish_run(self.engine, run_id, failure_status(exc), step_error(exc))
             raise
         finish_run(
             self.engine,
@@ -352,7 +351,7 @@ class Session:
                 guard=self._guard,
             ).apply(plan, run_id)
         except BaseException as exc:
-            finish_run(self.engine, run_id, _failure_status(exc), _step_error(exc))
+            finish_run(self.engine, run_id, failure_status(exc), step_error(exc))
             raise
         self.refresh_outcomes()
         finish_run(
@@ -442,9 +441,9 @@ class Session:
             status = "ok" if applied.ok else "partial"
             return self._finish(run_id, status, summary)
         except BaseException as exc:
-            summary.update(_error_summary(exc))
+            summary.update(error_summary(exc))
             summary["calls"] = connector.stats.calls
-            finish_run(self.engine, run_id, _failure_status(exc), summary)
+            finish_run(self.engine, run_id, failure_status(exc), summary)
             raise
         finally:
             self._parent_run = None
@@ -474,66 +473,6 @@ def _validated_settings(
 def worker_identity() -> dict[str, Any]:
     """Which process made a run: shown by ``status`` when several workers share a store."""
     return {"host": socket.gethostname(), "pid": os.getpid()}
-
-
-def _failure_status(exc: BaseException) -> str:
-    """``held`` for a plan the mass-change guard stopped, ``interrupted`` for Ctrl-C (asyncio cancels
-    the run's task, then raises KeyboardInterrupt), ``stopped`` for a stop asked for by SIGTERM,
-    ``failed`` for everything else."""
-    if isinstance(exc, MassChangeError):
-        return "held"
-    if isinstance(exc, KeyboardInterrupt | asyncio.CancelledError):
-        return "interrupted"
-    return "stopped" if isinstance(exc, StopRequested) else "failed"
-
-
-def _error_name(exc: BaseException) -> str:
-    return INTERRUPTED_LINE if _failure_status(exc) == "interrupted" else type(exc).__name__
-
-
-INTERRUPTED_LINE = "interrupted (Ctrl-C); the next run resumes from the last committed page or write"
-
-
-def _step_error(exc: BaseException) -> dict[str, Any]:
-    """What a failed sync or apply step records: the error's kind, its line, and a guard stop."""
-    line = _error_line(exc)
-    return {
-        "error": _error_name(exc),
-        "reason": line,
-        **({"guard": line} if isinstance(exc, MassChangeError) else {}),
-    }
-
-
-def _error_summary(exc: BaseException) -> dict[str, Any]:
-    """What a run that ended in ``exc`` records: the one-line error, its kind, and a guard stop."""
-    interrupted = _failure_status(exc) == "interrupted"
-    summary: dict[str, Any] = {
-        "error": _error_line(exc),
-        "error_kind": "interrupted" if interrupted else type(exc).__name__,
-    }
-    if isinstance(exc, MassChangeError):
-        summary["guard"] = summary["error"]
-    return summary
-
-
-#: write failures kept with a run (the outbox keeps all of them).
-_FAILURES_KEPT = 50
-
-
-def failure_rows(report: ApplyReport) -> list[dict[str, str]]:
-    """The first write failures of an apply, with their reasons (secrets scrubbed)."""
-    return [
-        {"kind": kind, "ref": ref, "reason": scrub(reason)[:300]}
-        for kind, ref, reason in report.failed[:_FAILURES_KEPT]
-    ]
-
-
-def _error_line(exc: BaseException) -> str:
-    """One line about a failure, safe to store and show (secrets scrubbed)."""
-    if _failure_status(exc) == "interrupted":
-        return INTERRUPTED_LINE
-    text = exc.one_line() if isinstance(exc, ConnectorError) else f"{type(exc).__name__}: {exc}"
-    return scrub(text).splitlines()[0][:500] if text.strip() else type(exc).__name__
 
 
 def _rec_row(connection: str, rec: Recommendation, now: datetime) -> dict[str, Any]:
