@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel
 
 from crm_upsell_connector.discovery import CrmSchema
+from crm_upsell_connector.errors import UnsupportedError
 from crm_upsell_connector.http.settings import HttpSettings
 from crm_upsell_connector.models import (
     CheckResult,
@@ -140,10 +141,13 @@ class Connector(ABC):
         discovery), the ``contact`` and ``deal`` objects too and the CRM's products (with SKUs) and
         owners (``None`` otherwise). Read-only: it writes nothing.
 
-        Raises ``AuthError`` / ``APIError`` as reads do, and ``NotImplementedError`` by default (a
+        Raises ``AuthError`` / ``APIError`` as reads do, and ``UnsupportedError`` by default (a
         connector that cannot describe its CRM: ``check`` says so, ``run`` writes without the check).
         """
-        raise NotImplementedError(f"the {type(self).__name__} connector cannot describe its CRM")
+        raise UnsupportedError(
+            f"the {type(self).__name__} connector cannot describe its CRM",
+            hint="update the connector package",
+        )
 
     async def __aenter__(self) -> Connector:
         return self

@@ -4,7 +4,8 @@
 
     ConnectorError                      anything this product raises on purpose (exit 1)
     ├── ConfigError                     config file, CLI argument or mapping is wrong (exit 2)
-    │   └── RuleError                   a rule expression does not compile or type-check (exit 2)
+    │   ├── RuleError                   a rule expression does not compile or type-check (exit 2)
+    │   └── UnsupportedError            the connector lacks an optional capability, e.g. describe (exit 2)
     ├── AuthError                       credentials missing, rejected or not refreshable (exit 3)
     ├── StoreError                      the local database cannot be used (exit 4)
     ├── QuotaError                      the run stopped to stay within an API allowance (exit 5)
@@ -56,6 +57,11 @@ class ConfigError(ConnectorError):
 
 class RuleError(ConfigError):
     """A rule expression is wrong; the message names the file, the key and the position."""
+
+
+class UnsupportedError(ConfigError):
+    """The connector does not offer an optional capability (``Connector.describe``); callers that
+    can do without it catch this, the others show its line."""
 
 
 class AuthError(ConnectorError):

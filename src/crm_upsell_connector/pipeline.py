@@ -27,7 +27,7 @@ from crm_upsell_connector.config_errors import describe_errors
 from crm_upsell_connector.connector import Connector, ConnectorContext, ConnectorPlugin, load_plugins
 from crm_upsell_connector.credentials import credential_cache
 from crm_upsell_connector.currency import refresh_home_currency, resolve_home_currency
-from crm_upsell_connector.errors import ConfigError, StopRequested
+from crm_upsell_connector.errors import ConfigError, StopRequested, UnsupportedError
 from crm_upsell_connector.experiment import holdout, holdout_salt
 from crm_upsell_connector.features import compute_features
 from crm_upsell_connector.features.product_tasks import owner_tasks_since
@@ -321,7 +321,7 @@ class Session:
         allowed = enforce(plan, self.config.apply, allow=self.allow_mass_change)
         try:
             schema = await connector.describe(sample_size=0, catalogue=False)
-        except NotImplementedError:
+        except UnsupportedError:
             return allowed
         missing = schema.missing_product_fields()
         if missing:

@@ -20,17 +20,6 @@ if TYPE_CHECKING:
     from crm_upsell_connector.validate import Problem
 
 
-async def describe(connector: Connector, *, sample_size: int = 200, catalogue: bool = True) -> CrmSchema:
-    """``connector.describe`` with a one-line error where a connector cannot describe its CRM."""
-    try:
-        return await connector.describe(sample_size=sample_size, catalogue=catalogue)
-    except NotImplementedError:
-        raise ConfigError(
-            f"the {type(connector).__name__} connector cannot describe its CRM",
-            hint="update the connector package",
-        ) from None
-
-
 @app.command()
 def discover(
     ctx: typer.Context,
@@ -46,7 +35,7 @@ def discover(
 
     async def go() -> CrmSchema:
         async with session.connector() as connector:
-            return await describe(connector, sample_size=sample)
+            return await connector.describe(sample_size=sample)
 
     schema = asyncio.run(go())
     if as_json:
@@ -109,7 +98,7 @@ async def validate_config(session: Session, connector: Connector) -> tuple[list[
     from crm_upsell_connector.validate import Problem, validate
 
     try:
-        schema = await describe(connector)
+        schema = await connector.describe()
     except ConnectorError as exc:  # a missing scope, say: one line, and check goes on
         return [
             Problem("error", "discover", f"cannot read the CRM's fields and products: {exc.one_line()}")
@@ -144,7 +133,7 @@ def discover_into_config(path: Path, connection: str | None) -> None:
 
     async def go() -> CrmSchema:
         async with session.connector() as connector:
-            return await describe(connector)
+            return await connector.describe()
 
     schema = asyncio.run(go())
     if session.config.connections[session.name].rules is not None:
